@@ -1,0 +1,53 @@
+"""Checks that values can go on the wire, done where the value is handed in.
+
+A value that cannot be encoded must fail at the call that received it, with a
+message that says what was wrong, before anything reaches the stream.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+
+_encode = msgspec.json.encode
+_SCALARS = (str, bool, int, type(None))
+
+
+def encoded_size(value: Any, what: str) -> int:
+    """Encode ``value`` as JSON and return its size; TypeError naming ``what`` if it can't be."""
+    try:
+        return len(_encode(value))
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        raise TypeError(f"{what} is not JSON-serializable: {exc}") from None
+
+
+def copy_json_tree(value: Any, what: str, path: tuple[str, ...] = ()) -> Any:
+    """Return a private copy of a JSON-like tree (dict, list, str, number, bool, None).
+
+    State lives both here and on the client, so it must be plain JSON that
+    both sides see the same way: no custom objects, no non-string keys, no NaN.
+    """
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise TypeError(f"{what} at {list(path)} is {value!r}, which JSON cannot carry")
+        return value
+    if isinstance(value, dict):
+        copied = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"{what} at {list(path)} has a key of type {type(key).__name__}; "
+                    "state keys must be str"
+                )
+            copied[key] = copy_json_tree(item, what, (*path, key))
+        return copied
+    if isinstance(value, (list, tuple)):
+        return [copy_json_tree(item, what, (*path, str(i))) for i, item in enumerate(value)]
+    raise TypeError(
+        f"{what} at {list(path)} has type {type(value).__name__}, which is not JSON "
+        "(use dict, list, str, int, float, bool or None)"
+    )

@@ -1,0 +1,308 @@
+"""The fan-in merger: the one writer of a run's output.
+
+Everything a run emits (controller calls, substreams, tool tasks) goes through
+here, in order. Writes are synchronous and never block; while the consumer
+lags, consecutive deltas of the same part and consecutive state operations
+coalesce, so the buffer grows with the payload not yet sent, never with the
+number of calls. Async producers call :meth:`Merger.wait_for_room` between
+writes, which is where backpressure comes from.
+
+It also keeps the per-tool-call invariants: begin, argument deltas,
+args-finished, then at most one result; nothing for a call after its result;
+one begin per id.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+
+import anyio
+
+from .assistant_stream_chunk import (
+    AssistantStreamChunk,
+    ObjectStreamOperation,
+    ReasoningDeltaChunk,
+    TextDeltaChunk,
+    ToolCallArgsFinishChunk,
+    ToolCallBeginChunk,
+    ToolCallDeltaChunk,
+    ToolResultChunk,
+    UpdateStateChunk,
+)
+
+#: What one buffered chunk counts for, beside the text it carries.
+ENTRY_COST = 64
+#: Async producers wait while the unsent output costs this much or more.
+HIGH_WATER = 64 * 1024
+
+
+class _TextRun:
+    """Unsent text or reasoning deltas of one part, joined when taken."""
+
+    __slots__ = ("cost", "parent_id", "pieces", "reasoning")
+
+    def __init__(self, reasoning: bool, parent_id: str | None, delta: str) -> None:
+        self.reasoning = reasoning
+        self.parent_id = parent_id
+        self.pieces = [delta]
+        self.cost = ENTRY_COST + len(delta)
+
+    def build(self) -> AssistantStreamChunk:
+        text = "".join(self.pieces)
+        if self.reasoning:
+            return ReasoningDeltaChunk(reasoning_delta=text, parent_id=self.parent_id)
+        return TextDeltaChunk(text_delta=text, parent_id=self.parent_id)
+
+
+class _ArgsRun:
+    """Unsent argument deltas of one tool call."""
+
+    __slots__ = ("cost", "pieces", "tool_call_id")
+
+    def __init__(self, tool_call_id: str, delta: str) -> None:
+        self.tool_call_id = tool_call_id
+        self.pieces = [delta]
+        self.cost = ENTRY_COST + len(delta)
+
+    def build(self) -> AssistantStreamChunk:
+        return ToolCallDeltaChunk(tool_call_id=self.tool_call_id, args_text_delta="".join(self.pieces))
+
+
+class _StateRun:
+    """Unsent state operations; runs of text appended to one path fold together."""
+
+    __slots__ = ("cost", "operations")
+
+    def __init__(self) -> None:
+        self.operations: list[ObjectStreamOperation] = []
+        self.cost = ENTRY_COST
+
+    def add(self, op: ObjectStreamOperation) -> int:
+        ops = self.operations
+        if ops and op["type"] == "append-text" and ops[-1]["path"] == op["path"]:
+            ops[-1]["value"] += op["value"]  # set+append or append+append on one path
+        elif ops and op["type"] == "set" and ops[-1]["path"] == op["path"]:
+            ops[-1] = op
+        else:
+            ops.append(op)
+        added = ENTRY_COST // 4 + (len(op["value"]) if op["type"] == "append-text" else 0)
+        self.cost += added
+        return added
+
+    def build(self) -> AssistantStreamChunk:
+        return UpdateStateChunk(operations=self.operations)
+
+
+class _Plain:
+    """A chunk that does not coalesce, with what it counts for."""
+
+    __slots__ = ("chunk", "cost")
+
+    def __init__(self, chunk: AssistantStreamChunk, cost: int) -> None:
+        self.chunk = chunk
+        self.cost = cost
+
+    def build(self) -> AssistantStreamChunk:
+        return self.chunk
+
+
+_Entry = _TextRun | _ArgsRun | _StateRun | _Plain
+
+
+class Phase(enum.IntEnum):
+    """Where a tool call is in its life on the wire."""
+
+    ARGS = 0
+    ARGS_FINISHED = 1
+    DONE = 2
+
+
+class Mode(enum.Enum):
+    OPEN = "open"  # writes go out
+    SEALED = "sealed"  # the run is failing or the consumer is gone: writes are dropped
+    CLOSED = "closed"  # the run has ended: writes are an error
+
+
+class Merger:
+    """Ordered, coalescing output buffer of one run, read by one consumer."""
+
+    def __init__(self) -> None:
+        self._queue: deque[_Entry] = deque()
+        self._open_args: dict[str, _ArgsRun] = {}
+        self.calls: dict[str, Phase] = {}
+        self.cost = 0
+        self.mode = Mode.OPEN
+        self._reader: anyio.Event | None = None
+        self._room: anyio.Event | None = None
+
+    # -- writing -----------------------------------------------------------
+
+    def _writable(self, what: str) -> bool:
+        if self.mode is Mode.OPEN:
+            return True
+        if self.mode is Mode.CLOSED:
+            raise RuntimeError(
+                f"{what} was called after the run ended; a controller can only be used "
+                "while its run is running"
+            )
+        return False
+
+    def _push(self, entry: _Entry) -> None:
+        self._queue.append(entry)
+        self.cost += entry.cost
+        if self._reader is not None:
+            self._reader.set()
+            self._reader = None
+
+    def text(self, delta: str, parent_id: str | None, *, reasoning: bool = False) -> None:
+        what = "append_reasoning()" if reasoning else "append_text()"
+        if not isinstance(delta, str):
+            raise TypeError(f"{what} takes str, not {type(delta).__name__}")
+        if not self._writable(what):
+            return
+        tail = self._queue[-1] if self._queue else None
+        if type(tail) is _TextRun and tail.reasoning is reasoning and tail.parent_id == parent_id:
+            tail.pieces.append(delta)
+            tail.cost += len(delta)
+            self.cost += len(delta)
+            if self._reader is not None:
+                self._reader.set()
+                self._reader = None
+        else:
+            run = _TextRun(reasoning, parent_id, delta)
+            self._push(run)
+
+    def state(self, op: ObjectStreamOperation) -> None:
+        if not self._writable("a state write"):
+            return
+        tail = self._queue[-1] if self._queue else None
+        if type(tail) is not _StateRun:
+            tail = _StateRun()
+            self._push(tail)
+        self.cost += tail.add(op)
+
+    def chunk(self, chunk: AssistantStreamChunk, cost: int = ENTRY_COST) -> None:
+        """Emit a chunk that does not coalesce (data, sources, errors, steps, ...)."""
+        if self._writable(f"emitting {chunk.type!r}"):
+            self._push(_Plain(chunk, cost))
+
+    def begin_tool(self, tool_call_id: str, tool_name: str, parent_id: str | None) -> None:
+        if not isinstance(tool_call_id, str) or not tool_call_id:
+            raise TypeError(f"tool_call_id must be a non-empty str, not {tool_call_id!r}")
+        if not isinstance(tool_name, str) or not tool_name:
+            raise TypeError(f"tool_name must be a non-empty str, not {tool_name!r}")
+        if tool_call_id in self.calls:
+            raise ValueError(f"duplicate tool_call_id {tool_call_id!r}: a tool call with this id already exists in this run")
+        if self._writable("add_tool_call()"):
+            self.calls[tool_call_id] = Phase.ARGS
+            self._push(_Plain(ToolCallBeginChunk(tool_call_id=tool_call_id, tool_name=tool_name, parent_id=parent_id), ENTRY_COST))
+
+    def _phase(self, tool_call_id: str) -> Phase:
+        try:
+            return self.calls[tool_call_id]
+        except KeyError:
+            raise ValueError(f"unknown tool_call_id {tool_call_id!r}: begin the tool call first") from None
+
+    def args_delta(self, tool_call_id: str, delta: str) -> None:
+        if not isinstance(delta, str):
+            raise TypeError(f"argument text must be str, not {type(delta).__name__}")
+        if not self._writable("append_args_text()"):
+            return
+        if self._phase(tool_call_id) is not Phase.ARGS:
+            raise RuntimeError(f"tool call {tool_call_id!r}: its arguments are already finished")
+        run = self._open_args.get(tool_call_id)
+        if run is not None:
+            run.pieces.append(delta)
+            run.cost += len(delta)
+            self.cost += len(delta)
+        else:
+            run = self._open_args[tool_call_id] = _ArgsRun(tool_call_id, delta)
+            self._push(run)
+
+    def finish_args(self, tool_call_id: str) -> None:
+        """Close the call's arguments; a no-op when they are closed already."""
+        if self._writable("finishing tool arguments") and self._phase(tool_call_id) is Phase.ARGS:
+            self.calls[tool_call_id] = Phase.ARGS_FINISHED
+            self._open_args.pop(tool_call_id, None)
+            self._push(_Plain(ToolCallArgsFinishChunk(tool_call_id=tool_call_id), ENTRY_COST))
+
+    def result(self, chunk: ToolResultChunk, cost: int) -> None:
+        if not self._writable("set_response()"):
+            return
+        if self._phase(chunk.tool_call_id) is Phase.DONE:
+            raise RuntimeError(f"tool call {chunk.tool_call_id!r} already has a result")
+        self.finish_args(chunk.tool_call_id)
+        self.calls[chunk.tool_call_id] = Phase.DONE
+        self._push(_Plain(chunk, cost))
+
+    # -- modes -------------------------------------------------------------
+
+    def seal(self) -> None:
+        """Drop every later write, keeping what is buffered (the run is failing)."""
+        if self.mode is Mode.OPEN:
+            self.mode = Mode.SEALED
+        self._wake_all()
+
+    def discard(self) -> None:
+        """The consumer is gone: drop what is buffered and every later write."""
+        self.seal()
+        self._queue.clear()
+        self._open_args.clear()
+        self.cost = 0
+
+    def close(self) -> None:
+        """The run has ended: the reader drains what is left, writers get an error."""
+        self.mode = Mode.CLOSED
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        for event in (self._reader, self._room):
+            if event is not None:
+                event.set()
+        self._reader = self._room = None
+
+    async def drained(self) -> None:
+        """Wait until the consumer has taken everything buffered."""
+        while self._queue:
+            if self._room is None:
+                self._room = anyio.Event()
+            await self._room.wait()
+
+    # -- reading -----------------------------------------------------------
+
+    async def wait_for_room(self) -> None:
+        """Wait while the consumer is behind (for async producers)."""
+        while self.cost >= HIGH_WATER and self.mode is Mode.OPEN:
+            if self._room is None:
+                self._room = anyio.Event()
+            await self._room.wait()
+
+    async def get(self) -> AssistantStreamChunk | None:
+        """Take the next chunk in order, or None once the run has ended and all is read."""
+        queue = self._queue
+        while not queue:
+            if self.mode is not Mode.OPEN:
+                return None
+            if self._reader is None:
+                self._reader = anyio.Event()
+            await self._reader.wait()
+        entry = queue.popleft()
+        self.cost -= entry.cost
+        if type(entry) is _ArgsRun and self._open_args.get(entry.tool_call_id) is entry:
+            del self._open_args[entry.tool_call_id]
+        chunk = entry.build()
+        if self._room is not None and (self.cost < HIGH_WATER // 2 or not queue):
+            self._room.set()
+            self._room = None
+        return chunk
+
+    def open_calls(self) -> list[str]:
+        """Ids of tool calls whose arguments were never finished."""
+        return [tool_call_id for tool_call_id, phase in self.calls.items() if phase is Phase.ARGS]
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def __repr__(self) -> str:
+        return f"<Merger {self.mode.value} entries={len(self._queue)} cost={self.cost}>"

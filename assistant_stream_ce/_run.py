@@ -1,0 +1,200 @@
+"""The life of one run: its task group, cancellation, errors and outcome.
+
+A run is a task group whose first child is the callback. It ends in exactly
+one outcome (completed, error or cancelled), decided and reported from a
+shielded, time-limited ``finally``, after which no chunk is emitted.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import anyio.abc
+
+from ._merger import Merger, Mode
+from .assistant_stream_chunk import AssistantStreamChunk, ErrorChunk
+from .message import AssistantMessage, MessageBuilder
+from .state import StateStore
+
+if TYPE_CHECKING:
+    from .tool_calls import ToolCallSequencer
+
+logger = logging.getLogger("assistant_stream_ce")
+
+RunStatus = Literal["completed", "error", "cancelled"]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended, and the message as the consumer received it."""
+
+    status: RunStatus
+    message: AssistantMessage
+    error: BaseException | None = None
+
+
+OnFinish = Callable[[RunOutcome], Awaitable[None] | None]
+
+
+class DanglingToolCallWarning(RuntimeWarning):
+    """A tool call's arguments were still open when its run ended."""
+
+
+class CancellationSignal:
+    """Read-only view of a run's cancellation: ``is_set()`` and ``await wait()``."""
+
+    def __init__(self, core: RunCore) -> None:
+        self._core = core
+
+    def is_set(self) -> bool:
+        return self._core.cancelled
+
+    async def wait(self) -> bool:
+        await self._core.cancelled_event().wait()
+        return True
+
+
+def default_error_message(exc: BaseException) -> str:
+    """The text a client sees for a failed run: the exception's message, never a traceback."""
+    return str(exc) or type(exc).__name__
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """The exception that matters inside (possibly nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+class RunCore:
+    """State shared by a run's controller(s), its producer and its consumer."""
+
+    def __init__(
+        self,
+        state: Any,
+        on_finish: OnFinish | None,
+        grace_period: float,
+        error_message: Callable[[BaseException], str],
+    ) -> None:
+        self.merger = Merger()
+        self.state = StateStore(state, self.merger.state)
+        self.on_finish = on_finish
+        self.grace_period = grace_period
+        self.error_message = error_message
+        self.builder = MessageBuilder(self.state.root) if on_finish is not None else None
+        self.scope: anyio.CancelScope | None = None
+        self.tg: anyio.abc.TaskGroup | None = None
+        self.sequencer: ToolCallSequencer | None = None
+        self.error: BaseException | None = None
+        self.cancelled = False
+        self.finishing = False
+        self._cancelled_event: anyio.Event | None = None
+        self._done: anyio.Event | None = None
+        self.is_done = False
+
+    def cancelled_event(self) -> anyio.Event:
+        if self._cancelled_event is None:
+            self._cancelled_event = anyio.Event()
+            if self.cancelled:
+                self._cancelled_event.set()
+        return self._cancelled_event
+
+    def done_event(self) -> anyio.Event:
+        if self._done is None:
+            self._done = anyio.Event()
+            if self.is_done:
+                self._done.set()
+        return self._done
+
+    def sent(self, chunk: AssistantStreamChunk) -> None:
+        """The consumer took ``chunk``."""
+        if self.builder is not None:
+            self.builder.add(chunk)
+
+    def cancel(self) -> None:
+        """The consumer went away: stop the run and drop its pending output."""
+        if self.finishing or self.cancelled:
+            return
+        self.cancelled = True
+        if self._cancelled_event is not None:
+            self._cancelled_event.set()
+        self.merger.discard()
+        if self.scope is not None:
+            self.scope.cancel()
+
+    def fail(self, exc: BaseException) -> None:
+        """A child raised: emit the error, end the run's other work."""
+        if self.error is not None or self.cancelled:
+            logger.warning("assistant_stream_ce run: a further error after the run ended", exc_info=exc)
+            return
+        self.error = exc
+        if self.merger.mode is Mode.OPEN:
+            self.merger.chunk(ErrorChunk(error=self.error_message(exc)))
+        self.merger.seal()
+        if self.tg is not None:
+            self.tg.cancel_scope.cancel()
+
+    async def guard(self, child: Callable[[], Awaitable[None]]) -> None:
+        """Run one child of the run; an exception fails the run instead of the task group."""
+        try:
+            await child()
+        except Exception as exc:
+            self.fail(exc)
+
+    async def produce(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """The producer: runs the callback and its children, then ends the run."""
+        self.cancelled_event()
+        self.done_event()
+        self.scope = anyio.CancelScope()
+        if self.cancelled:
+            self.scope.cancel()
+        try:
+            with self.scope:
+                async with anyio.create_task_group() as tg:
+                    self.tg = tg
+                    tg.start_soon(self.guard, callback)
+                if self.error is None:
+                    self._finish_dangling_calls()
+                self.merger.close()
+                await self.merger.drained()
+        except anyio.get_cancelled_exc_class():
+            self.cancel()  # an enclosing scope was cancelled: same as the consumer leaving
+            raise
+        except Exception as exc:  # a defect inside the run machinery itself
+            self.fail(unwrap(exc))
+        finally:
+            with anyio.CancelScope(shield=True) as cleanup:
+                cleanup.deadline = anyio.current_time() + self.grace_period
+                await self._finish()
+
+    def _finish_dangling_calls(self) -> None:
+        for tool_call_id in self.merger.open_calls():
+            self.merger.finish_args(tool_call_id)
+            warnings.warn(
+                f"tool call {tool_call_id!r} was still open when its run ended; its arguments "
+                "were closed for it (call close() or set_response() on every tool call)",
+                DanglingToolCallWarning,
+                stacklevel=1,
+            )
+
+    async def _finish(self) -> None:
+        self.finishing = True
+        self.merger.close()
+        status: RunStatus = "error" if self.error else "cancelled" if self.cancelled else "completed"
+        try:
+            if self.on_finish is not None:
+                assert self.builder is not None
+                result = self.on_finish(RunOutcome(status, self.builder.message, self.error))
+                if inspect.isawaitable(result):
+                    await result
+        except Exception:
+            logger.exception("assistant_stream_ce run: on_finish raised")
+        finally:
+            self.is_done = True
+            self.done_event().set()

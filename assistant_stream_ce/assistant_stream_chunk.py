@@ -1,0 +1,189 @@
+"""The chunk types a run produces.
+
+Each chunk is a msgspec Struct tagged by ``type`` with the type names and
+fields of assistant-stream 0.0.36, so ``chunk.type == "text-delta"`` and
+``chunk.text_delta`` work as before, and ``msgspec.json.encode(chunk)`` gives
+the tagged JSON object.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any, ClassVar, Literal, TypedDict, Union
+
+import msgspec
+
+__all__ = [
+    "AnnotationsChunk",
+    "AssistantStreamChunk",
+    "DataChunk",
+    "ErrorChunk",
+    "FileChunk",
+    "ObjectStreamAppendTextOperation",
+    "ObjectStreamOperation",
+    "ObjectStreamSetOperation",
+    "ReasoningDeltaChunk",
+    "SourceChunk",
+    "StepFinishChunk",
+    "StepStartChunk",
+    "TextDeltaChunk",
+    "ToolCallArgsFinishChunk",
+    "ToolCallBeginChunk",
+    "ToolCallDeltaChunk",
+    "ToolResultChunk",
+    "UpdateStateChunk",
+]
+
+
+class _Chunk(msgspec.Struct, tag_field="type"):
+    """Base of every chunk: tagged by ``type``, which is also a class attribute."""
+
+    type: ClassVar[str]
+
+
+class TextDeltaChunk(_Chunk, tag="text-delta"):
+    """A piece of assistant text."""
+
+    text_delta: str
+    parent_id: str | None = None
+
+
+class ReasoningDeltaChunk(_Chunk, tag="reasoning-delta"):
+    """A piece of reasoning text."""
+
+    reasoning_delta: str
+    parent_id: str | None = None
+
+
+class ToolCallBeginChunk(_Chunk, tag="tool-call-begin"):
+    """A tool call starts; its arguments follow as deltas."""
+
+    tool_call_id: str
+    tool_name: str
+    parent_id: str | None = None
+
+
+class ToolCallDeltaChunk(_Chunk, tag="tool-call-delta"):
+    """A piece of a tool call's JSON arguments text."""
+
+    tool_call_id: str
+    args_text_delta: str
+
+
+class ToolCallArgsFinishChunk(_Chunk, tag="tool-call-args-text-finish"):
+    """A tool call's arguments are complete (no more deltas for it)."""
+
+    tool_call_id: str
+
+
+class ToolResultChunk(_Chunk, tag="tool-result"):
+    """The one result of a tool call."""
+
+    tool_call_id: str
+    result: Any
+    artifact: Any | None = None
+    is_error: bool = False
+
+
+class DataChunk(_Chunk, tag="data"):
+    """An application-defined JSON value."""
+
+    data: Any
+
+
+class ErrorChunk(_Chunk, tag="error"):
+    """An error message for the client."""
+
+    error: str
+
+
+class ObjectStreamSetOperation(TypedDict):
+    """Set the value at ``path`` (an empty path replaces the whole state)."""
+
+    type: Literal["set"]
+    path: list[str]
+    value: Any
+
+
+class ObjectStreamAppendTextOperation(TypedDict):
+    """Append ``value`` to the string at ``path``."""
+
+    type: Literal["append-text"]
+    path: list[str]
+    value: str
+
+
+class ObjectStreamOperation(TypedDict):
+    """One state operation as it goes on the wire: ``set`` or ``append-text``."""
+
+    type: Literal["set", "append-text"]
+    path: list[str]
+    value: Any
+
+
+class UpdateStateChunk(_Chunk, tag="update-state"):
+    """A batch of state operations, applied in order."""
+
+    operations: list[ObjectStreamOperation]
+
+
+class SourceChunk(_Chunk, tag="source"):
+    """A citation or source the answer refers to."""
+
+    id: str
+    url: str
+    source_type: str = "url"
+    title: str | None = None
+    parent_id: str | None = None
+
+
+class FileChunk(_Chunk, tag="file"):
+    """A file, as base64 ``data`` with its MIME type."""
+
+    data: str
+    mime_type: str
+    parent_id: str | None = None
+
+
+class AnnotationsChunk(_Chunk, tag="annotations"):
+    """Message annotations (a list of JSON values)."""
+
+    annotations: list[Any]
+
+
+class StepStartChunk(_Chunk, tag="step-start"):
+    """A model generation step begins."""
+
+    message_id: str
+
+
+class StepFinishChunk(_Chunk, tag="step-finish"):
+    """A model generation step ends, with its usage."""
+
+    finish_reason: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    is_continued: bool = False
+
+
+AssistantStreamChunk = Union[
+    TextDeltaChunk,
+    ReasoningDeltaChunk,
+    ToolCallBeginChunk,
+    ToolCallDeltaChunk,
+    ToolCallArgsFinishChunk,
+    ToolResultChunk,
+    DataChunk,
+    ErrorChunk,
+    UpdateStateChunk,
+    SourceChunk,
+    FileChunk,
+    AnnotationsChunk,
+    StepStartChunk,
+    StepFinishChunk,
+]
+
+
+for _cls in typing.get_args(AssistantStreamChunk):
+    _cls.type = _cls.__struct_config__.tag
+del _cls

@@ -1,0 +1,387 @@
+"""``create_run`` and the controller a run's callback writes through."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from . import _detached
+from ._json import encoded_size
+from ._run import (
+    CancellationSignal,
+    OnFinish,
+    RunCore,
+    RunOutcome,
+    default_error_message,
+)
+from .assistant_stream_chunk import (
+    AnnotationsChunk,
+    AssistantStreamChunk,
+    DataChunk,
+    ErrorChunk,
+    FileChunk,
+    ReasoningDeltaChunk,
+    SourceChunk,
+    StepFinishChunk,
+    StepStartChunk,
+    TextDeltaChunk,
+    ToolCallArgsFinishChunk,
+    ToolCallBeginChunk,
+    ToolCallDeltaChunk,
+    ToolResultChunk,
+    UpdateStateChunk,
+)
+from .modules.tool_call import ToolCallController, generate_openai_style_tool_call_id, tool_result_chunk
+from .state import StateProxy
+from .tool_calls import (
+    ResultOrder,
+    ToolCallBatch,
+    ToolCallHandle,
+    ToolCallSequencer,
+    ToolFunction,
+    start_tool_call,
+)
+
+__all__ = ["CancellationSignal", "Run", "RunController", "RunOutcome", "create_run"]
+
+
+def _check_str(value: object, name: str) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be str, not {type(value).__name__}")
+
+
+class RunController:
+    """What a run's callback uses to emit text, tool calls, state and more.
+
+    Emitting methods are synchronous and never block. Values that cannot be
+    sent (not JSON) raise TypeError here, before anything is emitted.
+    """
+
+    def __init__(self, core: RunCore, parent_id: str | None = None) -> None:
+        self._core = core
+        self._merger = core.merger
+        self._parent_id = parent_id
+
+    def with_parent_id(self, parent_id: str) -> RunController:
+        """A controller of the same run whose parts carry ``parent_id``."""
+        return RunController(self._core, parent_id)
+
+    # -- text ----------------------------------------------------------------
+
+    def append_text(self, text_delta: str) -> None:
+        """Append assistant text."""
+        self._merger.text(text_delta, self._parent_id)
+
+    def append_reasoning(self, reasoning_delta: str) -> None:
+        """Append reasoning text."""
+        self._merger.text(reasoning_delta, self._parent_id, reasoning=True)
+
+    # -- tool calls ----------------------------------------------------------
+
+    async def add_tool_call(self, tool_name: str, tool_call_id: str | None = None) -> ToolCallController:
+        """Begin a tool call whose arguments and result the caller provides."""
+        await anyio.lowlevel.checkpoint()
+        tool_call_id = tool_call_id or generate_openai_style_tool_call_id()
+        self._merger.begin_tool(tool_call_id, tool_name, self._parent_id)
+        return ToolCallController(self._merger, tool_name, tool_call_id)
+
+    def add_tool_result(self, tool_call_id: str, result: Any) -> None:
+        """Send the result of a tool call begun earlier in this run."""
+        self._merger.result(*tool_result_chunk(tool_call_id, result))
+
+    def start_tool_call(
+        self,
+        tool_name: str,
+        fn: ToolFunction,
+        *,
+        args: dict[str, Any] | None = None,
+        tool_call_id: str | None = None,
+        timeout: float | None = None,
+    ) -> ToolCallHandle:
+        """Run ``await fn(tool)`` as a child task of the run; its return value is the result.
+
+        An exception or a timeout becomes an error result for this call only.
+        Results of these calls go out in the order the calls were started.
+        """
+        core = self._core
+        tg = self._running_task_group("start_tool_call()")
+        if core.sequencer is None:
+            core.sequencer = ToolCallSequencer(self._merger, "call")
+        return start_tool_call(
+            self._merger, tg, core.sequencer, self._parent_id, tool_name, fn,
+            args=args, tool_call_id=tool_call_id, timeout=timeout,
+        )
+
+    def tool_calls(self, order: ResultOrder = "call") -> ToolCallBatch:
+        """A batch of parallel tool calls: ``async with controller.tool_calls() as calls``.
+
+        ``order="call"`` sends results in the order the calls were started,
+        ``order="completion"`` as they finish.
+        """
+        return ToolCallBatch(self._merger, self._parent_id, order)
+
+    # -- substreams ----------------------------------------------------------
+
+    def add_stream(self, stream: AsyncIterable[AssistantStreamChunk]) -> None:
+        """Merge a stream of chunks into the run; it is read only as fast as the client reads."""
+        tg = self._running_task_group("add_stream()")
+        tg.start_soon(self._core.guard, lambda: self._pump(stream))
+
+    async def _pump(self, stream: AsyncIterable[AssistantStreamChunk]) -> None:
+        iterator = aiter(stream)
+        try:
+            while True:
+                await self._merger.wait_for_room()
+                try:
+                    chunk = await anext(iterator)
+                except StopAsyncIteration:
+                    return
+                self._emit(chunk)
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                with anyio.move_on_after(self._core.grace_period, shield=True):
+                    await aclose()
+
+    def _emit(self, chunk: AssistantStreamChunk) -> None:
+        merger = self._merger
+        match chunk:
+            case TextDeltaChunk():
+                merger.text(chunk.text_delta, chunk.parent_id)
+            case ReasoningDeltaChunk():
+                merger.text(chunk.reasoning_delta, chunk.parent_id, reasoning=True)
+            case ToolCallBeginChunk():
+                merger.begin_tool(chunk.tool_call_id, chunk.tool_name, chunk.parent_id)
+            case ToolCallDeltaChunk():
+                merger.args_delta(chunk.tool_call_id, chunk.args_text_delta)
+            case ToolCallArgsFinishChunk():
+                merger.finish_args(chunk.tool_call_id)
+            case ToolResultChunk():
+                merger.result(*tool_result_chunk(chunk.tool_call_id, chunk.result, chunk.artifact, chunk.is_error))
+            case UpdateStateChunk():
+                self._core.state.apply(chunk.operations)
+            case DataChunk() | AnnotationsChunk() | ErrorChunk() | SourceChunk() | FileChunk() | StepStartChunk() | StepFinishChunk():
+                merger.chunk(chunk, encoded_size(chunk, f"a {chunk.type} chunk"))
+            case _:
+                raise TypeError(f"add_stream() got {type(chunk).__name__}, which is not an assistant stream chunk")
+
+    def _running_task_group(self, what: str) -> anyio.abc.TaskGroup:
+        self._merger._writable(what)
+        assert self._core.tg is not None
+        return self._core.tg
+
+    # -- other parts ---------------------------------------------------------
+
+    def add_data(self, data: Any) -> None:
+        """Send an application-defined JSON value."""
+        self._merger.chunk(DataChunk(data=data), encoded_size(data, "add_data() value"))
+
+    def add_error(self, error: str) -> None:
+        """Send an error message (the run goes on)."""
+        _check_str(error, "error")
+        self._merger.chunk(ErrorChunk(error=error))
+
+    def add_source(self, id: str, url: str, title: str | None = None) -> None:
+        """Cite a source."""
+        _check_str(id, "id")
+        _check_str(url, "url")
+        if title is not None:
+            _check_str(title, "title")
+        self._merger.chunk(SourceChunk(id=id, url=url, title=title, parent_id=self._parent_id))
+
+    def add_file(self, data: str, mime_type: str) -> None:
+        """Send a file as base64 ``data``."""
+        _check_str(data, "data")
+        _check_str(mime_type, "mime_type")
+        self._merger.chunk(FileChunk(data=data, mime_type=mime_type, parent_id=self._parent_id), len(data))
+
+    def add_annotations(self, annotations: list[Any]) -> None:
+        """Attach message annotations."""
+        if not isinstance(annotations, list):
+            raise TypeError(f"annotations must be a list, not {type(annotations).__name__}")
+        self._merger.chunk(AnnotationsChunk(annotations=annotations), encoded_size(annotations, "annotations"))
+
+    def add_step_start(self, message_id: str) -> None:
+        """Start a model generation step."""
+        _check_str(message_id, "message_id")
+        self._merger.chunk(StepStartChunk(message_id=message_id))
+
+    def add_step_finish(
+        self, finish_reason: str, input_tokens: int = 0, output_tokens: int = 0, is_continued: bool = False
+    ) -> None:
+        """Finish a model generation step, with its token usage."""
+        _check_str(finish_reason, "finish_reason")
+        for name, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be int, not {type(value).__name__}")
+        self._merger.chunk(StepFinishChunk(finish_reason, input_tokens, output_tokens, bool(is_continued)))
+
+    # -- state ---------------------------------------------------------------
+
+    @property
+    def state(self) -> Any:
+        """The run state: a :class:`StateProxy` over it, or None while it is None."""
+        store = self._core.state
+        return None if store.root is None else StateProxy(store, [])
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self._merger._writable("setting state")
+        self._core.state.set([], value)
+
+    def append_state_text(self, path: Sequence[str | int], text_delta: str) -> None:
+        """Append text to the string at ``path`` of the state."""
+        self._merger._writable("append_state_text()")
+        self._core.state.append_text(path, text_delta)
+
+    def flush(self) -> None:
+        """Kept for compatibility: state operations are always queued in order as they are made."""
+
+    # -- cancellation --------------------------------------------------------
+
+    @property
+    def is_cancelled(self) -> bool:
+        """True once the consumer went away and the run is being cancelled."""
+        return self._core.cancelled
+
+    @property
+    def cancelled_event(self) -> CancellationSignal:
+        """A signal to check (``is_set()``) or wait for (``await wait()``) the cancellation."""
+        return CancellationSignal(self._core)
+
+
+class _Phase(enum.Enum):
+    NEW = "new"
+    DETACHED = "detached"  # async for: the producer runs in a task the run owns
+    STRUCTURED = "structured"  # async with: the producer runs in the caller's task group
+    ENDED = "ended"
+
+
+class Run:
+    """A run's chunk stream; consume it once, either way:
+
+    - ``async with create_run(cb) as chunks: async for chunk in chunks: ...``
+      (the run's task group lives in the ``async with``; leaving it cancels
+      whatever is still running and waits for it), or
+    - ``async for chunk in create_run(cb): ...`` (breaking out, ``aclose()``
+      or dropping the iterator cancels the run and runs its cleanup).
+
+    If the callback raises, the stream yields an error chunk and then raises
+    that exception.
+    """
+
+    def __init__(self, callback: Callable[[RunController], Awaitable[None]], core: RunCore) -> None:
+        self._callback = callback
+        self._core = core
+        self._phase = _Phase.NEW
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._error_raised = False
+
+    async def _produce(self) -> None:
+        controller = RunController(self._core)
+        await self._core.produce(lambda: self._callback(controller))
+
+    # -- async with ----------------------------------------------------------
+
+    async def __aenter__(self) -> Run:
+        self._claim(_Phase.STRUCTURED)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._produce)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._tg is not None
+        self._core.cancel()
+        self._phase = _Phase.ENDED
+        # Exit without the body's exception so that it propagates as itself, not in a group.
+        await self._tg.__aexit__(None, None, None)
+
+    # -- async for -----------------------------------------------------------
+
+    def __aiter__(self) -> Run:
+        return self
+
+    def _claim(self, phase: _Phase) -> None:
+        if self._phase is not _Phase.NEW:
+            raise RuntimeError("a run's stream can be consumed only once")
+        self._phase = phase
+
+    async def __anext__(self) -> AssistantStreamChunk:
+        if self._phase is _Phase.NEW:
+            self._claim(_Phase.DETACHED)
+            self._core.cancelled_event()
+            self._core.done_event()
+            _detached.spawn(self._produce)
+        elif self._phase is _Phase.ENDED:
+            raise StopAsyncIteration
+        core = self._core
+        try:
+            chunk = await core.merger.get()
+            if chunk is None:
+                await core.done_event().wait()
+        except BaseException:
+            self._abandon()
+            raise
+        if chunk is not None:
+            core.sent(chunk)
+            return chunk
+        if self._phase is _Phase.DETACHED:
+            self._phase = _Phase.ENDED
+        if core.error is not None and not self._error_raised:
+            self._error_raised = True
+            raise core.error
+        raise StopAsyncIteration
+
+    def _abandon(self) -> None:
+        """The consumer stopped (cancelled, closed or dropped): cancel the run."""
+        if self._phase is _Phase.DETACHED:
+            self._phase = _Phase.ENDED
+            self._core.cancel()
+
+    async def aclose(self) -> None:
+        """Cancel the run if it is still running, and wait for its cleanup."""
+        was = self._phase
+        self._abandon()
+        if was is _Phase.NEW:
+            self._phase = _Phase.ENDED
+        elif was is _Phase.DETACHED:
+            with anyio.move_on_after(self._core.grace_period, shield=True):
+                await self._core.done_event().wait()
+
+    def __del__(self) -> None:
+        if self._phase is _Phase.DETACHED and not self._core.is_done:
+            try:
+                self._core.cancel()
+            except Exception:  # the event loop is already gone: nothing is left to cancel
+                pass
+
+
+def create_run(
+    callback: Callable[[RunController], Awaitable[None]],
+    *,
+    state: Any | None = None,
+    on_finish: OnFinish | None = None,
+    grace_period: float = 5.0,
+    error_message: Callable[[BaseException], str] = default_error_message,
+) -> Run:
+    """Describe a run of ``await callback(controller)``; nothing starts until it is consumed.
+
+    ``state`` is the initial state (a JSON tree). ``on_finish`` is called once
+    with the :class:`RunOutcome` (also after a disconnect). ``grace_period``
+    bounds the run's own cleanup after cancellation. ``error_message`` turns
+    the callback's exception into the text the client sees.
+    """
+    if not callable(callback):
+        raise TypeError(f"callback must be an async function taking the controller, not {callback!r}")
+    if not (isinstance(grace_period, (int, float)) and grace_period > 0 and math.isfinite(grace_period)):
+        raise ValueError(f"grace_period must be a positive number of seconds, not {grace_period!r}")
+    return Run(callback, RunCore(state, on_finish, float(grace_period), error_message))

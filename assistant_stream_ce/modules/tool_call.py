@@ -1,0 +1,59 @@
+"""The compatible tool-call controller: the caller streams arguments and sets the result."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import warnings
+from typing import Any
+
+from .._json import encoded_size
+from .._merger import Merger
+from ..assistant_stream_chunk import ToolResultChunk
+
+__all__ = ["ToolCallController", "generate_openai_style_tool_call_id"]
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def generate_openai_style_tool_call_id() -> str:
+    """A fresh id shaped like OpenAI's (``call_`` and 24 letters or digits)."""
+    return "call_" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+
+
+def tool_result_chunk(
+    tool_call_id: str, result: Any, artifact: Any = None, is_error: bool = False
+) -> tuple[ToolResultChunk, int]:
+    """A checked result chunk and what it weighs in the buffer."""
+    if not isinstance(is_error, bool):
+        raise TypeError(f"is_error must be bool, not {type(is_error).__name__}")
+    cost = encoded_size(result, f"the result of tool call {tool_call_id!r}")
+    cost += encoded_size(artifact, f"the artifact of tool call {tool_call_id!r}")
+    return ToolResultChunk(tool_call_id, result, artifact, is_error), cost
+
+
+class ToolCallController:
+    """One tool call of a run, driven by the caller (``controller.add_tool_call``)."""
+
+    def __init__(self, merger: Merger, tool_name: str, tool_call_id: str) -> None:
+        self._merger = merger
+        self.tool_name = tool_name
+        self.tool_call_id = tool_call_id
+
+    def append_args_text(self, args_text_delta: str) -> None:
+        """Stream a piece of the JSON arguments text."""
+        self._merger.args_delta(self.tool_call_id, args_text_delta)
+
+    def set_response(self, result: Any, *, artifact: Any | None = None, is_error: bool = False) -> None:
+        """Finish the arguments and send the one result of this call."""
+        chunk, cost = tool_result_chunk(self.tool_call_id, result, artifact, is_error)
+        self._merger.result(chunk, cost)
+
+    def set_result(self, result: Any) -> None:
+        """Deprecated spelling of :meth:`set_response`."""
+        warnings.warn("set_result() is deprecated; use set_response()", DeprecationWarning, stacklevel=2)
+        self.set_response(result)
+
+    def close(self) -> None:
+        """Finish the arguments without a result (the client will run the tool)."""
+        self._merger.finish_args(self.tool_call_id)

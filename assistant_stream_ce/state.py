@@ -1,0 +1,268 @@
+"""Run state: a JSON tree kept on the server and mirrored on the client.
+
+Writes through :class:`StateProxy` change the local tree at once and become
+``set`` / ``append-text`` operations, which the run emits as ``update-state``
+chunks. Applying those operations to the initial state on the client gives the
+server's state; an ``append-text`` is only ever emitted for a path that holds a
+string, because the clients reject it anywhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from ._json import copy_json_tree
+from .assistant_stream_chunk import ObjectStreamOperation
+
+__all__ = ["StateKeyError", "StateProxy", "apply_operations"]
+
+_PRIMITIVES = (str, int, float, bool, type(None))
+
+
+class StateKeyError(KeyError):
+    """A state path that does not exist."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _child(container: Any, key: str, path: Sequence[str]) -> Any:
+    if isinstance(container, dict):
+        if key in container:
+            return container[key]
+    elif isinstance(container, list):
+        if key.isdigit() and int(key) < len(container):
+            return container[int(key)]
+    raise StateKeyError(f"state has no {key!r} at path {list(path)}")
+
+
+def _lookup(root: Any, path: Sequence[str]) -> Any:
+    value = root
+    for depth, key in enumerate(path):
+        value = _child(value, key, path[: depth + 1])
+    return value
+
+
+def _assign(root: Any, path: Sequence[str], value: Any) -> Any:
+    """Set ``path`` to ``value`` in place and return the (possibly new) root."""
+    if not path:
+        return value
+    parent = _lookup(root, path[:-1])
+    key = path[-1]
+    if isinstance(parent, dict):
+        parent[key] = value
+    elif isinstance(parent, list) and key.isdigit() and int(key) <= len(parent):
+        if int(key) == len(parent):
+            parent.append(value)
+        else:
+            parent[int(key)] = value
+    else:
+        raise StateKeyError(
+            f"cannot set {key!r} at path {list(path)}: the parent is "
+            f"{type(parent).__name__}" + (f" of length {len(parent)}" if isinstance(parent, list) else "")
+        )
+    return root
+
+
+def _append_text(root: Any, path: Sequence[str], delta: str) -> Any:
+    current = _lookup(root, path)
+    if not isinstance(current, str):
+        raise TypeError(
+            f"cannot append text at path {list(path)}: it holds {type(current).__name__}, not str"
+        )
+    return _assign(root, path, current + delta)
+
+
+def apply_operations(state: Any, operations: Sequence[ObjectStreamOperation]) -> Any:
+    """Apply wire operations to a copy of ``state`` and return the new state.
+
+    This is what a client does with ``update-state`` chunks.
+    """
+    root = copy_json_tree(state, "state")
+    for op in operations:
+        if op["type"] == "set":
+            root = _assign(root, op["path"], copy_json_tree(op["value"], "state value"))
+        elif op["type"] == "append-text":
+            root = _append_text(root, op["path"], op["value"])
+        else:
+            raise ValueError(f"unknown state operation type {op['type']!r}")
+    return root
+
+
+class StateStore:
+    """The authoritative tree; every change is reported to ``emit`` as one operation."""
+
+    def __init__(self, initial: Any, emit: Callable[[ObjectStreamOperation], None]) -> None:
+        self.root = copy_json_tree(initial, "initial state")
+        self._emit = emit
+
+    def get(self, path: Sequence[str]) -> Any:
+        return _lookup(self.root, path)
+
+    def set(self, path: Sequence[str | int], value: Any) -> None:
+        path = [str(key) for key in path]
+        if isinstance(value, StateProxy):
+            if value._store is self and value._path == path:
+                return  # `proxy[k] += [...]` writes the same proxy back: nothing changed
+            value = value._value()
+        local = copy_json_tree(value, "state value", tuple(path))
+        self.root = _assign(self.root, path, local)
+        self._emit({"type": "set", "path": path, "value": copy_json_tree(local, "state value")})
+
+    def append_text(self, path: Sequence[str | int], delta: str) -> None:
+        if not isinstance(delta, str):
+            raise TypeError(f"can only append str to state text, not {type(delta).__name__}")
+        path = [str(key) for key in path]
+        self.root = _append_text(self.root, path, delta)
+        if delta:
+            self._emit({"type": "append-text", "path": path, "value": delta})
+
+    def apply(self, operations: Sequence[ObjectStreamOperation]) -> None:
+        """Apply operations that arrived as an ``update-state`` chunk from a substream."""
+        for op in operations:
+            if op["type"] == "set":
+                self.set(op["path"], op["value"])
+            elif op["type"] == "append-text":
+                self.append_text(op["path"], op["value"])
+            else:
+                raise ValueError(f"unknown state operation type {op['type']!r}")
+
+
+class StateProxy:
+    """A live view of one path of the run state, with dict- and list-style access.
+
+    Reading an item gives plain values for str, numbers, bool and None, and a
+    proxy for dicts and lists. Assigning a string that extends the current
+    non-empty string sends only the added text (``append-text``); other writes
+    send a ``set``. ``+=`` works on strings and lists.
+    """
+
+    __slots__ = ("_path", "_store")
+
+    def __init__(self, store: StateStore, path: list[str]) -> None:
+        self._store = store
+        self._path = path
+
+    def _value(self) -> Any:
+        return self._store.get(self._path)
+
+    def _key(self, key: str | int, *, for_write: bool) -> str:
+        value = self._value()
+        if isinstance(value, list):
+            if isinstance(key, str):
+                if not key.lstrip("-").isdigit():
+                    raise StateKeyError(f"list at path {self._path} needs an int index, not {key!r}")
+                key = int(key)
+            if key < 0:
+                key += len(value)
+            limit = len(value) + 1 if for_write else len(value)
+            if not 0 <= key < limit:
+                raise StateKeyError(f"index {key} is out of range for the list at path {self._path}")
+            return str(key)
+        if isinstance(value, dict):
+            if not for_write and str(key) not in value:
+                raise StateKeyError(
+                    f"state has no key {str(key)!r} at path {[*self._path, str(key)]}; "
+                    "assign it before reading it or using +="
+                )
+            return str(key)
+        raise TypeError(f"state at path {self._path} is {type(value).__name__}, not a dict or list")
+
+    def __getitem__(self, key: str | int) -> Any:
+        path = [*self._path, self._key(key, for_write=False)]
+        value = self._store.get(path)
+        if isinstance(value, _PRIMITIVES):
+            return value
+        return StateProxy(self._store, path)
+
+    def __setitem__(self, key: str | int, value: Any) -> None:
+        path = [*self._path, self._key(key, for_write=True)]
+        if isinstance(value, str):
+            try:
+                current = self._store.get(path)
+            except StateKeyError:
+                current = None
+            if isinstance(current, str) and current and value.startswith(current):
+                self._store.append_text(path, value[len(current) :])
+                return
+        self._store.set(path, value)
+
+    def __iadd__(self, other: Any) -> StateProxy:
+        value = self._value()
+        if isinstance(value, str):
+            self._store.append_text(self._path, other)
+        elif isinstance(value, list):
+            self.extend(other)
+        else:
+            raise TypeError(f"+= is not supported on {type(value).__name__} state at path {self._path}")
+        return self
+
+    def append(self, item: Any) -> None:
+        """Append ``item`` to the list at this path."""
+        value = self._value()
+        if not isinstance(value, list):
+            raise TypeError(f"append() needs a list at path {self._path}, not {type(value).__name__}")
+        self._store.set([*self._path, str(len(value))], item)
+
+    def extend(self, items: Any) -> None:
+        """Append every item of ``items`` to the list at this path."""
+        if isinstance(items, StateProxy):
+            items = items._value()
+        for item in list(items):
+            self.append(item)
+
+    def clear(self) -> None:
+        """Empty the dict or list at this path."""
+        value = self._value()
+        if not isinstance(value, (dict, list)):
+            raise TypeError(f"clear() needs a dict or list at path {self._path}")
+        self._store.set(self._path, type(value)())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Like ``dict.get``."""
+        try:
+            return self[key]
+        except StateKeyError:
+            return default
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        """Like ``dict.setdefault``."""
+        if key not in self._value():
+            self[key] = default
+        return self[key]
+
+    def keys(self) -> Any:
+        return self._value().keys()
+
+    def values(self) -> Any:
+        return self._value().values()
+
+    def items(self) -> Any:
+        return self._value().items()
+
+    def __len__(self) -> int:
+        return len(self._value())
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._value())
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._value()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StateProxy):
+            other = other._value()
+        return bool(self._value() == other)
+
+    def __bool__(self) -> bool:
+        return bool(self._value())
+
+    def __repr__(self) -> str:
+        return repr(self._value())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __getattr__(self, name: str) -> Any:
+        # Read-only methods of the underlying value (str.upper, list.index, ...).
+        return getattr(self._value(), name)
