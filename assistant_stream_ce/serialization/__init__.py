@@ -1,0 +1,1 @@
+"""Wire formats: each is a StreamEncoder plus a Starlette response."""

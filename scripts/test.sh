@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install everything the tests need, then run lint, type checks and the whole test suite.
+# Works on a fresh machine with Python 3.11, node and apt; fails loudly (non-zero) on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+
+# --- system packages (apt) -------------------------------------------------
+apt_packages=()
+if [ ${#apt_packages[@]} -gt 0 ]; then
+    missing=()
+    for pkg in "${apt_packages[@]}"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+fi
+
+# --- npm clients for the conformance tests -----------------------------------
+if [ -f tests/conformance/package.json ]; then
+    (cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# --- checks -------------------------------------------------------------------
+.venv/bin/ruff check .
+.venv/bin/mypy
+
+set +e
+.venv/bin/python -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+    echo "pytest collected no tests: failing" >&2
+    exit 1
+fi
+exit "$status"
