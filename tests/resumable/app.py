@@ -1,0 +1,177 @@
+"""A resumable-streams app for end-to-end tests: one process is one instance.
+
+Environment: STORE (memory | redis), REDIS_PORT, KEY_PREFIX. Several
+instances started with the same Redis share their streams.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from assistant_stream_ce import RunController, RunOutcome
+from assistant_stream_ce.resumable import (
+    ResumableStreamContext,
+    ResumableStreamError,
+    create_in_memory_resumable_stream_store,
+    create_redis_resumable_stream_store,
+    create_resumable_assistant_stream_response,
+    create_resumable_stream_context,
+    create_resume_assistant_stream_response,
+    resume_cursor,
+)
+from assistant_stream_ce.serialization import DataStreamEncoder, UIMessageStreamEncoder
+from assistant_stream_ce.serialization.stream_encoder import StreamEncoder
+
+ENCODERS: dict[str, type[StreamEncoder]] = {
+    "data-stream": DataStreamEncoder,
+    "ui-message-stream": UIMessageStreamEncoder,
+}
+EVENTS: list[dict[str, Any]] = []
+_changed: list[anyio.Event] = []
+
+
+def record(event: dict[str, Any]) -> None:
+    """Note what happened on the server, and wake whoever waits for it."""
+    EVENTS.append(event)
+    while _changed:
+        _changed.pop().set()
+
+
+class _Recorder(logging.Handler):
+    def emit(self, record_: logging.LogRecord) -> None:
+        record({"event": "log", "level": record_.levelname, "message": record_.getMessage()})
+
+
+logging.getLogger("assistant_stream_ce").addHandler(_Recorder(logging.WARNING))
+
+
+async def story(controller: RunController) -> None:
+    """A deterministic run with text, parallel tools and state, slow enough to disconnect from."""
+    try:
+        controller.state = {"step": "start"}
+        for i in range(10):
+            controller.append_text(f"word{i} ")
+            await anyio.sleep(0.01)
+
+        async def lookup(tool: Any) -> dict[str, Any]:
+            await anyio.sleep(0.01 * tool.args["n"])
+            return {"n": tool.args["n"], "city": "Zürich"}
+
+        async with controller.tool_calls() as calls:
+            for n in (3, 1, 2):
+                calls.start("lookup", lookup, args={"n": n}, tool_call_id=f"call_{n}")
+        controller.state["step"] = "done"
+        for i in range(10):
+            controller.append_text(f"tail{i} ")
+            await anyio.sleep(0.01)
+    finally:
+        record({"event": "finally", "scenario": "story", "cancelled": controller.is_cancelled})
+
+
+async def forever(controller: RunController) -> None:
+    """Streams until it is cancelled."""
+    try:
+        while True:
+            controller.append_text("tick ")
+            await anyio.sleep(0.01)
+    finally:
+        record({"event": "finally", "scenario": "forever", "cancelled": controller.is_cancelled})
+
+
+SCENARIOS = {"story": story, "forever": forever}
+
+
+def on_finish(outcome: RunOutcome) -> None:
+    record({"event": "on_finish", "status": outcome.status, "text": outcome.message.text})
+
+
+def _context(request: Request) -> ResumableStreamContext:
+    context: ResumableStreamContext = request.app.state.context
+    return context
+
+
+async def start(request: Request) -> Response:
+    encoder = ENCODERS[request.query_params.get("format", "data-stream")]()
+    try:
+        return await create_resumable_assistant_stream_response(
+            context=_context(request),
+            stream_id=request.path_params["stream_id"],
+            callback=SCENARIOS[request.query_params.get("scenario", "story")],
+            encoder=encoder,
+            on_finish=on_finish,
+        )
+    except ResumableStreamError as err:
+        return JSONResponse({"error": str(err)}, status_code=400)
+
+
+async def resume(request: Request) -> Response:
+    encoder = ENCODERS[request.query_params.get("format", "data-stream")]()
+    return await create_resume_assistant_stream_response(
+        context=_context(request),
+        stream_id=request.path_params["stream_id"],
+        encoder=encoder,
+        cursor=resume_cursor(request),
+    )
+
+
+async def cancel(request: Request) -> Response:
+    try:
+        await _context(request).cancel(request.path_params["stream_id"])
+    except ResumableStreamError as err:
+        return JSONResponse({"error": str(err)}, status_code=404 if err.code == "missing" else 400)
+    return JSONResponse({"cancelled": True})
+
+
+async def events(request: Request) -> Response:
+    return JSONResponse(EVENTS)
+
+
+async def wait_for_event(request: Request) -> Response:
+    """Answer once an event containing the posted fields has happened (408 after 10 s)."""
+    wanted = (await request.json()).items()
+    with anyio.move_on_after(10):
+        while not any(wanted <= event.items() for event in EVENTS):
+            changed = anyio.Event()
+            _changed.append(changed)
+            await changed.wait()
+        return JSONResponse({"found": True})
+    return JSONResponse({"found": False, "events": EVENTS}, status_code=408)
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    if os.environ.get("STORE", "redis") == "memory":
+        async with create_resumable_stream_context(store=create_in_memory_resumable_stream_store()) as context:
+            app.state.context = context
+            yield
+        return
+    import coredis
+
+    client = coredis.Redis(port=int(os.environ["REDIS_PORT"]), stream_timeout=5, connect_timeout=2)
+    async with client:
+        store = create_redis_resumable_stream_store(client, key_prefix=os.environ.get("KEY_PREFIX", "test"))
+        async with create_resumable_stream_context(store=store, ttl_ms=60_000) as context:
+            app.state.context = context
+            yield
+
+
+app = Starlette(
+    routes=[
+        Route("/runs/{stream_id}", start, methods=["POST"]),
+        Route("/runs/{stream_id}", resume, methods=["GET"]),
+        Route("/runs/{stream_id}/cancel", cancel, methods=["POST"]),
+        Route("/_events", events),
+        Route("/_events/wait", wait_for_event, methods=["POST"]),
+    ],
+    lifespan=lifespan,
+)
