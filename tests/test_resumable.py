@@ -35,15 +35,44 @@ def redis_server() -> Iterator[RedisServer]:
         server.close()
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest, redis_server: RedisServer) -> AsyncIterator[ResumableStreamStore]:
-    if request.param == "memory":
-        yield create_in_memory_resumable_stream_store()
-        return
-    import coredis
+# Every store on every backend it supports: redis-py is asyncio-only, coredis covers trio.
+STORES = [
+    ("memory", "asyncio"),
+    ("memory", "trio"),
+    ("coredis", "asyncio"),
+    ("coredis", "trio"),
+    ("redis-py", "asyncio"),
+]
 
-    async with coredis.Redis(port=redis_server.port) as client:
-        yield create_redis_resumable_stream_store(client, key_prefix=f"t{id(request)}", poll_interval_ms=200)
+
+@pytest.fixture(params=STORES, ids=[f"{kind}-{backend}" for kind, backend in STORES])
+def store_kind(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return tuple(request.param)  # type: ignore[return-value]
+
+
+@pytest.fixture
+def anyio_backend(store_kind: tuple[str, str]) -> str:
+    return store_kind[1]
+
+
+@pytest.fixture
+async def store(store_kind: tuple[str, str], redis_server: RedisServer) -> AsyncIterator[ResumableStreamStore]:
+    prefix = uuid.uuid4().hex
+    if store_kind[0] == "memory":
+        yield create_in_memory_resumable_stream_store()
+    elif store_kind[0] == "coredis":
+        import coredis
+
+        async with coredis.Redis(port=redis_server.port) as client:
+            yield create_redis_resumable_stream_store(client, key_prefix=prefix, poll_interval_ms=200)
+    else:
+        import redis.asyncio
+
+        client = redis.asyncio.Redis(port=redis_server.port)
+        try:
+            yield create_redis_resumable_stream_store(client, key_prefix=prefix, poll_interval_ms=200)
+        finally:
+            await client.aclose()
 
 
 async def _collect(store: ResumableStreamStore, stream_id: str, cursor: str = "") -> list[bytes]:
@@ -119,6 +148,7 @@ def test_malformed_ids_are_rejected(bad: str) -> None:
     assert info.value.code == "invalid-id"
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_in_memory_ttl_expiry() -> None:
     clock = [0.0]
     store = create_in_memory_resumable_stream_store(default_ttl_ms=1000, now=lambda: clock[0])
@@ -227,12 +257,24 @@ async def test_cancel_through_the_other_instance_stops_the_producer(instances: t
             assert len(frames) == 3
             response = await client.post(f"{second.url}/runs/{stream_id}/cancel")
             assert response.status_code == 200
-            await _wait_for_event(client, first, {"event": "finally", "scenario": "forever", "cancelled": True})
-            await _wait_for_event(client, first, {"event": "on_finish", "status": "cancelled"})
+            await _wait_for_event(client, first, {"event": "finally", "stream": stream_id, "cancelled": True})
+            await _wait_for_event(client, first, {"event": "on_finish", "stream": stream_id, "status": "cancelled"})
             # The stream ends for readers, well-formed, once the producer stopped.
             rest = await _read_frames(client, "GET", f"{second.url}/runs/{stream_id}?cursor=3", b"\n", None)
             events = await _events(client, first)
     assert rest[-1].startswith(b"d:"), (rest[-3:], events[-4:])
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_run_can_be_tied_to_its_first_client(instances: tuple[AppServer, AppServer]) -> None:
+    first, _ = instances
+    stream_id = f"tied-{uuid.uuid4().hex}"
+    async with httpx.AsyncClient(timeout=10) as client:
+        url = f"{first.url}/runs/{stream_id}?scenario=forever&detach=no"
+        frames = await _read_frames(client, "POST", url, b"\n", 2)
+        assert len(frames) == 2
+        await _wait_for_event(client, first, {"event": "finally", "stream": stream_id, "cancelled": True})
+        await _wait_for_event(client, first, {"event": "on_finish", "stream": stream_id, "status": "cancelled"})
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])

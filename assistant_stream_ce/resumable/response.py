@@ -43,20 +43,30 @@ def _headers(encoder: StreamEncoder, extra: Mapping[str, str] | None, stream_id:
     return merged
 
 
-async def _relay(body: AsyncIterator[bytes], encoder: StreamEncoder, stream_id: str) -> AsyncIterator[bytes]:
+async def _relay(
+    body: AsyncIterator[bytes],
+    encoder: StreamEncoder,
+    stream_id: str,
+    on_hang_up: Callable[[], Awaitable[None]] | None = None,
+) -> AsyncIterator[bytes]:
     """Frames from the store; if the store fails, a well-formed error ending instead of a cut."""
+    ended = False
     try:
         async for frame in body:
             yield frame
+        ended = True
     except Exception as exc:
+        ended = True
         logger.error("resumable stream %s: reading failed: %s", stream_id, exc)
         writer = encoder.open()
         yield writer.encode(ErrorChunk(error=f"stream unavailable: {exc}")) + writer.finish("error")
     finally:
-        aclose = getattr(body, "aclose", None)
-        if aclose is not None:
-            with anyio.CancelScope(shield=True):
+        with anyio.move_on_after(5, shield=True):
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:
                 await aclose()
+            if not ended and on_hang_up is not None:
+                await on_hang_up()
 
 
 def _run_source(
@@ -100,17 +110,26 @@ async def create_resumable_assistant_stream_response(
     headers: Mapping[str, str] | None = None,
     state: Any = None,
     on_finish: OnFinish | None = None,
+    continue_without_client: bool = True,
 ) -> Response:
     """Start the run as the producer of ``stream_id`` (if nobody is yet) and stream it from the start.
 
-    The run keeps going when this client goes away; a client resumes it with
-    :func:`create_resume_assistant_stream_response`. The stream id is sent in
-    the ``x-resumable-stream-id`` header.
+    The run keeps going when this client goes away (unless
+    ``continue_without_client`` is false: then this client hanging up cancels
+    it); a client resumes it with :func:`create_resume_assistant_stream_response`.
+    The stream id is sent in the ``x-resumable-stream-id`` header.
     """
     encoder = encoder if encoder is not None else DataStreamEncoder()
     await context.start(stream_id, _run_source(callback, encoder, state, on_finish), separator=_separator(encoder))
+
+    async def cancel_run() -> None:
+        try:
+            await context.cancel(stream_id)
+        except ResumableStreamError as err:
+            logger.warning("resumable stream %s: could not cancel after the client left: %s", stream_id, err)
+
     return StreamingResponse(
-        _relay(context.read(stream_id), encoder, stream_id),
+        _relay(context.read(stream_id), encoder, stream_id, None if continue_without_client else cancel_run),
         media_type=encoder.get_media_type(),
         headers=_headers(encoder, headers, stream_id),
     )

@@ -6,9 +6,10 @@ instances started with the same Redis share their streams.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -55,7 +56,7 @@ class _Recorder(logging.Handler):
 logging.getLogger("assistant_stream_ce").addHandler(_Recorder(logging.WARNING))
 
 
-async def story(controller: RunController) -> None:
+async def story(controller: RunController, stream_id: str) -> None:
     """A deterministic run with text, parallel tools and state, slow enough to disconnect from."""
     try:
         controller.state = {"step": "start"}
@@ -75,24 +76,27 @@ async def story(controller: RunController) -> None:
             controller.append_text(f"tail{i} ")
             await anyio.sleep(0.01)
     finally:
-        record({"event": "finally", "scenario": "story", "cancelled": controller.is_cancelled})
+        record({"event": "finally", "stream": stream_id, "cancelled": controller.is_cancelled})
 
 
-async def forever(controller: RunController) -> None:
+async def forever(controller: RunController, stream_id: str) -> None:
     """Streams until it is cancelled."""
     try:
         while True:
             controller.append_text("tick ")
             await anyio.sleep(0.01)
     finally:
-        record({"event": "finally", "scenario": "forever", "cancelled": controller.is_cancelled})
+        record({"event": "finally", "stream": stream_id, "cancelled": controller.is_cancelled})
 
 
 SCENARIOS = {"story": story, "forever": forever}
 
 
-def on_finish(outcome: RunOutcome) -> None:
-    record({"event": "on_finish", "status": outcome.status, "text": outcome.message.text})
+def on_finish(stream_id: str) -> Callable[[RunOutcome], None]:
+    def hook(outcome: RunOutcome) -> None:
+        record({"event": "on_finish", "stream": stream_id, "status": outcome.status, "text": outcome.message.text})
+
+    return hook
 
 
 def _context(request: Request) -> ResumableStreamContext:
@@ -102,13 +106,16 @@ def _context(request: Request) -> ResumableStreamContext:
 
 async def start(request: Request) -> Response:
     encoder = ENCODERS[request.query_params.get("format", "data-stream")]()
+    stream_id = request.path_params["stream_id"]
+    scenario = SCENARIOS[request.query_params.get("scenario", "story")]
     try:
         return await create_resumable_assistant_stream_response(
             context=_context(request),
-            stream_id=request.path_params["stream_id"],
-            callback=SCENARIOS[request.query_params.get("scenario", "story")],
+            stream_id=stream_id,
+            callback=functools.partial(scenario, stream_id=stream_id),
             encoder=encoder,
-            on_finish=on_finish,
+            on_finish=on_finish(stream_id),
+            continue_without_client=request.query_params.get("detach", "yes") == "yes",
         )
     except ResumableStreamError as err:
         return JSONResponse({"error": str(err)}, status_code=400)

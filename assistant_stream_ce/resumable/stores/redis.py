@@ -4,8 +4,8 @@ Each stream has three keys, all under ``{key_prefix}:{<stream id>}`` (one
 Redis Cluster hash slot): ``meta`` (status, TTL), ``data`` (a Redis Stream of
 frames with ids ``0-1``, ``0-2``, ... so a frame's id is its cursor) and
 ``ctl`` (cancel requests, read with a blocking XREAD by the producer's
-instance). Works with a ``coredis`` client on asyncio and trio; the client is
-entered (``async with client:``) by the application.
+instance). Takes a ``coredis`` client (asyncio and trio) or a redis-py
+asyncio client (asyncio only), entered or connected by the application.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import msgspec
 
 from ..errors import DEFAULT_TTL_MS, ResumableStreamError, parse_cursor, validate_stream_id
 from ..types import CancellationSignal, ResumableStreamEntry, ResumableStreamRole, ResumableStreamStatus
+from ._redis_clients import RedisCommands, Write, commands_for
 
 __all__ = ["RedisResumableStreamStore", "create_redis_resumable_stream_store"]
 
@@ -36,23 +37,19 @@ def _ttl_sec(ttl_ms: int) -> int:
     return max(1, math.ceil(ttl_ms / 1000))
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class RedisResumableStreamStore:
-    """A store on Redis Streams through a coredis client."""
+    """A store on Redis Streams."""
 
     def __init__(
         self,
-        client: Any,
+        redis: RedisCommands,
         *,
         key_prefix: str = DEFAULT_KEY_PREFIX,
         default_ttl_ms: int = DEFAULT_TTL_MS,
         poll_interval_ms: int = DEFAULT_POLL_INTERVAL_MS,
         max_chunk_bytes: int | None = None,
     ) -> None:
-        self._client = client
+        self._redis = redis
         self._prefix = key_prefix
         self._ttl_ms = default_ttl_ms
         self._block_ms = poll_interval_ms
@@ -64,17 +61,15 @@ class RedisResumableStreamStore:
         return f"{self._prefix}:{{{stream_id}}}:{part}"
 
     async def _meta(self, stream_id: str) -> _Meta | None:
-        raw = await self._client.get(self._key(stream_id, "meta"))
+        raw = await self._redis.get(self._key(stream_id, "meta"))
         return None if raw is None else msgspec.json.decode(raw, type=_Meta)
 
     async def acquire(self, stream_id: str, *, ttl_ms: int | None = None) -> ResumableStreamRole:
-        from coredis import PureToken
-
         ttl = _ttl_sec(self._ttl_ms if ttl_ms is None else ttl_ms)
         meta = msgspec.json.encode(_Meta("streaming", ttl))
-        if not await self._client.set(self._key(stream_id, "meta"), meta, condition=PureToken.NX, ex=ttl):
+        if not await self._redis.set_nx(self._key(stream_id, "meta"), meta, ttl):
             return "consumer"
-        await self._client.delete([self._key(stream_id, "data"), self._key(stream_id, "ctl")])
+        await self._redis.delete([self._key(stream_id, "data"), self._key(stream_id, "ctl")])
         self._next[stream_id] = (1, ttl)
         return "producer"
 
@@ -82,15 +77,11 @@ class RedisResumableStreamStore:
         number, ttl = self._next[stream_id]
         self._next[stream_id] = (number + 1, ttl)
         data, meta_key = self._key(stream_id, "data"), self._key(stream_id, "meta")
+        writes: list[Write] = [("xadd", data, f"0-{number}", fields), ("expire", data, ttl)]
+        writes.append(("expire", meta_key, ttl) if meta is None else ("set", meta_key, msgspec.json.encode(meta), ttl))
         # Shielded: a write cancelled after Redis took it would leave this instance's count behind.
         with anyio.CancelScope(shield=True):
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.xadd(data, fields, identifier=f"0-{number}")
-                pipe.expire(data, ttl)
-                if meta is None:
-                    pipe.expire(meta_key, ttl)
-                else:
-                    pipe.set(meta_key, msgspec.json.encode(meta), ex=ttl)
+            await self._redis.transaction(writes)
 
     async def append(self, stream_id: str, chunk: bytes) -> None:
         if stream_id not in self._next:
@@ -117,8 +108,8 @@ class RedisResumableStreamStore:
             raise ResumableStreamError("missing", f"resumable stream not found: {stream_id}")
         finished = False
         while not signal.is_set():
-            reply = await self._client.xread({data: last}, count=256, block=None if finished else self._block_ms)
-            if not reply:
+            entries = await self._redis.xread(data, last, 256, None if finished else self._block_ms)
+            if not entries:
                 if finished:
                     return  # a cursor at or past the end of a finished stream
                 meta = await self._meta(stream_id)
@@ -126,14 +117,13 @@ class RedisResumableStreamStore:
                     raise ResumableStreamError("missing", f"resumable stream expired: {stream_id}")
                 finished = meta.status != "streaming"  # read once more: frames may have landed meanwhile
                 continue
-            for entry in next(iter(reply.values())):
-                last = _text(entry.identifier)
-                fields = {_text(key): value for key, value in entry.field_values.items()}
-                if "fin" in fields:
-                    if _text(fields["fin"]) == "error":
-                        raise ResumableStreamError("failed", _text(fields.get("error", b"stream failed")))
+            for identifier, fields in entries:
+                last = identifier.decode()
+                if b"fin" in fields:
+                    if fields[b"fin"] == b"error":
+                        raise ResumableStreamError("failed", fields.get(b"error", b"stream failed").decode())
                     return
-                yield ResumableStreamEntry(last.partition("-")[2], bytes(fields["c"]))
+                yield ResumableStreamEntry(last.partition("-")[2], fields[b"c"])
                 if signal.is_set():
                     return
 
@@ -142,7 +132,7 @@ class RedisResumableStreamStore:
         return "missing" if meta is None else meta.status
 
     async def delete(self, stream_id: str) -> None:
-        await self._client.delete([self._key(stream_id, part) for part in ("meta", "data", "ctl")])
+        await self._redis.delete([self._key(stream_id, part) for part in ("meta", "data", "ctl")])
 
     async def request_cancel(self, stream_id: str) -> None:
         """Ask the producer of ``stream_id``, on whichever instance it runs, to stop."""
@@ -150,14 +140,12 @@ class RedisResumableStreamStore:
         if meta is None:
             raise ResumableStreamError("missing", f"resumable stream not found: {stream_id}")
         ctl = self._key(stream_id, "ctl")
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.xadd(ctl, {"cancel": b"1"})
-            pipe.expire(ctl, meta.ttlSec)
+        await self._redis.transaction([("xadd", ctl, "*", {"cancel": b"1"}), ("expire", ctl, meta.ttlSec)])
 
     async def wait_cancel(self, stream_id: str) -> None:
         """Return once a cancel was requested for ``stream_id``."""
         ctl = self._key(stream_id, "ctl")
-        while not await self._client.xread({ctl: "0-0"}, count=1, block=self._block_ms):
+        while not await self._redis.xread(ctl, "0-0", 1, self._block_ms):
             await anyio.lowlevel.checkpoint()
 
 
@@ -169,18 +157,13 @@ def create_redis_resumable_stream_store(
     poll_interval_ms: int = DEFAULT_POLL_INTERVAL_MS,
     max_chunk_bytes: int | None = None,
 ) -> RedisResumableStreamStore:
-    """A Redis store on a ``coredis.Redis`` client (asyncio or trio).
+    """A Redis store on a ``coredis.Redis`` client (asyncio or trio) or a redis-py asyncio client.
 
-    Give each tenant its own ``key_prefix`` to keep their streams apart.
+    ``poll_interval_ms`` is how long one blocking read waits before checking
+    whether the stream still exists. Give each tenant its own ``key_prefix``.
     """
-    try:
-        import coredis
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise ImportError("the Redis store needs coredis: pip install 'assistant-stream-ce[redis]'") from exc
-    if not isinstance(client, coredis.Redis):
-        raise TypeError(f"expected a coredis.Redis client, not {type(client).__name__}")
     return RedisResumableStreamStore(
-        client,
+        commands_for(client),
         key_prefix=key_prefix,
         default_ttl_ms=default_ttl_ms,
         poll_interval_ms=poll_interval_ms,

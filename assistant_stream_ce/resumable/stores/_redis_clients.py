@@ -1,0 +1,114 @@
+"""The few Redis commands the store needs, over coredis (asyncio, trio) or redis-py (asyncio)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+#: One entry of a Redis Stream: its id and its fields, as bytes.
+Entry = tuple[bytes, dict[bytes, bytes]]
+#: A write in a transaction: ("xadd", key, id, fields), ("expire", key, seconds) or ("set", key, value, seconds).
+Write = tuple[Any, ...]
+
+
+class RedisCommands(Protocol):
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set_nx(self, key: str, value: bytes, ttl_sec: int) -> bool: ...
+
+    async def delete(self, keys: Sequence[str]) -> None: ...
+
+    async def transaction(self, writes: Sequence[Write]) -> None: ...
+
+    async def xread(self, key: str, after: str, count: int, block_ms: int | None) -> list[Entry]: ...
+
+
+def _bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+class CoredisCommands:
+    """A ``coredis.Redis`` client (entered by the application)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._client.get(key)
+        return None if value is None else _bytes(value)
+
+    async def set_nx(self, key: str, value: bytes, ttl_sec: int) -> bool:
+        from coredis import PureToken
+
+        return bool(await self._client.set(key, value, condition=PureToken.NX, ex=ttl_sec))
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        await self._client.delete(list(keys))
+
+    async def transaction(self, writes: Sequence[Write]) -> None:
+        async with self._client.pipeline(transaction=True) as pipe:
+            for write in writes:
+                if write[0] == "xadd":
+                    pipe.xadd(write[1], write[3], identifier=write[2])
+                elif write[0] == "expire":
+                    pipe.expire(write[1], write[2])
+                else:
+                    pipe.set(write[1], write[2], ex=write[3])
+
+    async def xread(self, key: str, after: str, count: int, block_ms: int | None) -> list[Entry]:
+        reply = await self._client.xread({key: after}, count=count, block=block_ms)
+        if not reply:
+            return []
+        return [
+            (_bytes(entry.identifier), {_bytes(k): _bytes(v) for k, v in entry.field_values.items()})
+            for entry in next(iter(reply.values()))
+        ]
+
+
+class RedisPyCommands:
+    """A ``redis.asyncio.Redis`` client (asyncio only; made without ``decode_responses``)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._client.get(key)
+        return None if value is None else _bytes(value)
+
+    async def set_nx(self, key: str, value: bytes, ttl_sec: int) -> bool:
+        return bool(await self._client.set(key, value, nx=True, ex=ttl_sec))
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        await self._client.delete(*keys)
+
+    async def transaction(self, writes: Sequence[Write]) -> None:
+        pipe = self._client.pipeline(transaction=True)
+        for write in writes:
+            if write[0] == "xadd":
+                pipe.xadd(write[1], dict(write[3]), id=write[2])
+            elif write[0] == "expire":
+                pipe.expire(write[1], write[2])
+            else:
+                pipe.set(write[1], write[2], ex=write[3])
+        await pipe.execute()
+
+    async def xread(self, key: str, after: str, count: int, block_ms: int | None) -> list[Entry]:
+        reply = await self._client.xread({key: after}, count=count, block=block_ms)
+        if not reply:
+            return []
+        _, entries = reply[0]
+        return [(_bytes(entry_id), {_bytes(k): _bytes(v) for k, v in fields.items()}) for entry_id, fields in entries]
+
+
+def commands_for(client: Any) -> RedisCommands:
+    """Wrap a coredis client, or a redis-py asyncio client."""
+    module = type(client).__module__.partition(".")[0]
+    if module == "coredis":
+        if client.decode_responses:
+            raise ValueError("make the coredis client without decode_responses: frames are bytes")
+        return CoredisCommands(client)
+    if type(client).__module__.startswith("redis.asyncio"):
+        if client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError("make the redis client without decode_responses: frames are bytes")
+        return RedisPyCommands(client)
+    raise TypeError(f"expected a coredis.Redis or redis.asyncio.Redis client, not {type(client).__name__}")
