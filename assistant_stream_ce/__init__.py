@@ -4,6 +4,9 @@ A run is an AnyIO task group: ``create_run(callback)`` runs ``callback(controlle
 and yields typed chunks, on asyncio and trio alike.
 """
 
+import importlib.util
+from typing import Any
+
 from ._run import DanglingToolCallWarning
 from .assistant_stream_chunk import (
     AnnotationsChunk,
@@ -26,10 +29,36 @@ from .assistant_stream_chunk import (
 from .create_run import CancellationSignal, Run, RunController, RunOutcome, create_run
 from .message import AssistantMessage
 from .modules.tool_call import ToolCallController
+from .serialization import (
+    AGUIEncoder,
+    AGUIResponse,
+    AssistantStreamResponse,
+    AssistantTransportEncoder,
+    AssistantTransportResponse,
+    DataStreamEncoder,
+    DataStreamResponse,
+    OpenAIStreamEncoder,
+    OpenAIStreamResponse,
+    StreamEncoder,
+    UIMessageStreamEncoder,
+    UIMessageStreamResponse,
+)
 from .state import StateKeyError, StateProxy
 from .tool_calls import ToolCall, ToolCallBatch, ToolCallHandle
 
 __all__ = [
+    "AGUIEncoder",
+    "AGUIResponse",
+    "AssistantStreamResponse",
+    "AssistantTransportEncoder",
+    "AssistantTransportResponse",
+    "DataStreamEncoder",
+    "DataStreamResponse",
+    "OpenAIStreamEncoder",
+    "OpenAIStreamResponse",
+    "StreamEncoder",
+    "UIMessageStreamEncoder",
+    "UIMessageStreamResponse",
     "AnnotationsChunk",
     "AssistantMessage",
     "AssistantStreamChunk",
@@ -60,3 +89,17 @@ __all__ = [
     "UpdateStateChunk",
     "create_run",
 ]
+
+# The langgraph extra is exported from the package root, as in assistant-stream 0.0.36,
+# but imported on first use: langchain-core takes about a second to import.
+_LANGGRAPH_NAMES = ("append_langgraph_event", "get_tool_call_subgraph_state")
+if importlib.util.find_spec("langchain_core") is not None:
+    __all__ += _LANGGRAPH_NAMES
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LANGGRAPH_NAMES:
+        from .modules import langgraph
+
+        return getattr(langgraph, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

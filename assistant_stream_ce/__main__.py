@@ -1,10 +1,18 @@
-"""``python -m assistant_stream_ce``: stream a short sample run to the terminal."""
+"""The ``assistant-stream-ce`` command (also ``python -m assistant_stream_ce``).
+
+- ``demo``: serve the demo chat page (see ``assistant-stream-ce demo --help``);
+- ``sample``: stream a short sample run to the terminal, one chunk a line.
+"""
 
 from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
 
 import anyio
 
 from . import RunController, create_run
+from .tool_calls import ToolCall
 
 
 async def sample(controller: RunController) -> None:
@@ -15,7 +23,7 @@ async def sample(controller: RunController) -> None:
         controller.append_text(word)
         await anyio.sleep(0.05)
 
-    async def get_weather(tool: object) -> dict[str, object]:
+    async def get_weather(tool: ToolCall) -> dict[str, object]:
         await anyio.sleep(0.2)
         return {"city": "Paris", "temperature": 21, "conditions": "sunny"}
 
@@ -32,9 +40,30 @@ async def _print_sample() -> None:
             print(f"{chunk.type:<28} {chunk}", flush=True)
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
+    from .demo import cli
+
+    parser = argparse.ArgumentParser(
+        prog="assistant-stream-ce", description="Stream AI-assistant responses from Python: the demo and a sample."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,sample}")
+    demo = commands.add_parser("demo", help="serve the demo chat page", description="Serve the demo chat page.")
+    cli.add_arguments(demo)
+    commands.add_parser("sample", help="print a sample run's chunks", description="Print a sample run's chunks.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``assistant-stream-ce`` command."""
-    anyio.run(_print_sample)
+    from .demo import cli
+
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        cli.check(parser, args)
+        cli.run(args)
+    else:
+        anyio.run(_print_sample)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ class RunCore:
         error_message: Callable[[BaseException], str],
     ) -> None:
         self.merger = Merger()
-        self.state = StateStore(state, self.merger.state)
+        self.state = StateStore(state, self.merger.state, self.merger._writable)
         self.on_finish = on_finish
         self.grace_period = grace_period
         self.error_message = error_message

@@ -9,7 +9,7 @@ the tagged JSON object.
 from __future__ import annotations
 
 import typing
-from typing import Any, ClassVar, Literal, TypedDict, Union
+from typing import Any, ClassVar, Literal, TypeAlias, TypedDict
 
 import msgspec
 
@@ -166,22 +166,22 @@ class StepFinishChunk(_Chunk, tag="step-finish"):
     is_continued: bool = False
 
 
-AssistantStreamChunk = Union[
-    TextDeltaChunk,
-    ReasoningDeltaChunk,
-    ToolCallBeginChunk,
-    ToolCallDeltaChunk,
-    ToolCallArgsFinishChunk,
-    ToolResultChunk,
-    DataChunk,
-    ErrorChunk,
-    UpdateStateChunk,
-    SourceChunk,
-    FileChunk,
-    AnnotationsChunk,
-    StepStartChunk,
-    StepFinishChunk,
-]
+AssistantStreamChunk: TypeAlias = (
+    TextDeltaChunk
+    | ReasoningDeltaChunk
+    | ToolCallBeginChunk
+    | ToolCallDeltaChunk
+    | ToolCallArgsFinishChunk
+    | ToolResultChunk
+    | DataChunk
+    | ErrorChunk
+    | UpdateStateChunk
+    | SourceChunk
+    | FileChunk
+    | AnnotationsChunk
+    | StepStartChunk
+    | StepFinishChunk
+)
 
 
 for _cls in typing.get_args(AssistantStreamChunk):

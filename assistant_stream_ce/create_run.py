@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import functools
 import math
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from types import TracebackType
@@ -12,7 +14,7 @@ import anyio
 import anyio.abc
 
 from . import _detached
-from ._json import encoded_size
+from ._json import copy_json_tree, encoded_size
 from ._run import (
     CancellationSignal,
     OnFinish,
@@ -166,7 +168,10 @@ class RunController:
                 merger.result(*tool_result_chunk(chunk.tool_call_id, chunk.result, chunk.artifact, chunk.is_error))
             case UpdateStateChunk():
                 self._core.state.apply(chunk.operations)
-            case DataChunk() | AnnotationsChunk() | ErrorChunk() | SourceChunk() | FileChunk() | StepStartChunk() | StepFinishChunk():
+            case (
+                DataChunk() | AnnotationsChunk() | ErrorChunk() | SourceChunk() | FileChunk() | StepStartChunk()
+                | StepFinishChunk()
+            ):
                 merger.chunk(chunk, encoded_size(chunk, f"a {chunk.type} chunk"))
             case _:
                 raise TypeError(f"add_stream() got {type(chunk).__name__}, which is not an assistant stream chunk")
@@ -256,6 +261,20 @@ class RunController:
         return CancellationSignal(self._core)
 
 
+async def _produce(core: RunCore, callback: Callable[[RunController], Awaitable[None]]) -> None:
+    controller = RunController(core)
+    await core.produce(lambda: callback(controller))
+
+
+async def _produce_structured(core: RunCore, callback: Callable[[RunController], Awaitable[None]]) -> None:
+    # Shielded from the caller's scopes: when one of them is cancelled, the
+    # body of the ``async with`` leaves, and ``__aexit__`` cancels the run
+    # through ``core.cancel()``, so the callback's ``finally`` always sees
+    # ``is_cancelled``.
+    with anyio.CancelScope(shield=True):
+        await _produce(core, callback)
+
+
 class _Phase(enum.Enum):
     NEW = "new"
     DETACHED = "detached"  # async for: the producer runs in a task the run owns
@@ -283,9 +302,10 @@ class Run:
         self._tg: anyio.abc.TaskGroup | None = None
         self._error_raised = False
 
-    async def _produce(self) -> None:
-        controller = RunController(self._core)
-        await self._core.produce(lambda: self._callback(controller))
+    @property
+    def state(self) -> Any:
+        """A copy of the run's state as it is now (before the run starts: the initial state)."""
+        return copy_json_tree(self._core.state.root, "state")
 
     # -- async with ----------------------------------------------------------
 
@@ -293,7 +313,7 @@ class Run:
         self._claim(_Phase.STRUCTURED)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(self._produce)
+        self._tg.start_soon(_produce_structured, self._core, self._callback)
         return self
 
     async def __aexit__(
@@ -320,7 +340,8 @@ class Run:
             self._claim(_Phase.DETACHED)
             self._core.cancelled_event()
             self._core.done_event()
-            _detached.spawn(self._produce)
+            # The producer must not hold the Run: dropping the iterator is what cancels it.
+            _detached.spawn(functools.partial(_produce, self._core, self._callback))
         elif self._phase is _Phase.ENDED:
             raise StopAsyncIteration
         core = self._core
@@ -359,10 +380,9 @@ class Run:
 
     def __del__(self) -> None:
         if self._phase is _Phase.DETACHED and not self._core.is_done:
-            try:
+            # If the event loop is already gone, nothing is left to cancel.
+            with contextlib.suppress(Exception):
                 self._core.cancel()
-            except Exception:  # the event loop is already gone: nothing is left to cancel
-                pass
 
 
 def create_run(

@@ -31,9 +31,8 @@ def _child(container: Any, key: str, path: Sequence[str]) -> Any:
     if isinstance(container, dict):
         if key in container:
             return container[key]
-    elif isinstance(container, list):
-        if key.isdigit() and int(key) < len(container):
-            return container[int(key)]
+    elif isinstance(container, list) and key.isdigit() and int(key) < len(container):
+        return container[int(key)]
     raise StateKeyError(f"state has no {key!r} at path {list(path)}")
 
 
@@ -91,32 +90,41 @@ def apply_operations(state: Any, operations: Sequence[ObjectStreamOperation]) ->
 
 
 class StateStore:
-    """The authoritative tree; every change is reported to ``emit`` as one operation."""
+    """The authoritative tree; every change is reported to ``emit`` as one operation.
 
-    def __init__(self, initial: Any, emit: Callable[[ObjectStreamOperation], None]) -> None:
+    ``check(what)`` runs before a write changes anything; it raises once the
+    run has ended, so a refused write leaves the tree as it was.
+    """
+
+    def __init__(
+        self, initial: Any, emit: Callable[[ObjectStreamOperation], None], check: Callable[[str], object]
+    ) -> None:
         self.root = copy_json_tree(initial, "initial state")
         self._emit = emit
+        self._check = check
 
     def get(self, path: Sequence[str]) -> Any:
         return _lookup(self.root, path)
 
     def set(self, path: Sequence[str | int], value: Any) -> None:
-        path = [str(key) for key in path]
+        keys = [str(key) for key in path]
         if isinstance(value, StateProxy):
-            if value._store is self and value._path == path:
+            if value._store is self and value._path == keys:
                 return  # `proxy[k] += [...]` writes the same proxy back: nothing changed
             value = value._value()
-        local = copy_json_tree(value, "state value", tuple(path))
-        self.root = _assign(self.root, path, local)
-        self._emit({"type": "set", "path": path, "value": copy_json_tree(local, "state value")})
+        local = copy_json_tree(value, "state value", tuple(keys))
+        self._check("a state write")
+        self.root = _assign(self.root, keys, local)
+        self._emit({"type": "set", "path": keys, "value": copy_json_tree(local, "state value")})
 
     def append_text(self, path: Sequence[str | int], delta: str) -> None:
         if not isinstance(delta, str):
             raise TypeError(f"can only append str to state text, not {type(delta).__name__}")
-        path = [str(key) for key in path]
-        self.root = _append_text(self.root, path, delta)
+        keys = [str(key) for key in path]
+        self._check("a state write")
+        self.root = _append_text(self.root, keys, delta)
         if delta:
-            self._emit({"type": "append-text", "path": path, "value": delta})
+            self._emit({"type": "append-text", "path": keys, "value": delta})
 
     def apply(self, operations: Sequence[ObjectStreamOperation]) -> None:
         """Apply operations that arrived as an ``update-state`` chunk from a substream."""
@@ -209,7 +217,8 @@ class StateProxy:
         """Append every item of ``items`` to the list at this path."""
         if isinstance(items, StateProxy):
             items = items._value()
-        for item in list(items):
+        # Check every item first, so that a bad one leaves the list (and the stream) untouched.
+        for item in copy_json_tree(list(items), "state value", tuple(self._path)):
             self.append(item)
 
     def clear(self) -> None:

@@ -1,12 +1,13 @@
 """Structured tool calls: each call is a child task of the run.
 
-``controller.start_tool_call(name, fn, ...)`` runs ``await fn(tool)`` in its
-own task. The task writes through its own bounded memory object stream; a
-forwarder hands what it sends to the run's merger, waiting while the client
-is behind, so a tool that produces faster than the client reads waits. The
-return value is the result; an exception or a timeout is an error result for
-that call only. Results go out in the order the calls began, unless a batch
-asks for completion order.
+``controller.start_tool_call(name, fn, ...)`` emits the call's begin (and its
+arguments, when given) at once, then runs ``await fn(tool)`` in a task of its
+own. The task writes through its own bounded memory object stream; a
+forwarder beside it hands what arrives to the run's merger, waiting while the
+client is behind, so a tool that produces faster than the client reads waits.
+The return value is the result; an exception or a timeout is an error result
+for that call only. Results go out in the order the calls began, unless a
+batch asks for completion order.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._json import encoded_size
-from ._merger import Merger
+from ._merger import HIGH_WATER, Merger
 from .assistant_stream_chunk import ToolResultChunk
 from .modules.tool_call import generate_openai_style_tool_call_id, tool_result_chunk
 
@@ -36,9 +37,12 @@ TOOL_STREAM_BUFFER = 16
 
 ResultOrder = Literal["call", "completion"]
 
+#: What a tool task sends to its forwarder: argument text, then its result and its cost.
+_Item = str | tuple[ToolResultChunk, int]
+
 
 class ToolCall:
-    """What a tool function receives: its id, name and arguments."""
+    """What a tool function receives: its id, name and decoded arguments."""
 
     def __init__(
         self,
@@ -46,7 +50,7 @@ class ToolCall:
         tool_name: str,
         args: dict[str, Any],
         streams_args: bool,
-        send: MemoryObjectSendStream[str | tuple[ToolResultChunk, int]],
+        send: MemoryObjectSendStream[_Item],
     ) -> None:
         self.tool_call_id = tool_call_id
         self.tool_name = tool_name
@@ -65,14 +69,25 @@ class ToolCall:
             )
         if not isinstance(args_text_delta, str):
             raise TypeError(f"argument text must be str, not {type(args_text_delta).__name__}")
-        await self._send.send(args_text_delta)
+        # Only wait (a checkpoint) when the call's stream is full: a burst of small deltas
+        # costs no task switch each, and still yields at least every TOOL_STREAM_BUFFER sends.
+        try:
+            self._send.send_nowait(args_text_delta)
+        except anyio.WouldBlock:
+            await self._send.send(args_text_delta)
+
+    def __repr__(self) -> str:
+        return f"<ToolCall {self.tool_name} {self.tool_call_id}>"
 
 
 ToolFunction = Callable[[ToolCall], Awaitable[Any]]
 
 
 class ToolCallHandle:
-    """A started tool call. ``await handle`` gives its result chunk once it is sent."""
+    """A started tool call. ``await handle`` gives its result chunk once it is on its way out.
+
+    In call order that is after the results of the calls started before it.
+    """
 
     def __init__(self, tool_call_id: str, tool_name: str) -> None:
         self.tool_call_id = tool_call_id
@@ -89,7 +104,7 @@ class ToolCallHandle:
         self._event.set()
 
     async def wait(self) -> ToolResultChunk:
-        """The result as sent (``is_error`` tells a failure)."""
+        """The result chunk (``is_error`` tells a failed, timed-out or cancelled call)."""
         await self._event.wait()
         assert self._result is not None
         return self._result
@@ -109,67 +124,105 @@ class ToolCallSequencer:
             raise ValueError(f"order must be 'call' or 'completion', not {order!r}")
         self._merger = merger
         self._order = order
-        self._count = 0
+        self._calls: list[ToolCallHandle] = []
         self._next = 0
-        self._held: dict[int, tuple[ToolResultChunk, int, ToolCallHandle]] = {}
+        self._held: dict[int, tuple[ToolResultChunk, int]] = {}
 
-    def register(self) -> int:
-        index = self._count
-        self._count += 1
-        return index
+    def register(self, handle: ToolCallHandle) -> int:
+        self._calls.append(handle)
+        return len(self._calls) - 1
 
-    def complete(self, index: int, chunk: ToolResultChunk, cost: int, handle: ToolCallHandle) -> None:
+    def complete(self, index: int, chunk: ToolResultChunk, cost: int) -> None:
         if self._order == "completion":
-            self._release(chunk, cost, handle)
+            self._release(index, chunk, cost)
             return
-        self._held[index] = (chunk, cost, handle)
+        self._held[index] = (chunk, cost)
         while self._next in self._held:
-            self._release(*self._held.pop(self._next))
+            self._release(self._next, *self._held.pop(self._next))
             self._next += 1
 
-    def _release(self, chunk: ToolResultChunk, cost: int, handle: ToolCallHandle) -> None:
+    def _release(self, index: int, chunk: ToolResultChunk, cost: int) -> None:
         self._merger.result(chunk, cost)
-        handle._resolve(chunk)
+        self._calls[index]._resolve(chunk)
+
+    def settle(self) -> None:
+        """Give every call that ended without a result (it was cancelled) an error result.
+
+        So a cancelled batch leaves no call open on the wire, releases the
+        results held behind it, and resolves every handle.
+        """
+        for index, handle in enumerate(self._calls):
+            if not handle.done and index not in self._held:
+                message = f"tool {handle.tool_name!r} was cancelled"
+                self.complete(index, *tool_result_chunk(handle.tool_call_id, message, is_error=True))
 
 
 async def _call_tool(fn: ToolFunction, tool: ToolCall, timeout: float | None) -> tuple[ToolResultChunk, int]:
     """Run the tool function; anything but cancellation becomes an error result."""
-    tool_call_id = tool.tool_call_id
     try:
-        with anyio.move_on_after(timeout) as scope:
-            value = await fn(tool)
-            return tool_result_chunk(tool_call_id, value)
+        with anyio.move_on_after(timeout):
+            return tool_result_chunk(tool.tool_call_id, await fn(tool))
         message = f"tool {tool.tool_name!r} timed out after {timeout:g} s"
     except Exception as exc:
-        logger.info("tool call %s (%s) failed", tool_call_id, tool.tool_name, exc_info=True)
+        logger.info("tool call %s (%s) failed", tool.tool_call_id, tool.tool_name, exc_info=True)
         message = str(exc) or type(exc).__name__
-    return tool_result_chunk(tool_call_id, message, is_error=True)
+    return tool_result_chunk(tool.tool_call_id, message, is_error=True)
 
 
 async def _tool_task(
-    fn: ToolFunction,
-    tool: ToolCall,
-    timeout: float | None,
-    send: MemoryObjectSendStream[str | tuple[ToolResultChunk, int]],
+    fn: ToolFunction, tool: ToolCall, timeout: float | None, send: MemoryObjectSendStream[_Item]
 ) -> None:
     async with send:
         await send.send(await _call_tool(fn, tool, timeout))
 
 
 async def _forward(
-    receive: MemoryObjectReceiveStream[str | tuple[ToolResultChunk, int]],
+    receive: MemoryObjectReceiveStream[_Item],
     merger: Merger,
     sequencer: ToolCallSequencer,
     index: int,
-    handle: ToolCallHandle,
+    tool_call_id: str,
 ) -> None:
-    async with receive:
-        async for item in receive:
-            if isinstance(item, str):
-                await merger.wait_for_room()
-                merger.args_delta(handle.tool_call_id, item)
-            else:
-                sequencer.complete(index, *item, handle)
+    """Hand what the tool task sends to the merger, taking items only while there is room."""
+    while True:
+        await merger.wait_for_room()
+        try:
+            item = await receive.receive()
+            while True:  # take what is queued already without a task switch per item
+                if isinstance(item, str):
+                    merger.args_delta(tool_call_id, item)
+                else:
+                    merger.finish_args(tool_call_id)  # now, even if the result itself waits for earlier calls
+                    sequencer.complete(index, *item)
+                if merger.cost >= HIGH_WATER:  # the rest waits for wait_for_room()
+                    break
+                item = receive.receive_nowait()
+        except anyio.WouldBlock:
+            pass
+        except anyio.EndOfStream:
+            return
+
+
+async def _run_call(
+    fn: ToolFunction,
+    tool_call_id: str,
+    tool_name: str,
+    args: dict[str, Any] | None,
+    timeout: float | None,
+    merger: Merger,
+    sequencer: ToolCallSequencer,
+    index: int,
+) -> None:
+    """One call: the tool function and its forwarder, joined by the call's own stream.
+
+    The stream is made here, so a call cancelled before it ever ran leaves none open.
+    """
+    send, receive = anyio.create_memory_object_stream[_Item](TOOL_STREAM_BUFFER)
+    tool = ToolCall(tool_call_id, tool_name, args or {}, args is None, send)
+    with send, receive:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_tool_task, fn, tool, timeout, send, name=f"tool {tool_name} {tool_call_id}")
+            await _forward(receive, merger, sequencer, index, tool_call_id)
 
 
 def start_tool_call(
@@ -187,7 +240,9 @@ def start_tool_call(
     """Begin a tool call on the wire and start ``fn`` for it in ``tg``."""
     if not callable(fn):
         raise TypeError(f"fn must be an async function taking the tool call, not {fn!r}")
-    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0 and math.isfinite(timeout)):
+    if timeout is not None and not (
+        isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0 and math.isfinite(timeout)
+    ):
         raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
     if args is not None and not isinstance(args, dict):
         raise TypeError(f"args must be a dict, not {type(args).__name__}")
@@ -195,24 +250,28 @@ def start_tool_call(
     args_text = None
     if args is not None:
         encoded_size(args, f"the args of tool call {tool_call_id!r}")
-        args_text = msgspec.json.encode(args).decode()
+        encoded = msgspec.json.encode(args)
+        args_text = encoded.decode()
+        args = msgspec.json.decode(encoded)  # the tool sees exactly what the client sees
     merger.begin_tool(tool_call_id, tool_name, parent_id)
     if args_text is not None:
         merger.args_delta(tool_call_id, args_text)
         merger.finish_args(tool_call_id)
-    send, receive = anyio.create_memory_object_stream[str | tuple[ToolResultChunk, int]](TOOL_STREAM_BUFFER)
-    tool = ToolCall(tool_call_id, tool_name, args or {}, args is None, send)
     handle = ToolCallHandle(tool_call_id, tool_name)
-    tg.start_soon(_forward, receive, merger, sequencer, sequencer.register(), handle)
-    tg.start_soon(_tool_task, fn, tool, timeout, send, name=f"tool {tool_name} {tool_call_id}")
+    index = sequencer.register(handle)
+    tg.start_soon(
+        _run_call, fn, tool_call_id, tool_name, args, timeout, merger, sequencer, index,
+        name=f"tool call {tool_name} {tool_call_id}",
+    )
     return handle
 
 
 class ToolCallBatch:
     """Parallel tool calls that finish together (``async with controller.tool_calls()``).
 
-    The block exits once every call started in it has sent its result. If the
-    block raises, its unfinished calls are cancelled.
+    The block exits once every call started in it has its result. If the
+    block raises, its unfinished calls are cancelled (each gets an error
+    result) and the block's exception propagates as itself.
     """
 
     def __init__(self, merger: Merger, parent_id: str | None, order: ResultOrder) -> None:
@@ -220,23 +279,33 @@ class ToolCallBatch:
         self._parent_id = parent_id
         self._sequencer = ToolCallSequencer(merger, order)
         self._tg: anyio.abc.TaskGroup | None = None
+        self._entered = False
 
     async def __aenter__(self) -> ToolCallBatch:
-        if self._tg is not None:
+        if self._entered:
             raise RuntimeError("a tool call batch can be entered once")
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
+        self._entered = True
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        assert self._tg is not None
-        tg, self._tg = self._tg, None
-        if exc_type is not None:
-            tg.cancel_scope.cancel()
-        # Exit without the body's exception so that it propagates as itself, not in a group.
-        await tg.__aexit__(None, None, None)
+    ) -> bool:
+        tg = self._tg
+        assert tg is not None
+        try:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                return await tg.__aexit__(exc_type, exc, tb)
+            if exc is not None:
+                tg.cancel_scope.cancel()
+            # Exit without the body's exception so that it propagates as itself, not in a group.
+            await tg.__aexit__(None, None, None)
+            return False
+        finally:
+            self._tg = None  # calls may start others until here, as in a nursery
+            self._sequencer.settle()
 
     def start(
         self,

@@ -11,7 +11,7 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
 # --- system packages (apt) -------------------------------------------------
-apt_packages=()
+apt_packages=(redis-server chromium)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     missing=()
     for pkg in "${apt_packages[@]}"; do

@@ -1,0 +1,245 @@
+"""Typed request bodies of the chat clients, and a helper that reads them safely.
+
+What the clients POST (field names as on the wire, snake_case here):
+
+- :class:`AssistantTransportRequest`: assistant-ui's ``useAssistantTransportRuntime``
+  (``commands``, ``state``, ``system``, ``tools``, ``threadId``, ...);
+- :class:`DataStreamRequest`: assistant-ui's ``useDataStreamRuntime``
+  (``messages`` in the AI SDK's model-message form, ``tools``, ``system``, ...);
+- :class:`ChatRequest`: the AI SDK's ``useChat`` (``id``, ``messages`` with
+  ``parts``, ``trigger``, ``messageId``).
+
+Unknown fields are ignored, so extra ``body`` values a client adds do not
+break decoding; define a subclass with those fields to read them. Message
+parts are one struct per protocol with the fields any part type may carry
+(``type`` says which), because the clients add part types over time and some
+are open-ended (``tool-<name>``, ``data-<name>``).
+
+:func:`read_chat_request` reads a body into one of these (or any msgspec
+Struct), with a size limit, and raises :class:`ChatRequestError`, a Starlette
+``HTTPException`` that Starlette and FastAPI turn into a 413 or 422 response
+with a one-line reason.
+"""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from typing import Any, ClassVar, Literal, TypeVar
+
+import msgspec
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "AddMessageCommand",
+    "AddToolResultCommand",
+    "AssistantTransportCommand",
+    "AssistantTransportRequest",
+    "ChatRequest",
+    "ChatRequestError",
+    "DataStreamRequest",
+    "ModelMessage",
+    "ModelMessagePart",
+    "TransportMessage",
+    "TransportMessagePart",
+    "UIMessage",
+    "UIMessagePart",
+    "read_chat_request",
+]
+
+#: Default body size limit of :func:`read_chat_request`: 4 MiB.
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+
+
+class _Wire(msgspec.Struct, rename="camel", omit_defaults=True):
+    """Base of the request structs: camelCase on the wire."""
+
+
+# -- assistant-ui: assistant transport ------------------------------------------
+
+
+class TransportMessagePart(_Wire):
+    """A part of a message in an ``add-message`` command (``text`` or ``image``)."""
+
+    type: str
+    text: str | None = None
+    image: str | None = None
+
+
+class TransportMessage(_Wire):
+    role: Literal["user", "assistant"]
+    parts: list[TransportMessagePart]
+
+
+class AddMessageCommand(_Wire, tag="add-message", tag_field="type"):
+    """The user sent (or edited) a message."""
+
+    type: ClassVar[str] = "add-message"
+    message: TransportMessage
+    parent_id: str | None = None
+    source_id: str | None = None
+
+
+class AddToolResultCommand(_Wire, tag="add-tool-result", tag_field="type"):
+    """The client produced the result of a tool call (a frontend tool, or a human answer)."""
+
+    type: ClassVar[str] = "add-tool-result"
+    tool_call_id: str
+    result: Any
+    tool_name: str | None = None
+    is_error: bool = False
+    artifact: Any = None
+
+
+AssistantTransportCommand = AddMessageCommand | AddToolResultCommand
+
+
+class AssistantTransportRequest(_Wire):
+    """The body of a ``useAssistantTransportRuntime`` request.
+
+    Custom commands: subclass it and redeclare ``commands`` with your own
+    tagged command structs added to the union.
+    """
+
+    commands: list[AssistantTransportCommand]
+    state: Any = None
+    system: str | None = None
+    tools: dict[str, Any] | None = None
+    call_settings: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    thread_id: str | None = None
+    parent_id: str | None = None
+    run_id: str | None = None
+
+
+# -- assistant-ui: data stream --------------------------------------------------
+
+
+class ModelMessagePart(_Wire):
+    """A part of a model message: ``text``, ``image``, ``file``, ``reasoning``, ``tool-call``, ``tool-result``."""
+
+    type: str
+    text: str | None = None
+    image: str | None = None
+    data: Any = None
+    mime_type: str | None = None
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    args: Any = None
+    result: Any = None
+    is_error: bool | None = None
+    artifact: Any = None
+
+
+class ModelMessage(_Wire):
+    """A message in the AI SDK's model-message form: ``content`` is a string or a list of parts."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | list[ModelMessagePart]
+    id: str | None = None
+
+
+class DataStreamRequest(_Wire):
+    """The body of a ``useDataStreamRuntime`` request (``callSettings``/``config`` values arrive spread
+    at the top level; declare the ones you use in a subclass)."""
+
+    messages: list[ModelMessage]
+    system: str | None = None
+    tools: dict[str, Any] | list[Any] | None = None
+    run_config: Any = None
+    state: Any = None
+    thread_id: str | None = None
+    parent_id: str | None = None
+    assistant_message_id: str | None = msgspec.field(default=None, name="unstable_assistantMessageId")
+
+
+# -- AI SDK: useChat --------------------------------------------------------------
+
+
+class UIMessagePart(_Wire):
+    """A part of a UI message; ``type`` is ``text``, ``reasoning``, ``tool-<name>``, ``dynamic-tool``,
+    ``source-url``, ``source-document``, ``file``, ``step-start``, ``data-<name>``, ..."""
+
+    type: str
+    text: str | None = None
+    state: str | None = None
+    id: str | None = None
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    input: Any = None
+    output: Any = None
+    error_text: str | None = None
+    source_id: str | None = None
+    url: str | None = None
+    title: str | None = None
+    media_type: str | None = None
+    filename: str | None = None
+    data: Any = None
+    provider_metadata: dict[str, Any] | None = None
+
+    @property
+    def tool(self) -> str | None:
+        """The tool name of a tool part (``tool-<name>`` or ``dynamic-tool``), else None."""
+        if self.type.startswith("tool-"):
+            return self.type[len("tool-") :]
+        return self.tool_name if self.type == "dynamic-tool" else None
+
+
+class UIMessage(_Wire):
+    id: str
+    role: Literal["system", "user", "assistant"]
+    parts: list[UIMessagePart]
+    metadata: Any = None
+
+    @property
+    def text(self) -> str:
+        """The message's text parts joined."""
+        return "".join(part.text or "" for part in self.parts if part.type == "text")
+
+
+class ChatRequest(_Wire):
+    """The body that ``useChat`` (``DefaultChatTransport``) POSTs."""
+
+    messages: list[UIMessage]
+    id: str | None = None
+    trigger: Literal["submit-message", "regenerate-message"] = "submit-message"
+    message_id: str | None = None
+
+
+# -- reading a request --------------------------------------------------------------
+
+
+class ChatRequestError(HTTPException):
+    """A request body that cannot be used: 413 (too large) or 422 (not JSON, or the wrong shape)."""
+
+
+T = TypeVar("T")
+
+
+async def read_chat_request(request: Request, request_type: type[T], *, max_bytes: int = DEFAULT_MAX_BYTES) -> T:
+    """Read and decode the JSON body of ``request`` into ``request_type`` (a msgspec-decodable type).
+
+    Raises :class:`ChatRequestError` with status 413 when the body is larger
+    than ``max_bytes`` (checked against ``Content-Length`` and while reading),
+    or 422 with the first problem (``Expected `str`, got `int` - at
+    `$.messages[0].role```) when it is not JSON or not of that shape.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    body = bytearray()
+    async with aclosing(request.stream()) as pieces:
+        async for piece in pieces:
+            body += piece
+            if len(body) > max_bytes:
+                raise _too_large(max_bytes)
+    try:
+        return msgspec.json.decode(body, type=request_type)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError too
+        reason = " ".join(str(exc).split())
+        raise ChatRequestError(422, f"invalid request body: {reason}") from None
+
+
+def _too_large(max_bytes: int) -> ChatRequestError:
+    return ChatRequestError(413, f"request body too large: the limit is {max_bytes} bytes")

@@ -1,0 +1,92 @@
+"""Per-stream bookkeeping of tool calls, shared by the wire formats."""
+
+from __future__ import annotations
+
+import json
+from typing import Final
+
+import msgspec
+
+from ..assistant_stream_chunk import ToolCallBeginChunk
+from .stream_encoder import FinishStatus
+
+__all__ = ["EMPTY_ARGS", "ToolCall", "ToolCalls", "finish_reason", "parse_args"]
+
+EMPTY_ARGS: Final = "{}"
+"""Argument text sent for a call that finishes without any (so clients can parse it)."""
+
+
+class ToolCall:
+    """One call as the stream has shown it so far."""
+
+    __slots__ = ("args", "args_finished", "has_result", "index", "tool_call_id", "tool_name")
+
+    def __init__(self, tool_call_id: str, tool_name: str, index: int) -> None:
+        self.tool_call_id = tool_call_id
+        self.tool_name = tool_name
+        self.index = index
+        self.args: list[str] = []
+        self.args_finished = False
+        self.has_result = False
+
+    def append_args(self, delta: str) -> None:
+        if delta:  # so that ``args`` is empty exactly when there is no argument text
+            self.args.append(delta)
+
+    @property
+    def args_text(self) -> str:
+        return "".join(self.args)
+
+
+class ToolCalls:
+    """The stream's tool calls by id, in the order they began."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, ToolCall] = {}
+
+    def begin(self, chunk: ToolCallBeginChunk) -> ToolCall | None:
+        """Register a call; ``None`` for a duplicate id (which no client accepts twice)."""
+        if chunk.tool_call_id in self._calls:
+            return None
+        call = self._calls[chunk.tool_call_id] = ToolCall(chunk.tool_call_id, chunk.tool_name, len(self._calls))
+        return call
+
+    def streaming(self, tool_call_id: str) -> ToolCall | None:
+        """The call if its arguments are still open (else a delta or finish for it is dropped)."""
+        call = self._calls.get(tool_call_id)
+        return call if call is not None and not call.args_finished else None
+
+    def awaiting_result(self, tool_call_id: str) -> ToolCall | None:
+        """The call if it has no result yet (else a result for it is dropped)."""
+        call = self._calls.get(tool_call_id)
+        return call if call is not None and not call.has_result else None
+
+    def open_args(self) -> list[ToolCall]:
+        return [call for call in self._calls.values() if not call.args_finished]
+
+    def pending(self) -> list[ToolCall]:
+        """Calls without a result: the client is expected to act on them."""
+        return [call for call in self._calls.values() if not call.has_result]
+
+
+def finish_reason(status: FinishStatus, tools: ToolCalls) -> str:
+    """The AI SDK finish reason of a stream that ended with ``status``."""
+    if status == "error":
+        return "error"
+    if status == "cancelled":
+        return "other"
+    return "tool-calls" if tools.pending() else "stop"
+
+
+def parse_args(text: str) -> object:
+    """A call's arguments as JSON (``{}`` when empty; the text itself when it is not JSON)."""
+    if not text:
+        return {}
+    try:
+        return msgspec.json.decode(text)
+    except (msgspec.DecodeError, UnicodeEncodeError):
+        pass
+    try:  # msgspec refuses lone surrogates, raw or escaped; the stdlib parser keeps them
+        return json.loads(text)
+    except ValueError:
+        return text

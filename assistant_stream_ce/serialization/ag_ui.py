@@ -1,0 +1,362 @@
+"""AG-UI events over SSE, for AG-UI clients (``@ag-ui/client``'s ``HttpAgent``, CopilotKit).
+
+A run is ``RUN_STARTED``, then events, then exactly one ``RUN_FINISHED`` or
+``RUN_ERROR``, with every message, tool call and step closed before it. Text
+and tool calls of one model turn form one assistant message (tool calls name
+it as ``parentMessageId``); after tool results, the next turn is a new
+assistant message. State goes out as one ``STATE_SNAPSHOT`` and then
+``STATE_DELTA`` JSON Patches (RFC 6902). Sources, files, data and annotations,
+which AG-UI has no events for, go out as ``CUSTOM`` events.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import uuid
+from collections.abc import AsyncIterable
+from typing import Any, Literal
+
+import msgspec
+
+from ..assistant_stream_chunk import (
+    AnnotationsChunk,
+    AssistantStreamChunk,
+    DataChunk,
+    ErrorChunk,
+    FileChunk,
+    ObjectStreamOperation,
+    ReasoningDeltaChunk,
+    SourceChunk,
+    StepFinishChunk,
+    StepStartChunk,
+    TextDeltaChunk,
+    ToolCallArgsFinishChunk,
+    ToolCallBeginChunk,
+    ToolCallDeltaChunk,
+    ToolResultChunk,
+    UpdateStateChunk,
+)
+from ._frames import GENERIC_ERROR, SSE_MEDIA_TYPE, SSEFrames, dumps
+from ._json_patch import PatchOperation, StatePatcher
+from ._tools import EMPTY_ARGS, ToolCall, ToolCalls
+from .assistant_stream_response import AssistantStreamResponse
+from .stream_encoder import FinishStatus, StreamEncoder
+
+__all__ = ["AGUIEncoder", "AGUIResponse"]
+
+logger = logging.getLogger("assistant_stream_ce")
+
+
+class _Event(msgspec.Struct, tag_field="type", rename="camel", omit_defaults=True):
+    pass
+
+
+class _RunStarted(_Event, tag="RUN_STARTED"):
+    thread_id: str
+    run_id: str
+
+
+class _Outcome(msgspec.Struct, rename="camel", omit_defaults=True):
+    type: Literal["success", "cancelled"]
+    pending_tool_call_ids: list[str] | None = None
+
+
+class _RunFinished(_Event, tag="RUN_FINISHED"):
+    thread_id: str
+    run_id: str
+    outcome: _Outcome
+
+
+class _RunError(_Event, tag="RUN_ERROR"):
+    message: str
+
+
+class _TextMessageStart(_Event, tag="TEXT_MESSAGE_START"):
+    message_id: str
+    role: str = "assistant"
+
+
+class _TextMessageContent(_Event, tag="TEXT_MESSAGE_CONTENT"):
+    message_id: str
+    delta: str
+
+
+class _TextMessageEnd(_Event, tag="TEXT_MESSAGE_END"):
+    message_id: str
+
+
+class _ReasoningStart(_Event, tag="REASONING_START"):
+    message_id: str
+
+
+class _ReasoningMessageStart(_Event, tag="REASONING_MESSAGE_START"):
+    message_id: str
+    role: Literal["reasoning"]
+
+
+class _ReasoningMessageContent(_Event, tag="REASONING_MESSAGE_CONTENT"):
+    message_id: str
+    delta: str
+
+
+class _ReasoningMessageEnd(_Event, tag="REASONING_MESSAGE_END"):
+    message_id: str
+
+
+class _ReasoningEnd(_Event, tag="REASONING_END"):
+    message_id: str
+
+
+class _ToolCallStart(_Event, tag="TOOL_CALL_START"):
+    tool_call_id: str
+    tool_call_name: str
+    parent_message_id: str
+
+
+class _ToolCallArgs(_Event, tag="TOOL_CALL_ARGS"):
+    tool_call_id: str
+    delta: str
+
+
+class _ToolCallEnd(_Event, tag="TOOL_CALL_END"):
+    tool_call_id: str
+
+
+class _ToolCallResult(_Event, tag="TOOL_CALL_RESULT"):
+    message_id: str
+    tool_call_id: str
+    content: str
+    role: Literal["tool"]
+
+
+class _StepStarted(_Event, tag="STEP_STARTED"):
+    step_name: str
+
+
+class _StepFinished(_Event, tag="STEP_FINISHED"):
+    step_name: str
+
+
+class _StateSnapshot(_Event, tag="STATE_SNAPSHOT"):
+    snapshot: Any
+
+
+class _StateDelta(_Event, tag="STATE_DELTA"):
+    delta: list[PatchOperation]
+
+
+class _Custom(_Event, tag="CUSTOM"):
+    name: str
+    value: Any
+
+
+class _SourceValue(msgspec.Struct, rename="camel", omit_defaults=True):
+    source_type: str
+    id: str
+    url: str
+    title: str | None = None
+
+
+class _FileValue(msgspec.Struct, rename="camel"):
+    data: str
+    mime_type: str
+
+
+def _content(result: Any) -> str:
+    """A tool result as AG-UI message content: a string as is, anything else as JSON text."""
+    return result if isinstance(result, str) else dumps(result).decode()
+
+
+class _AGUIWriter:
+    def __init__(self, thread_id: str, run_id: str, state: Any) -> None:
+        self._thread_id = thread_id
+        self._run_id = run_id
+        self._ids = uuid.uuid4().hex[:12]
+        self._counter = 0
+        self._out = SSEFrames()
+        self._started = False
+        self._message_id: str | None = None  # the assistant message of the current turn
+        self._text: tuple[Literal["text", "reasoning"], str | None, str] | None = None  # kind, parent, id
+        self._tools = ToolCalls()
+        self._step: str | None = None
+        self._state = StatePatcher(state)
+        self._error: str | None = None
+        self._finished = False
+
+    def _ensure_started(self) -> None:
+        if not self._started:
+            self._started = True
+            self._out.add(_RunStarted(self._thread_id, self._run_id))
+
+    def _new_id(self, kind: str) -> str:
+        self._counter += 1
+        return f"{kind}-{self._ids}-{self._counter}"
+
+    def _turn_message(self) -> str:
+        if self._message_id is None:
+            self._message_id = self._new_id("msg")
+        return self._message_id
+
+    def encode(self, chunk: AssistantStreamChunk) -> bytes:
+        if self._finished:
+            return b""
+        self._ensure_started()
+        match chunk:
+            case TextDeltaChunk():
+                self._text_delta("text", chunk.text_delta, chunk.parent_id)
+            case ReasoningDeltaChunk():
+                self._text_delta("reasoning", chunk.reasoning_delta, chunk.parent_id)
+            case ToolCallBeginChunk():
+                if self._tools.begin(chunk) is not None:
+                    self._close_text()
+                    self._out.add(_ToolCallStart(chunk.tool_call_id, chunk.tool_name, self._turn_message()))
+            case ToolCallDeltaChunk():
+                streaming = self._tools.streaming(chunk.tool_call_id)
+                if streaming is not None and chunk.args_text_delta:
+                    streaming.append_args(chunk.args_text_delta)
+                    self._out.add(_ToolCallArgs(chunk.tool_call_id, chunk.args_text_delta))
+            case ToolCallArgsFinishChunk():
+                streaming = self._tools.streaming(chunk.tool_call_id)
+                if streaming is not None:
+                    self._end_tool_call(streaming)
+            case ToolResultChunk():
+                call = self._tools.awaiting_result(chunk.tool_call_id)
+                if call is not None:
+                    if not call.args_finished:
+                        self._end_tool_call(call)
+                    call.has_result = True
+                    result_id = self._new_id("result")
+                    self._out.add(_ToolCallResult(result_id, call.tool_call_id, _content(chunk.result), "tool"))
+                    self._message_id = None  # what follows the results is the next turn
+            case UpdateStateChunk():
+                self._update_state(chunk.operations)
+            case StepStartChunk():
+                self._close_text()
+                self._finish_step()
+                self._step = chunk.message_id
+                self._out.add(_StepStarted(chunk.message_id))
+            case StepFinishChunk():
+                self._close_text()
+                self._finish_step()
+            case ErrorChunk():
+                self._error = chunk.error  # sent as RUN_ERROR: AG-UI ends a run at its first error
+            case SourceChunk():
+                self._out.add(_Custom("source", _SourceValue(chunk.source_type, chunk.id, chunk.url, chunk.title)))
+            case FileChunk():
+                self._out.add(_Custom("file", _FileValue(chunk.data, chunk.mime_type)))
+            case DataChunk():
+                self._out.add(_Custom("data", chunk.data))
+            case AnnotationsChunk():
+                self._out.add(_Custom("annotations", chunk.annotations))
+        return self._out.take()
+
+    def _text_delta(self, kind: Literal["text", "reasoning"], delta: str, parent_id: str | None) -> None:
+        if not delta:
+            return
+        if self._text is None or self._text[:2] != (kind, parent_id):
+            self._close_text()
+            if kind == "text":
+                part_id = self._turn_message()
+                self._out.add(_TextMessageStart(part_id))
+            else:
+                part_id = self._new_id("reasoning")
+                self._out.add(_ReasoningStart(part_id))
+                self._out.add(_ReasoningMessageStart(part_id, "reasoning"))
+            self._text = (kind, parent_id, part_id)
+        part_id = self._text[2]
+        if kind == "text":
+            self._out.add(_TextMessageContent(part_id, delta))
+        else:
+            self._out.add(_ReasoningMessageContent(part_id, delta))
+
+    def _close_text(self) -> None:
+        if self._text is None:
+            return
+        kind, _, part_id = self._text
+        self._text = None
+        if kind == "text":
+            self._out.add(_TextMessageEnd(part_id))
+        else:
+            self._out.add(_ReasoningMessageEnd(part_id))
+            self._out.add(_ReasoningEnd(part_id))
+
+    def _end_tool_call(self, call: ToolCall) -> None:
+        call.args_finished = True
+        if not call.args:
+            self._out.add(_ToolCallArgs(call.tool_call_id, EMPTY_ARGS))
+        self._out.add(_ToolCallEnd(call.tool_call_id))
+
+    def _finish_step(self) -> None:
+        if self._step is not None:
+            self._out.add(_StepFinished(self._step))
+            self._step = None
+
+    def _update_state(self, operations: list[ObjectStreamOperation]) -> None:
+        try:
+            patch = self._state.apply(operations)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            logger.warning("AG-UI: state operations do not apply to the state the encoder was given: %s", exc)
+            return
+        if patch is None:
+            self._out.add(_StateSnapshot(self._state.state))
+        elif patch:
+            self._out.add(_StateDelta(patch))
+
+    def finish(self, status: FinishStatus) -> bytes:
+        if self._finished:
+            return b""
+        self._finished = True
+        self._ensure_started()
+        self._close_text()
+        for call in self._tools.open_args():
+            self._end_tool_call(call)
+        self._finish_step()
+        if status == "error" or self._error is not None:
+            self._out.add(_RunError(self._error or GENERIC_ERROR))
+        elif status == "cancelled":
+            self._out.add(_RunFinished(self._thread_id, self._run_id, _Outcome("cancelled")))
+        else:
+            pending = [call.tool_call_id for call in self._tools.pending()] or None
+            self._out.add(_RunFinished(self._thread_id, self._run_id, _Outcome("success", pending)))
+        return self._out.take()
+
+
+class AGUIEncoder(StreamEncoder):
+    """AG-UI events over SSE.
+
+    ``thread_id`` and ``run_id`` are those of the client's ``RunAgentInput``
+    (default: new random ids). ``state`` is the state the client sent (the
+    same value the run starts from); the run's state changes are applied to it
+    to produce the snapshot and the patches.
+    """
+
+    def __init__(self, *, thread_id: str | None = None, run_id: str | None = None, state: Any = None) -> None:
+        self.thread_id = thread_id
+        self.run_id = run_id
+        self.state = state
+
+    def get_media_type(self) -> str:
+        return SSE_MEDIA_TYPE
+
+    def open(self) -> _AGUIWriter:
+        return _AGUIWriter(
+            self.thread_id or f"thread-{uuid.uuid4().hex}",
+            self.run_id or f"run-{uuid.uuid4().hex}",
+            copy.deepcopy(self.state),
+        )
+
+
+class AGUIResponse(AssistantStreamResponse):
+    """A streaming HTTP response of AG-UI events."""
+
+    def __init__(
+        self,
+        stream: AsyncIterable[AssistantStreamChunk],
+        *,
+        thread_id: str | None = None,
+        run_id: str | None = None,
+        state: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(stream, AGUIEncoder(thread_id=thread_id, run_id=run_id, state=state), **kwargs)

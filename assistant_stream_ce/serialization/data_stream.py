@@ -1,0 +1,212 @@
+"""The data stream format: AI SDK data stream lines plus assistant-ui's ``aui-*`` lines.
+
+Each frame is one line, ``<prefix>:<JSON>\\n``; the frames and values are those
+of assistant-stream 0.0.36 for the same chunks. The stream ends with finish
+frames (``e:`` for a step still open, then ``d:``), which 0.0.36 did not send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from typing import Any, Final
+
+import msgspec
+
+from ..assistant_stream_chunk import (
+    AnnotationsChunk,
+    AssistantStreamChunk,
+    DataChunk,
+    ErrorChunk,
+    FileChunk,
+    ReasoningDeltaChunk,
+    SourceChunk,
+    StepFinishChunk,
+    StepStartChunk,
+    TextDeltaChunk,
+    ToolCallArgsFinishChunk,
+    ToolCallBeginChunk,
+    ToolCallDeltaChunk,
+    ToolResultChunk,
+    UpdateStateChunk,
+)
+from ._frames import GENERIC_ERROR, Usage, dumps
+from ._tools import EMPTY_ARGS, ToolCall, ToolCalls, finish_reason
+from .assistant_stream_response import AssistantStreamResponse
+from .stream_encoder import FinishStatus, StreamEncoder
+
+__all__ = ["DataStreamEncoder", "DataStreamResponse"]
+
+KEEPALIVE: Final = "\n"
+"""A blank line: the data stream clients skip it."""
+
+
+class _Frame(msgspec.Struct, rename="camel", omit_defaults=True):
+    pass
+
+
+class _ParentedText(_Frame):
+    text_delta: str
+    parent_id: str
+
+
+class _ParentedReasoning(_Frame):
+    reasoning_delta: str
+    parent_id: str
+
+
+class _ToolCallStart(_Frame):
+    tool_call_id: str
+    tool_name: str
+    parent_id: str | None = None
+
+
+class _ArgsDelta(_Frame):
+    tool_call_id: str
+    args_text_delta: str
+    is_final: bool = False
+
+
+class _ToolResult(_Frame):
+    tool_call_id: str
+    result: Any
+    artifact: Any = None
+    is_error: bool = False
+
+
+class _Source(_Frame):
+    source_type: str
+    id: str
+    url: str
+    title: str | None = None
+    parent_id: str | None = None
+
+
+class _File(_Frame):
+    data: str
+    mime_type: str
+    parent_id: str | None = None
+
+
+class _StepStart(_Frame):
+    message_id: str
+
+
+class _StepFinish(_Frame):
+    finish_reason: str
+    usage: Usage
+    is_continued: bool
+
+
+class _MessageFinish(_Frame):
+    finish_reason: str
+    usage: Usage
+
+
+def _line(prefix: bytes, value: Any) -> bytes:
+    return prefix + dumps(value) + b"\n"
+
+
+class _DataStreamWriter:
+    def __init__(self) -> None:
+        self._tools = ToolCalls()
+        self._step_open = False
+        self._usage = Usage()  # all steps together
+        self._error_sent = False
+        self._finished = False
+
+    def encode(self, chunk: object) -> bytes:
+        """Frames for ``chunk``; an object of a type this format does not know gets none."""
+        if self._finished:
+            return b""
+        match chunk:
+            case TextDeltaChunk():
+                if chunk.parent_id:
+                    return _line(b"aui-text-delta:", _ParentedText(chunk.text_delta, chunk.parent_id))
+                return _line(b"0:", chunk.text_delta)
+            case ReasoningDeltaChunk():
+                if chunk.parent_id:
+                    return _line(b"aui-reasoning-delta:", _ParentedReasoning(chunk.reasoning_delta, chunk.parent_id))
+                return _line(b"g:", chunk.reasoning_delta)
+            case ToolCallBeginChunk():
+                if self._tools.begin(chunk) is None:
+                    return b""
+                return _line(b"b:", _ToolCallStart(chunk.tool_call_id, chunk.tool_name, chunk.parent_id or None))
+            case ToolCallDeltaChunk():
+                streaming = self._tools.streaming(chunk.tool_call_id)
+                if streaming is None:
+                    return b""
+                streaming.append_args(chunk.args_text_delta)
+                return _line(b"c:", _ArgsDelta(chunk.tool_call_id, chunk.args_text_delta))
+            case ToolCallArgsFinishChunk():
+                streaming = self._tools.streaming(chunk.tool_call_id)
+                return b"" if streaming is None else self._finish_args(streaming)
+            case ToolResultChunk():
+                call = self._tools.awaiting_result(chunk.tool_call_id)
+                if call is None:
+                    return b""
+                call.args_finished = call.has_result = True
+                return _line(b"a:", _ToolResult(chunk.tool_call_id, chunk.result, chunk.artifact, chunk.is_error))
+            case DataChunk():
+                return _line(b"2:", [chunk.data])
+            case ErrorChunk():
+                self._error_sent = True
+                return _line(b"3:", chunk.error)
+            case SourceChunk():
+                source = _Source(chunk.source_type, chunk.id, chunk.url, chunk.title, chunk.parent_id or None)
+                return _line(b"h:", source)
+            case FileChunk():
+                return _line(b"k:", _File(chunk.data, chunk.mime_type, chunk.parent_id or None))
+            case UpdateStateChunk():
+                return _line(b"aui-state:", chunk.operations)
+            case AnnotationsChunk():
+                return _line(b"8:", chunk.annotations)
+            case StepStartChunk():
+                self._step_open = True
+                return _line(b"f:", _StepStart(chunk.message_id))
+            case StepFinishChunk():
+                self._step_open = False
+                self._usage.add(chunk.input_tokens, chunk.output_tokens)
+                usage = Usage(chunk.input_tokens, chunk.output_tokens)
+                return _line(b"e:", _StepFinish(chunk.finish_reason, usage, chunk.is_continued))
+        return b""
+
+    def _finish_args(self, call: ToolCall) -> bytes:
+        """``c:`` with ``isFinal``, as the npm encoder writes it ("{}" for a call without arguments)."""
+        call.args_finished = True
+        return _line(b"c:", _ArgsDelta(call.tool_call_id, "" if call.args else EMPTY_ARGS, is_final=True))
+
+    def finish(self, status: FinishStatus) -> bytes:
+        if self._finished:
+            return b""
+        self._finished = True
+        frames = [self._finish_args(call) for call in self._tools.open_args()]
+        if status == "error" and not self._error_sent:
+            frames.append(_line(b"3:", GENERIC_ERROR))
+        reason = finish_reason(status, self._tools)
+        if self._step_open:
+            frames.append(_line(b"e:", _StepFinish(reason, Usage(), is_continued=False)))
+        frames.append(_line(b"d:", _MessageFinish(reason, self._usage)))
+        return b"".join(frames)
+
+
+class DataStreamEncoder(StreamEncoder):
+    """The data stream format (``x-vercel-ai-data-stream: v1``), read by assistant-ui's ``DataStreamDecoder``."""
+
+    def get_media_type(self) -> str:
+        return "text/plain; charset=utf-8"
+
+    def get_headers(self) -> dict[str, str]:
+        return {"x-vercel-ai-data-stream": "v1"}
+
+    def get_keepalive_token(self) -> str:
+        return KEEPALIVE
+
+    def open(self) -> _DataStreamWriter:
+        return _DataStreamWriter()
+
+
+class DataStreamResponse(AssistantStreamResponse):
+    """A streaming HTTP response in the data stream format."""
+
+    def __init__(self, stream: AsyncIterable[AssistantStreamChunk], **kwargs: Any) -> None:
+        super().__init__(stream, DataStreamEncoder(), **kwargs)

@@ -1,0 +1,183 @@
+"""OpenAI chat-completions streaming: ``chat.completion.chunk`` objects as SSE ``data:`` events.
+
+Text becomes ``content`` deltas and tool calls become ``tool_calls`` deltas
+(index, id, function name, then argument pieces), as OpenAI's API streams them,
+so OpenAI client libraries rebuild the same message. The last chunk carries
+``finish_reason`` and the stream ends with ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+from collections.abc import AsyncIterable
+from typing import Any, Literal
+
+import msgspec
+
+from ..assistant_stream_chunk import (
+    AssistantStreamChunk,
+    ErrorChunk,
+    TextDeltaChunk,
+    ToolCallArgsFinishChunk,
+    ToolCallBeginChunk,
+    ToolCallDeltaChunk,
+    ToolResultChunk,
+)
+from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, sse
+from ._tools import EMPTY_ARGS, ToolCall, ToolCalls
+from .assistant_stream_response import AssistantStreamResponse
+from .stream_encoder import FinishStatus, StreamEncoder
+
+__all__ = ["OpenAIStreamEncoder", "OpenAIStreamResponse"]
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+class _Function(msgspec.Struct, omit_defaults=True):
+    arguments: str
+    name: str | None = None
+
+
+class _ToolCallDelta(msgspec.Struct, omit_defaults=True):
+    index: int
+    function: _Function
+    id: str | None = None
+    type: Literal["function"] | None = None
+
+
+class _Delta(msgspec.Struct, omit_defaults=True):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    tool_calls: list[_ToolCallDelta] | None = None
+
+
+class _Choice(msgspec.Struct, kw_only=True):
+    index: int = 0
+    delta: _Delta
+    logprobs: None = None
+    finish_reason: str | None
+
+
+class _Chunk(msgspec.Struct, kw_only=True):
+    id: str
+    object: str = "chat.completion.chunk"
+    created: int
+    model: str
+    system_fingerprint: str
+    choices: list[_Choice]
+
+
+class _ErrorBody(msgspec.Struct):
+    message: str
+    type: str = "server_error"
+    param: None = None
+    code: None = None
+
+
+class _Error(msgspec.Struct):
+    error: _ErrorBody
+
+
+class _OpenAIWriter:
+    def __init__(self, model: str, system_fingerprint: str) -> None:
+        self._id = "chatcmpl-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+        self._created = int(time.time())
+        self._model = model
+        self._fingerprint = system_fingerprint
+        self._role_sent = False
+        self._tools = ToolCalls()
+        self._error_sent = False
+        self._finished = False
+
+    def _chunk(self, delta: _Delta, finish_reason: str | None = None) -> bytes:
+        if not self._role_sent:
+            self._role_sent = True
+            delta.role = "assistant"
+        choice = _Choice(delta=delta, finish_reason=finish_reason)
+        return sse(
+            _Chunk(
+                id=self._id,
+                created=self._created,
+                model=self._model,
+                system_fingerprint=self._fingerprint,
+                choices=[choice],
+            )
+        )
+
+    def _tool_delta(self, call: ToolCall, arguments: str) -> bytes:
+        return self._chunk(_Delta(tool_calls=[_ToolCallDelta(call.index, _Function(arguments))]))
+
+    def encode(self, chunk: AssistantStreamChunk) -> bytes:
+        if self._finished:
+            return b""
+        match chunk:
+            case TextDeltaChunk():
+                return self._chunk(_Delta(content=chunk.text_delta))
+            case ToolCallBeginChunk():
+                call = self._tools.begin(chunk)
+                if call is None:
+                    return b""
+                start = _ToolCallDelta(call.index, _Function("", call.tool_name), call.tool_call_id, "function")
+                return self._chunk(_Delta(tool_calls=[start]))
+            case ToolCallDeltaChunk():
+                streaming = self._tools.streaming(chunk.tool_call_id)
+                if streaming is None:
+                    return b""
+                streaming.append_args(chunk.args_text_delta)
+                return self._tool_delta(streaming, chunk.args_text_delta)
+            case ToolCallArgsFinishChunk():
+                streaming = self._tools.streaming(chunk.tool_call_id)
+                return b"" if streaming is None else self._finish_args(streaming)
+            case ToolResultChunk():
+                # The format has no tool results: the call only counts as answered.
+                call = self._tools.awaiting_result(chunk.tool_call_id)
+                if call is None:
+                    return b""
+                call.has_result = True
+                return self._finish_args(call) if not call.args_finished else b""
+            case ErrorChunk():
+                self._error_sent = True
+                return sse(_Error(_ErrorBody(chunk.error)))
+        return b""
+
+    def _finish_args(self, call: ToolCall) -> bytes:
+        """Arguments are complete: a call that had none gets ``{}``, so clients can parse them."""
+        call.args_finished = True
+        return b"" if call.args else self._tool_delta(call, EMPTY_ARGS)
+
+    def finish(self, status: FinishStatus) -> bytes:
+        if self._finished:
+            return b""
+        self._finished = True
+        frames = [self._finish_args(call) for call in self._tools.open_args()]
+        if status == "completed":
+            frames.append(self._chunk(_Delta(), "tool_calls" if self._tools.pending() else "stop"))
+        elif status == "error" and not self._error_sent:
+            frames.append(sse(_Error(_ErrorBody(GENERIC_ERROR))))
+        frames.append(SSE_DONE)
+        return b"".join(frames)
+
+
+class OpenAIStreamEncoder(StreamEncoder):
+    """OpenAI chat-completions chunks over SSE."""
+
+    def __init__(self, model: str = "assistant_stream", system_fingerprint: str = "fp_0000000000") -> None:
+        self.model = model
+        self.system_fingerprint = system_fingerprint
+
+    def get_media_type(self) -> str:
+        return SSE_MEDIA_TYPE
+
+    def open(self) -> _OpenAIWriter:
+        return _OpenAIWriter(self.model, self.system_fingerprint)
+
+
+class OpenAIStreamResponse(AssistantStreamResponse):
+    """A streaming HTTP response of OpenAI chat-completions chunks."""
+
+    def __init__(
+        self, stream: AsyncIterable[AssistantStreamChunk], *, model: str = "assistant_stream", **kwargs: Any
+    ) -> None:
+        super().__init__(stream, OpenAIStreamEncoder(model=model), **kwargs)

@@ -1,0 +1,331 @@
+"""The AI SDK UI message stream (AI SDK 5+), read by ``useChat``: typed chunks as SSE ``data:`` events.
+
+The client validates every frame and keeps strict order, so the writer keeps
+the state the client keeps: a part is started before its deltas and ended
+before the next part; a tool call's input is announced before its output; a
+step (``start-step`` .. ``finish-step``) is always open around content. As in
+the AI SDK, a step ends once tool outputs have been sent and new content
+follows (the next model turn), so ``useChat`` sees every answered tool call in
+a finished step.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterable
+from typing import Any, Literal
+
+import msgspec
+
+from ..assistant_stream_chunk import (
+    AssistantStreamChunk,
+    DataChunk,
+    ErrorChunk,
+    FileChunk,
+    ReasoningDeltaChunk,
+    SourceChunk,
+    StepFinishChunk,
+    StepStartChunk,
+    TextDeltaChunk,
+    ToolCallArgsFinishChunk,
+    ToolCallBeginChunk,
+    ToolCallDeltaChunk,
+    ToolResultChunk,
+)
+from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, SSEFrames, dumps
+from ._tools import ToolCall, ToolCalls, parse_args
+from .assistant_stream_response import AssistantStreamResponse
+from .stream_encoder import FinishStatus, StreamEncoder
+
+__all__ = ["UIMessageStreamEncoder", "UIMessageStreamResponse"]
+
+
+class _Frame(msgspec.Struct, tag_field="type", rename="camel", omit_defaults=True):
+    pass
+
+
+class _Start(_Frame, tag="start"):
+    message_id: str
+
+
+class _StartStep(_Frame, tag="start-step"):
+    pass
+
+
+class _FinishStep(_Frame, tag="finish-step"):
+    pass
+
+
+class _TextStart(_Frame, tag="text-start"):
+    id: str
+
+
+class _TextDelta(_Frame, tag="text-delta"):
+    id: str
+    delta: str
+
+
+class _TextEnd(_Frame, tag="text-end"):
+    id: str
+
+
+class _ReasoningStart(_Frame, tag="reasoning-start"):
+    id: str
+
+
+class _ReasoningDelta(_Frame, tag="reasoning-delta"):
+    id: str
+    delta: str
+
+
+class _ReasoningEnd(_Frame, tag="reasoning-end"):
+    id: str
+
+
+class _ToolInputStart(_Frame, tag="tool-input-start"):
+    tool_call_id: str
+    tool_name: str
+
+
+class _ToolInputDelta(_Frame, tag="tool-input-delta"):
+    tool_call_id: str
+    input_text_delta: str
+
+
+class _ToolInputAvailable(_Frame, tag="tool-input-available"):
+    tool_call_id: str
+    tool_name: str
+    input: Any
+
+
+class _ToolOutputAvailable(_Frame, tag="tool-output-available"):
+    tool_call_id: str
+    output: Any
+
+
+class _ToolOutputError(_Frame, tag="tool-output-error"):
+    tool_call_id: str
+    error_text: str
+
+
+class _SourceUrl(_Frame, tag="source-url"):
+    source_id: str
+    url: str
+    title: str | None = None
+
+
+class _File(_Frame, tag="file"):
+    url: str
+    media_type: str
+
+
+class _DataPart(msgspec.Struct):
+    type: str
+    id: str
+    data: Any
+
+
+class _Error(_Frame, tag="error"):
+    error_text: str
+
+
+class _Finish(_Frame, tag="finish"):
+    finish_reason: str
+
+
+class _Abort(_Frame, tag="abort"):
+    pass
+
+
+_TextKind = Literal["text", "reasoning"]
+_PartFrames = tuple[
+    type[_TextStart | _ReasoningStart], type[_TextDelta | _ReasoningDelta], type[_TextEnd | _ReasoningEnd]
+]
+_PART_FRAMES: dict[_TextKind, _PartFrames] = {
+    "text": (_TextStart, _TextDelta, _TextEnd),
+    "reasoning": (_ReasoningStart, _ReasoningDelta, _ReasoningEnd),
+}
+
+
+def _data_type(data: Any) -> str:
+    """``data-<kind>`` for an object with a string ``kind``, else ``data-data``."""
+    kind = data.get("kind") if isinstance(data, dict) else None
+    return f"data-{kind}" if isinstance(kind, str) and kind else "data-data"
+
+
+def _error_text(result: Any) -> str:
+    """A failed tool's message: the result if it is a string, its ``error`` string, else its JSON."""
+    if isinstance(result, str):
+        return result
+    if isinstance(result, dict) and isinstance(result.get("error"), str):
+        return str(result["error"])
+    return dumps(result).decode()
+
+
+class _UIMessageStreamWriter:
+    def __init__(self, message_id: str) -> None:
+        self._message_id = message_id
+        self._out = SSEFrames()
+        self._started = False
+        self._step_open = False
+        self._step_has_output = False
+        self._text: tuple[_TextKind, str | None, str] | None = None  # kind, parent id, part id
+        self._counters = {"text": 0, "reasoning": 0, "data": 0}
+        self._tools = ToolCalls()
+        self._error_sent = False
+        self._finished = False
+
+    def _next_id(self, kind: Literal["text", "reasoning", "data"]) -> str:
+        self._counters[kind] += 1
+        return f"{kind[0]}{self._counters[kind]}"
+
+    def _ensure_started(self) -> None:
+        if not self._started:
+            self._started = True
+            self._out.add(_Start(self._message_id))
+
+    def _close_text(self) -> None:
+        if self._text is not None:
+            kind, _, part_id = self._text
+            self._text = None
+            self._out.add(_PART_FRAMES[kind][2](part_id))
+
+    def _close_open_parts(self) -> None:
+        """End the open text part and the arguments of every call still streaming them."""
+        self._close_text()
+        for call in self._tools.open_args():
+            self._input_available(call)
+
+    def _finish_step(self) -> None:
+        # useChat looks a call's input frames up in the current step only: end them in this one.
+        self._close_open_parts()
+        if self._step_open:
+            self._step_open = False
+            self._out.add(_FinishStep())
+
+    def _start_step(self) -> None:
+        self._ensure_started()
+        self._step_open, self._step_has_output = True, False
+        self._out.add(_StartStep())
+
+    def _new_part(self) -> None:
+        """Before a new part: end the open text part, and the step once it has tool outputs
+        and no call in it is still streaming its input."""
+        self._close_text()
+        if self._step_open and self._step_has_output and not self._tools.open_args():
+            self._finish_step()
+        if not self._step_open:
+            self._start_step()
+
+    def encode(self, chunk: AssistantStreamChunk) -> bytes:
+        if self._finished:
+            return b""
+        match chunk:
+            case TextDeltaChunk():
+                self._text_delta("text", chunk.text_delta, chunk.parent_id)
+            case ReasoningDeltaChunk():
+                self._text_delta("reasoning", chunk.reasoning_delta, chunk.parent_id)
+            case ToolCallBeginChunk():
+                if self._tools.begin(chunk) is not None:
+                    self._new_part()
+                    self._out.add(_ToolInputStart(chunk.tool_call_id, chunk.tool_name))
+            case ToolCallDeltaChunk():
+                streaming = self._tools.streaming(chunk.tool_call_id)
+                if streaming is not None:
+                    streaming.append_args(chunk.args_text_delta)
+                    self._out.add(_ToolInputDelta(chunk.tool_call_id, chunk.args_text_delta))
+            case ToolCallArgsFinishChunk():
+                streaming = self._tools.streaming(chunk.tool_call_id)
+                if streaming is not None:
+                    self._input_available(streaming)
+            case ToolResultChunk():
+                self._tool_result(chunk)
+            case SourceChunk():
+                self._new_part()
+                self._out.add(_SourceUrl(chunk.id, chunk.url, chunk.title))
+            case FileChunk():
+                self._new_part()
+                self._out.add(_File(f"data:{chunk.mime_type};base64,{chunk.data}", chunk.mime_type))
+            case DataChunk():
+                self._new_part()
+                self._out.add(_DataPart(_data_type(chunk.data), self._next_id("data"), chunk.data))
+            case ErrorChunk():
+                # useChat stops reading at an error: end what is open first.
+                self._ensure_started()
+                self._close_open_parts()
+                self._error_sent = True
+                self._out.add(_Error(chunk.error))
+            case StepStartChunk():
+                self._finish_step()
+                self._start_step()
+            case StepFinishChunk():
+                self._finish_step()
+        return self._out.take()
+
+    def _text_delta(self, kind: _TextKind, delta: str, parent_id: str | None) -> None:
+        if self._text is None or self._text[:2] != (kind, parent_id):
+            self._new_part()
+            self._text = (kind, parent_id, self._next_id(kind))
+            self._out.add(_PART_FRAMES[kind][0](self._text[2]))
+        self._out.add(_PART_FRAMES[kind][1](self._text[2], delta))
+
+    def _input_available(self, call: ToolCall) -> None:
+        call.args_finished = True
+        self._out.add(_ToolInputAvailable(call.tool_call_id, call.tool_name, parse_args(call.args_text)))
+
+    def _tool_result(self, chunk: ToolResultChunk) -> None:
+        call = self._tools.awaiting_result(chunk.tool_call_id)
+        if call is None:
+            return
+        if not call.args_finished:
+            self._input_available(call)
+        call.has_result = True
+        self._step_has_output = True
+        if chunk.is_error:
+            self._out.add(_ToolOutputError(call.tool_call_id, _error_text(chunk.result)))
+        else:
+            self._out.add(_ToolOutputAvailable(call.tool_call_id, chunk.result))
+
+    def finish(self, status: FinishStatus) -> bytes:
+        if self._finished:
+            return b""
+        self._finished = True
+        self._ensure_started()
+        self._finish_step()
+        if status == "cancelled":
+            self._out.add(_Abort())
+        else:
+            if status == "error" and not self._error_sent:
+                self._out.add(_Error(GENERIC_ERROR))
+            reason = "error" if status == "error" else "tool-calls" if self._tools.pending() else "stop"
+            self._out.add(_Finish(reason))
+        return self._out.take() + SSE_DONE
+
+
+class UIMessageStreamEncoder(StreamEncoder):
+    """The AI SDK UI message stream (``x-vercel-ai-ui-message-stream: v1``).
+
+    ``message_id`` is the id of the assistant message the client builds
+    (default: a new random id per stream).
+    """
+
+    def __init__(self, message_id: str | None = None) -> None:
+        self.message_id = message_id
+
+    def get_media_type(self) -> str:
+        return SSE_MEDIA_TYPE
+
+    def get_headers(self) -> dict[str, str]:
+        return {"x-vercel-ai-ui-message-stream": "v1"}
+
+    def open(self) -> _UIMessageStreamWriter:
+        return _UIMessageStreamWriter(self.message_id or f"msg-{uuid.uuid4().hex}")
+
+
+class UIMessageStreamResponse(AssistantStreamResponse):
+    """A streaming HTTP response in the AI SDK UI message stream format, for ``useChat``."""
+
+    def __init__(
+        self, stream: AsyncIterable[AssistantStreamChunk], *, message_id: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(stream, UIMessageStreamEncoder(message_id), **kwargs)

@@ -1,0 +1,61 @@
+"""What a full (or ``--quick``) benchmark run measures, and with what sizes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: (library, backend) pairs, in table order: 0.0.36 runs on asyncio only.
+TARGETS = (("ref", "asyncio"), ("ours", "asyncio"), ("ours", "trio"))
+#: (library, server stack) pairs for HTTP.
+STACKS = (
+    ("ref", "uvicorn"),
+    ("ours", "uvicorn"),
+    ("ref", "hypercorn-asyncio"),
+    ("ours", "hypercorn-asyncio"),
+    ("ours", "hypercorn-trio"),
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One in-process measurement, on every target (and on the floor when it has one)."""
+
+    name: str  # row key, e.g. "text-tight"
+    workload: str
+    params: dict[str, Any]
+    repeat: int = 1  # processes per target; the one with the median time is kept
+    floor: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    cases: tuple[Case, ...]
+    http: dict[str, Any] = field(default_factory=dict)
+
+
+def plan(quick: bool) -> Plan:
+    """The full plan (about 6 minutes on 2 cores) or a smoke-sized one."""
+    s = 10 if quick else 1
+    repeat = 1 if quick else 3
+    cases = (
+        Case("text-tight", "text", {"deltas": 200_000 // s, "pattern": "tight"}, repeat, floor=True),
+        Case("text-yield", "text", {"deltas": 200_000 // s, "pattern": "yield"}, repeat, floor=True),
+        Case("tools-tight", "tools", {"calls": 200 // s, "pattern": "tight"}, floor=True),
+        Case("tools-yield", "tools", {"calls": 200 // s, "pattern": "yield"}, floor=True),
+        Case("state-tight", "state", {"updates": 50_000 // s, "pattern": "tight"}, floor=True),
+        Case("state-yield", "state", {"updates": 50_000 // s, "pattern": "yield"}, floor=True),
+        Case("concurrent", "concurrent", {"runs": 2_000 // s, "deltas": 50}),
+        Case("stalled", "stalled", {"seconds": 0.3 if quick else 2.0}),
+        Case("aclose", "aclose", {"runs": 300 // s}),
+        Case("aclose-cooperative", "aclose", {"runs": 300 // s, "cooperative": True}),
+    )
+    http = {
+        "deltas": 100_000 // s,
+        "ttfb_requests": 100 // s,
+        "concurrency": [20, 100] if quick else [100, 1_000],
+        "stream_deltas": 20,
+        "pace": 0.05,
+        "disconnects": 50 // s,
+    }
+    return Plan(cases, http)

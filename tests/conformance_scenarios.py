@@ -1,0 +1,281 @@
+"""Runs whose chunks the conformance tests put through every wire format.
+
+Each scenario is a real ``create_run`` callback. :func:`capture` runs it and
+keeps what the consumer received (the chunks) and what the run says it sent
+(``on_finish``: status and :class:`AssistantMessage`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+from assistant_stream_ce import create_run
+from assistant_stream_ce.assistant_stream_chunk import AssistantStreamChunk
+from assistant_stream_ce.create_run import RunController, RunOutcome
+from assistant_stream_ce.message import AssistantMessage
+from assistant_stream_ce.serialization.stream_encoder import FinishStatus
+from assistant_stream_ce.tool_calls import ToolCall
+
+
+@dataclass
+class Captured:
+    """A run as its consumer saw it."""
+
+    chunks: list[AssistantStreamChunk]
+    message: AssistantMessage
+    status: FinishStatus
+
+
+@dataclass
+class Scenario:
+    name: str
+    callback: Callable[[RunController], Awaitable[None]]
+    state: Any = None
+    #: The consumer leaves after this many chunks (the run is cancelled).
+    stop_after: int | None = None
+    #: Backends to run on (a volume test gains nothing from running twice).
+    backends: tuple[str, ...] = ("asyncio", "trio")
+
+
+async def capture(scenario: Scenario) -> Captured:
+    """Run ``scenario`` to its end (or the consumer's early exit) and keep what was sent."""
+    outcomes: list[RunOutcome] = []
+    chunks: list[AssistantStreamChunk] = []
+    run = create_run(scenario.callback, state=scenario.state, on_finish=outcomes.append)
+    try:
+        async with run as stream:
+            async for chunk in stream:
+                chunks.append(chunk)
+                if scenario.stop_after is not None and len(chunks) >= scenario.stop_after:
+                    break
+    except Boom:
+        pass
+    (outcome,) = outcomes
+    return Captured(chunks, outcome.message, outcome.status)
+
+
+def capture_all(scenarios: list[Scenario]) -> dict[tuple[str, str], Captured]:
+    """Every scenario on each of its backends, by ``(backend, name)``."""
+    captured = {}
+    for backend in ("asyncio", "trio"):
+        mine = [scenario for scenario in scenarios if backend in scenario.backends]
+
+        async def run_all(mine: list[Scenario] = mine) -> list[Captured]:
+            return [await capture(scenario) for scenario in mine]
+
+        for scenario, result in zip(mine, anyio.run(run_all, backend=backend), strict=True):
+            captured[backend, scenario.name] = result
+    return captured
+
+
+class Boom(Exception):
+    """What the failing scenario raises."""
+
+
+# ---- the scenarios -------------------------------------------------------------
+
+
+async def text_only(c: RunController) -> None:
+    for piece in ["Hello", ", ", "world", "!"]:
+        c.append_text(piece)
+        await anyio.lowlevel.checkpoint()
+
+
+async def reasoning_then_text(c: RunController) -> None:
+    for piece in ["The user says hi. ", "Answer politely."]:
+        c.append_reasoning(piece)
+        await anyio.lowlevel.checkpoint()
+    for piece in ["Hi ", "there."]:
+        c.append_text(piece)
+        await anyio.lowlevel.checkpoint()
+    c.append_reasoning("Second thought.")
+    c.append_text("Done.")
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+async def parallel_tools(c: RunController) -> None:
+    c.append_text("Looking up five things.")
+
+    async def lookup(tool: ToolCall) -> Any:
+        args = {"city": tool.tool_name, "n": len(tool.tool_call_id), "nested": {"list": [1, 2.5, None, True]}}
+        for piece in _pieces(json.dumps(args), 7):
+            await tool.append_args_text(piece)
+        if tool.tool_call_id == "call_3":
+            raise RuntimeError("weather service is down")
+        return {"temperature": 20 + len(tool.tool_call_id), "unit": "C", "where": tool.tool_name}
+
+    async with c.tool_calls() as calls:
+        for i in range(5):
+            calls.start(f"city_{i}", lookup, tool_call_id=f"call_{i}")
+    c.append_text("All five answered.")
+
+
+async def result_while_another_call_streams(c: RunController) -> None:
+    """A quick tool answers, and text follows, while a slower call is still streaming its arguments."""
+    text_sent = anyio.Event()
+
+    async def slow(tool: ToolCall) -> Any:
+        await tool.append_args_text('{"q": ')
+        await text_sent.wait()
+        await tool.append_args_text('"slow"}')
+        return "slow result"
+
+    async def quick(tool: ToolCall) -> Any:
+        return "quick result"
+
+    async with c.tool_calls(order="completion") as calls:
+        calls.start("slow", slow, tool_call_id="call_slow")
+        await calls.start("quick", quick, args={"q": "quick"}, tool_call_id="call_quick")
+        c.append_text("The quick one answered.")
+        text_sent.set()
+
+
+async def client_side_tool(c: RunController) -> None:
+    """A call the client runs: arguments, no result; the run ends waiting for it."""
+    c.append_text("Please confirm.")
+    tool = await c.add_tool_call("confirm", "call_client")
+    tool.append_args_text('{"question": "Proceed?"}')
+    tool.close()
+
+
+async def state_paths(c: RunController) -> None:
+    c.state["doc"]["title"] = "Plan"
+    c.state["doc"]["body"]["text"] += "First line."
+    await anyio.lowlevel.checkpoint()
+    c.append_state_text(["doc", "body", "text"], " Second line.")
+    c.state["doc"]["tags"] = ["a", "b"]
+    c.append_text("Updated the plan.")
+    await anyio.lowlevel.checkpoint()
+    c.state["doc"]["body"]["meta"] = {"count": 2, "ok": True, "ratio": 0.5, "none": None}
+    c.state["counter"] = 3
+    c.append_state_text(["doc", "title"], " (final)")
+
+
+async def sources_files_data_annotations(c: RunController) -> None:
+    c.append_text("See the sources.")
+    c.add_source("src-1", "https://example.com/a", "Example A")
+    c.add_source("src-2", "https://example.com/b?q=1&r=2")
+    c.add_file("aGVsbG8gd29ybGQ=", "text/plain")
+    c.add_data({"kind": "progress", "value": 0.5})
+    c.add_data([1, "two", {"three": 3}])
+    c.add_annotations([{"type": "citation", "sourceId": "src-1"}, "plain note"])
+    c.append_text(" That is all.")
+
+
+async def steps(c: RunController) -> None:
+    c.add_step_start("step-1")
+    c.append_text("Calling a tool.")
+    tool = await c.add_tool_call("search", "call_s1")
+    tool.append_args_text('{"q": "x"}')
+    tool.set_response({"hits": 1})
+    c.add_step_finish("tool-calls", input_tokens=5, output_tokens=7, is_continued=False)
+    c.add_step_start("step-2")
+    c.append_text("Found one hit.")
+    c.add_step_finish("stop", input_tokens=11, output_tokens=13)
+
+
+async def error_mid_run(c: RunController) -> None:
+    c.append_text("Starting, ")
+    await anyio.lowlevel.checkpoint()
+    c.append_text("then")
+    raise Boom("the model failed")
+
+
+async def error_mid_tool_args(c: RunController) -> None:
+    c.append_text("Calling.")
+    tool = await c.add_tool_call("weather", "call_e")
+    tool.append_args_text('{"city": ')
+    await anyio.lowlevel.checkpoint()
+    raise Boom("the model failed while streaming arguments")
+
+
+async def cancelled_mid_text(c: RunController) -> None:
+    c.append_reasoning("thinking")
+    await anyio.lowlevel.checkpoint()
+    for i in range(100):
+        c.append_text(f"word{i} ")
+        await anyio.lowlevel.checkpoint()
+
+
+async def cancelled_mid_tool_args(c: RunController) -> None:
+    c.append_text("Calling.")
+    tool = await c.add_tool_call("weather", "call_w")
+    try:
+        tool.append_args_text('{"city": "Pa')
+        await anyio.sleep_forever()  # the consumer leaves here
+    finally:
+        tool.close()
+
+
+async def many_deltas(c: RunController) -> None:
+    for i in range(10_000):
+        c.append_text("ab"[i % 2])
+        await anyio.lowlevel.checkpoint()
+
+
+UNICODE_TEXT = (
+    "héllo wörld · 日本語 · עברית · 😀👍🏽 · e\u0301 · "
+    "lone \ud800 and \udfff and reversed \udc00\ud800 · "
+    "controls \x00\x01\x08\x0b\x0c\x1b\x1f\x7f\x80\x9f · "
+    'tab\tnewline\ncr\r · separators \u2028 \u2029 · bom \ufeff · max \U0010ffff · quote " backslash \\'
+)
+
+#: JSON text (valid) with raw non-ASCII, a raw \u2028, and escaped control characters and surrogates.
+UNICODE_ARGS = '{"q": "日本 😀 \u2028 \\u0000\\u001f \\ud800 \\"quoted\\"", "n": 1}'
+
+
+async def unicode(c: RunController) -> None:
+    for piece in _pieces(UNICODE_TEXT, 5):
+        c.append_text(piece)
+        await anyio.lowlevel.checkpoint()
+    c.append_reasoning("réflexion \u2028 😀 \ud83d")
+    tool = await c.add_tool_call("echo_\u00e9", "call_\u00fc")
+    for piece in _pieces(UNICODE_ARGS, 3):
+        tool.append_args_text(piece)
+        await anyio.lowlevel.checkpoint()
+    tool.set_response({"echo": "日本 😀 \u2028 \x00\x1f", "ok": True})
+    c.append_text("end \u2028")
+
+
+async def parent_ids(c: RunController) -> None:
+    c.append_text("top ")
+    child = c.with_parent_id("parent-1")
+    child.append_text("child text")
+    child.append_reasoning("child reasoning")
+    tool = await child.add_tool_call("t", "call_p")
+    tool.append_args_text("{}")
+    tool.set_response(1)
+    child.add_source("s", "https://example.com")
+    c.append_text("top again")
+
+
+SCENARIOS = [
+    Scenario("text_only", text_only),
+    Scenario("reasoning_then_text", reasoning_then_text),
+    Scenario("parallel_tools", parallel_tools),
+    Scenario("result_while_another_call_streams", result_while_another_call_streams),
+    Scenario("client_side_tool", client_side_tool),
+    Scenario(
+        "state_paths",
+        state_paths,
+        state={"doc": {"title": "", "body": {"text": ""}, "tags": []}, "counter": 0},
+    ),
+    Scenario("sources_files_data_annotations", sources_files_data_annotations),
+    Scenario("steps", steps),
+    Scenario("error_mid_run", error_mid_run),
+    Scenario("error_mid_tool_args", error_mid_tool_args),
+    Scenario("cancelled_mid_text", cancelled_mid_text, stop_after=6),
+    Scenario("cancelled_mid_tool_args", cancelled_mid_tool_args, stop_after=3),
+    Scenario("many_deltas", many_deltas, backends=("asyncio",)),
+    Scenario("unicode", unicode),
+    Scenario("parent_ids", parent_ids),
+]

@@ -1,0 +1,201 @@
+"""Bad input fails at the call that got it, and nothing half-written reaches the stream."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from assistant_stream_ce import (
+    AssistantStreamChunk,
+    DataChunk,
+    RunController,
+    TextDeltaChunk,
+    ToolCallArgsFinishChunk,
+    ToolCallBeginChunk,
+    ToolCallController,
+    ToolResultChunk,
+    UpdateStateChunk,
+    create_run,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+class NotJson:
+    """A value no JSON encoder knows."""
+
+
+async def _run(callback: Callable[[RunController], Awaitable[None]], state: Any = None) -> list[AssistantStreamChunk]:
+    with anyio.fail_after(5):
+        async with create_run(callback, state=state) as chunks:
+            return [chunk async for chunk in chunks]
+
+
+STATE_WRITES: dict[str, tuple[Callable[[RunController], None], str]] = {
+    "object in a new key": (lambda c: c.state.__setitem__("x", NotJson()), r"at \['x'\] has type NotJson"),
+    "object deep in a subtree": (
+        lambda c: c.state.__setitem__("x", {"ok": 1, "deep": [1, NotJson()]}),
+        r"at \['x', 'deep', '1'\] has type NotJson",
+    ),
+    "non-str key": (lambda c: c.state.__setitem__("x", {1: "one"}), r"at \['x'\] has a key of type int"),
+    "NaN": (lambda c: c.state.__setitem__("x", math.nan), r"at \['x'\] is nan"),
+    "replace the root": (lambda c: setattr(c, "state", {"list": [NotJson()]}), r"has type NotJson"),
+    "list append": (lambda c: c.state["list"].append(NotJson()), r"has type NotJson"),
+    "list +=": (lambda c: c.state["list"].__iadd__([4, NotJson()]), r"has type NotJson"),
+    "list extend": (lambda c: c.state["list"].extend([4, NotJson()]), r"has type NotJson"),
+    "text += non-str": (lambda c: c.append_state_text(["text"], 5), r"only append str"),  # type: ignore[arg-type]
+}
+
+
+@pytest.mark.parametrize("write", STATE_WRITES)
+async def test_a_bad_state_write_fails_at_the_call_and_changes_nothing(anyio_backend: str, write: str) -> None:
+    bad_write, message = STATE_WRITES[write]
+
+    async def callback(controller: RunController) -> None:
+        controller.state["before"] = 1
+        with pytest.raises(TypeError, match=message):
+            bad_write(controller)
+        assert controller.state == {"list": [1, 2, 3], "text": "t", "before": 1}
+        controller.state["after"] = 2
+
+    chunks = await _run(callback, state={"list": [1, 2, 3], "text": "t"})
+
+    assert chunks == [
+        UpdateStateChunk(
+            [{"type": "set", "path": ["before"], "value": 1}, {"type": "set", "path": ["after"], "value": 2}]
+        )
+    ]
+
+
+async def test_add_data_rejects_what_is_not_json(anyio_backend: str) -> None:
+    async def callback(controller: RunController) -> None:
+        with pytest.raises(TypeError, match=r"add_data\(\) value is not JSON-serializable.*NotJson"):
+            controller.add_data({"fine": 1, "bad": NotJson()})
+        controller.add_data({"fine": 1})
+
+    assert await _run(callback) == [DataChunk({"fine": 1})]
+
+
+def _compat_set_response(tool: ToolCallController, controller: RunController, result: Any, artifact: Any) -> None:
+    tool.set_response(result, artifact=artifact)
+
+
+def _compat_add_tool_result(tool: ToolCallController, controller: RunController, result: Any, artifact: Any) -> None:
+    assert artifact is None, "add_tool_result() has no artifact"
+    controller.add_tool_result(tool.tool_call_id, result)
+
+
+RESULT_SETTERS = {"set_response": _compat_set_response, "add_tool_result": _compat_add_tool_result}
+BAD_RESULTS = {
+    "result": ({"bad": NotJson()}, None, r"the result of tool call 'call_1' is not JSON-serializable.*NotJson"),
+    "artifact": ("ok", NotJson(), r"the artifact of tool call 'call_1' is not JSON-serializable.*NotJson"),
+}
+
+
+@pytest.mark.parametrize(
+    ("setter", "bad"), [("set_response", "result"), ("set_response", "artifact"), ("add_tool_result", "result")]
+)
+async def test_a_bad_tool_result_fails_at_the_call_and_sends_nothing(anyio_backend: str, setter: str, bad: str) -> None:
+    result, artifact, message = BAD_RESULTS[bad]
+    set_result = RESULT_SETTERS[setter]
+
+    async def callback(controller: RunController) -> None:
+        tool = await controller.add_tool_call("lookup", "call_1")
+        with pytest.raises(TypeError, match=message):
+            set_result(tool, controller, result, artifact)
+        set_result(tool, controller, "good", None)
+
+    assert await _run(callback) == [
+        ToolCallBeginChunk("call_1", "lookup"),
+        ToolCallArgsFinishChunk("call_1"),
+        ToolResultChunk("call_1", "good"),
+    ]
+
+
+async def test_wrong_types_name_the_argument(anyio_backend: str) -> None:
+    async def callback(controller: RunController) -> None:
+        with pytest.raises(TypeError, match=r"append_text\(\) takes str, not int"):
+            controller.append_text(1)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="url must be str, not NoneType"):
+            controller.add_source("s1", None)  # type: ignore[arg-type]
+        tool = await controller.add_tool_call("t", "call_1")
+        with pytest.raises(TypeError, match="is_error must be bool"):
+            tool.set_response("x", is_error="yes")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="duplicate tool_call_id 'call_1'"):
+            await controller.add_tool_call("t", "call_1")
+        tool.close()
+        controller.append_text("still fine")
+
+    chunks = await _run(callback)
+    assert chunks == [
+        ToolCallBeginChunk("call_1", "t"),
+        ToolCallArgsFinishChunk("call_1"),
+        TextDeltaChunk("still fine"),
+    ]
+
+
+async def _ended_controller() -> tuple[RunController, ToolCallController]:
+    kept: list[tuple[RunController, ToolCallController]] = []
+
+    async def callback(controller: RunController) -> None:
+        tool = await controller.add_tool_call("open", "call_open")
+        tool.close()
+        kept.append((controller, tool))
+
+    await _run(callback, state={"text": "t", "list": []})
+    return kept[0]
+
+
+async def _empty_stream() -> AsyncIterator[AssistantStreamChunk]:
+    return
+    yield  # pragma: no cover - makes this an async generator
+
+
+async def _tool_fn(call: object) -> None:
+    """A tool that is never started."""
+
+
+CALLS_AFTER_THE_END: dict[str, Callable[[RunController, ToolCallController], Any]] = {
+    "append_text": lambda c, t: c.append_text("x"),
+    "append_reasoning": lambda c, t: c.append_reasoning("x"),
+    "add_tool_call": lambda c, t: c.add_tool_call("late"),
+    "add_tool_result": lambda c, t: c.add_tool_result("call_open", 1),
+    "start_tool_call": lambda c, t: c.start_tool_call("late", _tool_fn),
+    "add_stream": lambda c, t: c.add_stream(_empty_stream()),
+    "add_data": lambda c, t: c.add_data(1),
+    "add_error": lambda c, t: c.add_error("x"),
+    "add_source": lambda c, t: c.add_source("s", "https://example.com"),
+    "add_file": lambda c, t: c.add_file("aGk=", "text/plain"),
+    "add_annotations": lambda c, t: c.add_annotations([1]),
+    "add_step_start": lambda c, t: c.add_step_start("m"),
+    "add_step_finish": lambda c, t: c.add_step_finish("stop"),
+    "state =": lambda c, t: setattr(c, "state", {}),
+    "state[key] =": lambda c, t: c.state.__setitem__("text", "new"),
+    "state[key] +=": lambda c, t: c.state.__setitem__("text", c.state["text"] + "more"),
+    "state list append": lambda c, t: c.state["list"].append(1),
+    "append_state_text": lambda c, t: c.append_state_text(["text"], "x"),
+    "with_parent_id().append_text": lambda c, t: c.with_parent_id("p").append_text("x"),
+    "tool.append_args_text": lambda c, t: t.append_args_text("{}"),
+    "tool.set_response": lambda c, t: t.set_response(1),
+    "tool.close": lambda c, t: t.close(),
+}
+
+
+async def _call(
+    call: Callable[[RunController, ToolCallController], Any], controller: RunController, tool: ToolCallController
+) -> None:
+    result = call(controller, tool)
+    if isinstance(result, Awaitable):
+        await result
+
+
+@pytest.mark.parametrize("call", CALLS_AFTER_THE_END)
+async def test_any_controller_call_after_the_run_ended_is_a_runtime_error(anyio_backend: str, call: str) -> None:
+    controller, tool = await _ended_controller()
+    with pytest.raises(RuntimeError, match="the run has ended"):
+        await _call(CALLS_AFTER_THE_END[call], controller, tool)
+    assert controller.state == {"text": "t", "list": []}, "a refused write leaves the state as it was"

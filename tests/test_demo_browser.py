@@ -1,0 +1,134 @@
+"""The demo page in headless Chromium (Debian's ``chromium``, driven by Playwright for Python).
+
+In each wire format the page decodes the stream itself; the test sees reasoning, text, the three
+tool results in call order (held back while a later call has already finished), the task list
+updating from the run state, and the sources. Then Stop cancels a run on the server. The page
+after the first answer is saved as docs/screenshot.png, the README's picture.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from demo_process import DemoProcess, get_json
+from playwright.sync_api import Page, sync_playwright
+
+from assistant_stream_ce.demo.agent import TOOL_NAMES
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
+#: Milliseconds any one thing may take to show up on the page.
+TIMEOUT_MS = 20_000
+
+FORMATS = ("data-stream", "assistant-transport", "ui-message-stream")
+PLACES = ("Lisbon", "Kyoto", "Edinburgh")
+
+# Records each distinct rendering of the task list, so the test sees how it changed over the run.
+_WATCH_TASKS = """() => {
+  window.taskLog = [];
+  const tasks = document.getElementById("tasks");
+  const snapshot = () => [...tasks.querySelectorAll("[data-testid=task]")]
+    .map((li) => `${li.dataset.taskId}=${li.dataset.status}`).join(" ");
+  window.taskObserver?.disconnect();
+  window.taskObserver = new MutationObserver(() => {
+    const now = snapshot();
+    if (window.taskLog[window.taskLog.length - 1] !== now) window.taskLog.push(now);
+  });
+  window.taskObserver.observe(tasks, { subtree: true, childList: true, attributes: true, characterData: true });
+}"""
+
+# Once find_events is shown as finished but held back, how many results the message shows (atomically).
+_RESULTS_WHILE_HELD = """(index) => {
+  const message = document.querySelectorAll("[data-testid=assistant-message]")[index];
+  const events = message && message.querySelector("[data-tool-name=find_events]");
+  if (!events || events.dataset.state !== "held") return null;
+  return { results: message.querySelectorAll("[data-result-seq]").length };
+}"""
+
+
+def _send(page: Page, prompt: str) -> None:
+    page.fill("#prompt", prompt)
+    page.press("#prompt", "Enter")
+
+
+def _check_answer(page: Page, index: int, place: str) -> None:
+    message = page.locator("[data-testid=assistant-message]").nth(index)
+    held = page.wait_for_function(_RESULTS_WHILE_HELD, arg=index, timeout=TIMEOUT_MS)
+    assert held.json_value() == {"results": 0}, "a finished call's result waits for the calls begun before it"
+    page.wait_for_selector("[data-testid=run-status][data-status=complete]", timeout=TIMEOUT_MS)
+    assert message.get_attribute("data-status") == "complete"
+
+    assert "run them at the same time" in message.get_by_test_id("reasoning").inner_text()
+    assert f"Here is a plan for {place}" in message.get_by_test_id("text").last.inner_text()
+
+    calls = message.get_by_test_id("tool-call")
+    order: list[Any] = calls.evaluate_all("els => els.map((e) => [e.dataset.toolName, e.dataset.resultSeq])")
+    assert order == [[name, str(i + 1)] for i, name in enumerate(TOOL_NAMES)], "results arrived in call order"
+    results = [calls.nth(i).get_by_test_id("tool-result").inner_text() for i in range(3)]
+    assert "sunny spells" in results[0]
+    assert f"{place} food market" in results[1]
+    assert "morning train" in results[2]
+
+    sources = message.get_by_test_id("source").all_inner_texts()
+    assert len(sources) == 3
+    assert f"{place} forecast" in sources[0]
+
+    log: list[str] = page.evaluate("window.taskLog")
+    assert log[-1] == " ".join(f"{task}=done" for task in ("read", *TOOL_NAMES, "answer"))
+    assert any(
+        "find_events=done" in state and "get_weather=running" in state for state in log
+    ), f"the task list showed the quick tool done while the slow one ran: {log}"
+    assert len(log) >= 6, f"the task list updated live: {log}"
+
+    page.wait_for_selector("[data-testid=server-outcome][data-status=completed]", timeout=TIMEOUT_MS)
+
+
+def test_demo_page_in_chromium(tmp_path: Path) -> None:
+    assert CHROMIUM.exists(), "Debian's chromium is needed: apt-get install chromium (scripts/test.sh does)"
+    with (
+        DemoProcess(tmp_path / "demo.log", "--pace", "0.6") as demo,
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1280})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(demo.url)
+            page.wait_for_selector("body[data-ready=true]")
+            assert page.locator("#formats input").evaluate_all("els => els.map((e) => e.value)") == list(FORMATS)
+
+            page.click("#wire-details summary")  # show the raw frames too
+            for index, (fmt, place) in enumerate(zip(FORMATS, PLACES, strict=True)):
+                page.click(f"label.format:has(input[value={fmt}])")
+                page.evaluate(_WATCH_TASKS)
+                _send(page, f"Plan a weekend in {place}")
+                _check_answer(page, index, place)
+                assert page.get_by_test_id("wire").inner_text().strip(), "the wire panel shows the frames"
+                if index == 0:
+                    SCREENSHOT.parent.mkdir(exist_ok=True)
+                    page.screenshot(path=str(SCREENSHOT))
+
+            _send(page, "What about Porto?")
+            stopped = page.locator("[data-testid=assistant-message]").nth(len(FORMATS))
+            stopped.get_by_test_id("reasoning").wait_for()
+            page.click("#stop")
+            page.wait_for_selector("[data-testid=server-outcome][data-status=cancelled]")
+            assert stopped.get_attribute("data-status") == "stopped"
+            assert "the server cancelled the run" in stopped.locator(".notice").inner_text()
+            assert "Here is a plan" not in stopped.inner_text()
+            run_id = page.evaluate("page.run.id")
+            assert errors == []
+        finally:
+            browser.close()
+        report = get_json(f"{demo.url}api/runs/{run_id}")
+    assert report["status"] == "cancelled"
+    log = demo.log()
+    assert f"run {run_id} cancelled" in log, log
+    assert "Traceback" not in log, log

@@ -1,0 +1,246 @@
+"""Request bodies of the chat clients: typed decoding, and 413/422 with a one-line reason."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from assistant_stream_ce.chat_request import (
+    AddMessageCommand,
+    AddToolResultCommand,
+    AssistantTransportRequest,
+    ChatRequest,
+    DataStreamRequest,
+    read_chat_request,
+)
+
+pytestmark = pytest.mark.anyio
+
+LIMIT = 2048
+
+# Bodies as the clients send them (assistant-ui's runtimes, AI SDK's DefaultChatTransport).
+TRANSPORT_BODY = {
+    "commands": [
+        {
+            "type": "add-message",
+            "message": {"role": "user", "parts": [{"type": "text", "text": "Weather in Paris?"}]},
+            "parentId": "m0",
+            "sourceId": None,
+        },
+        {
+            "type": "add-tool-result",
+            "toolCallId": "call_1",
+            "toolName": "confirm",
+            "result": {"approved": True},
+            "isError": False,
+        },
+    ],
+    "state": {"todos": []},
+    "system": "Be brief.",
+    "tools": {"confirm": {"parameters": {"type": "object"}}},
+    "callSettings": {"temperature": 0.2},
+    "config": {"modelName": "m"},
+    "threadId": "t1",
+    "parentId": "m0",
+    "temperature": 0.2,  # callSettings are also spread at the top level: ignored
+}
+DATA_STREAM_BODY = {
+    "system": "Be brief.",
+    "messages": [
+        {"role": "system", "content": "You help."},
+        {"role": "user", "content": [{"type": "text", "text": "Look it up"}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool-call", "toolCallId": "c1", "toolName": "search", "args": {"q": "x"}}],
+        },
+        {"role": "tool", "content": [{"type": "tool-result", "toolCallId": "c1", "toolName": "search", "result": 1}]},
+    ],
+    "tools": {"search": {"description": "Search", "parameters": {"type": "object"}}},
+    "unstable_assistantMessageId": "a1",
+    "runConfig": {},
+    "state": None,
+}
+USE_CHAT_BODY = {
+    "id": "chat-1",
+    "messages": [
+        {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]},
+        {
+            "id": "a1",
+            "role": "assistant",
+            "parts": [
+                {"type": "step-start"},
+                {
+                    "type": "tool-weather",
+                    "toolCallId": "c1",
+                    "state": "output-available",
+                    "input": {"city": "Paris"},
+                    "output": {"temperature": 21},
+                },
+                {
+                    "type": "dynamic-tool",
+                    "toolName": "lookup",
+                    "toolCallId": "c2",
+                    "state": "input-available",
+                    "input": {},
+                },
+                {"type": "data-progress", "id": "p1", "data": {"value": 0.5}},
+            ],
+            "metadata": {"model": "m"},
+        },
+    ],
+    "trigger": "regenerate-message",
+    "messageId": "a1",
+}
+
+
+async def echo(request: Request) -> Response:
+    kind = {"transport": AssistantTransportRequest, "data": DataStreamRequest, "chat": ChatRequest}
+    body = await read_chat_request(request, kind[request.path_params["kind"]], max_bytes=LIMIT)
+    return JSONResponse(msgspec.to_builtins(body))
+
+
+starlette_app = Starlette(routes=[Route("/{kind}", echo, methods=["POST"])])
+fastapi_app = FastAPI()
+fastapi_app.add_api_route("/{kind}", echo, methods=["POST"])
+
+
+@pytest.fixture(params=["starlette", "fastapi"])
+async def client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+    app = starlette_app if request.param == "starlette" else fastapi_app
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        yield client
+
+
+def reason(response: httpx.Response) -> str:
+    """The one-line reason, as Starlette (text) or FastAPI (``{"detail": ...}``) writes it."""
+    if response.headers["content-type"].startswith("application/json"):
+        detail: str = response.json()["detail"]
+        return detail
+    return response.text
+
+
+async def test_assistant_transport_commands_decode_typed(client: httpx.AsyncClient) -> None:
+    response = await client.post("/transport", json=TRANSPORT_BODY)
+    assert response.status_code == 200
+    body = msgspec.convert(response.json(), AssistantTransportRequest)
+    add, result = body.commands
+    assert isinstance(add, AddMessageCommand)
+    assert add.type == "add-message"
+    assert add.message.parts[0].text == "Weather in Paris?"
+    assert add.parent_id == "m0"
+    assert isinstance(result, AddToolResultCommand)
+    assert (result.tool_call_id, result.result, result.is_error) == ("call_1", {"approved": True}, False)
+    assert body.state == {"todos": []}
+    assert body.call_settings == {"temperature": 0.2}
+    assert body.thread_id == "t1"
+
+
+async def test_data_stream_messages_decode_typed(client: httpx.AsyncClient) -> None:
+    response = await client.post("/data", json=DATA_STREAM_BODY)
+    assert response.status_code == 200
+    body = msgspec.convert(response.json(), DataStreamRequest)
+    assert [m.role for m in body.messages] == ["system", "user", "assistant", "tool"]
+    assert body.messages[0].content == "You help."
+    call = body.messages[2].content[0]  # type: ignore[index]
+    assert (call.type, call.tool_name, call.args) == ("tool-call", "search", {"q": "x"})
+    assert body.assistant_message_id == "a1"
+    assert response.json()["unstable_assistantMessageId"] == "a1"
+
+
+async def test_use_chat_ui_messages_decode_typed(client: httpx.AsyncClient) -> None:
+    response = await client.post("/chat", json=USE_CHAT_BODY)
+    assert response.status_code == 200
+    body = msgspec.convert(response.json(), ChatRequest)
+    assert (body.id, body.trigger, body.message_id) == ("chat-1", "regenerate-message", "a1")
+    user, assistant = body.messages
+    assert user.text == "Hi there"
+    step, weather, dynamic, data = assistant.parts
+    assert step.tool is None
+    assert (weather.tool, weather.state, weather.output) == ("weather", "output-available", {"temperature": 21})
+    assert (dynamic.tool, dynamic.tool_call_id) == ("lookup", "c2")
+    assert (data.type, data.data) == ("data-progress", {"value": 0.5})
+    assert assistant.metadata == {"model": "m"}
+
+
+class Undo(msgspec.Struct, tag="undo", tag_field="type"):
+    """An application's own command."""
+
+    steps: int
+
+
+class RequestWithUndo(AssistantTransportRequest):
+    commands: list[AddMessageCommand | AddToolResultCommand | Undo]  # type: ignore[assignment]
+
+
+def test_a_subclass_adds_custom_commands() -> None:
+    body = msgspec.json.decode(b'{"commands": [{"type": "undo", "steps": 2}], "threadId": "t"}', type=RequestWithUndo)
+    assert body.commands == [Undo(steps=2)]
+    assert body.thread_id == "t"
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "expected"),
+    [
+        (b'{"messages": [', 422, "invalid request body: Input data was truncated"),
+        (b"not json at all", 422, "invalid request body: JSON is malformed"),
+        (b'{"messages": [{"id": "m", "role": 7, "parts": []}]}', 422, "Expected `str`, got `int` - at `$.messages[0]"),
+        (b'{"messages": [{"id": "m", "role": "robot", "parts": []}]}', 422, "at `$.messages[0].role`"),
+        (b'{"id": "chat-1"}', 422, "missing required field `messages`"),
+        (b"[]", 422, "Expected `object`, got `array`"),
+        (b'{"messages": []}' + b" " * LIMIT, 413, f"request body too large: the limit is {LIMIT} bytes"),
+    ],
+)
+async def test_bad_bodies_get_a_one_line_reason(
+    client: httpx.AsyncClient, content: bytes, status: int, expected: str
+) -> None:
+    response = await client.post("/chat", content=content, headers={"content-type": "application/json"})
+    assert response.status_code == status
+    assert expected in reason(response)
+    assert "\n" not in reason(response)
+    assert "Traceback" not in response.text
+
+
+async def test_unknown_commands_are_rejected_with_their_path(client: httpx.AsyncClient) -> None:
+    response = await client.post("/transport", json={"commands": [{"type": "zap"}]})
+    assert response.status_code == 422
+    assert reason(response) == "invalid request body: Invalid value 'zap' - at `$.commands[0].type`"
+
+
+async def asgi_post(app: Any, headers: list[tuple[bytes, bytes]], pieces: int) -> tuple[int, int]:
+    """POST ``pieces`` pieces of 512 bytes to ``app``; the status, and how many pieces it read."""
+    read = 0
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal read
+        read += 1
+        return {"type": "http.request", "body": b" " * 512, "more_body": read < pieces}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    scope = {"type": "http", "method": "POST", "path": "/chat", "headers": headers, "query_string": b""}
+    await app(scope, receive, send)
+    return status, read
+
+
+@pytest.mark.parametrize("app", [starlette_app, fastapi_app], ids=["starlette", "fastapi"])
+async def test_an_oversize_body_without_content_length_stops_being_read(app: Any) -> None:
+    assert await asgi_post(app, [], pieces=100) == (413, LIMIT // 512 + 1)
+
+
+@pytest.mark.parametrize("app", [starlette_app, fastapi_app], ids=["starlette", "fastapi"])
+async def test_a_lying_content_length_is_caught_while_reading(app: Any) -> None:
+    status, _ = await asgi_post(app, [(b"content-length", b"10")], pieces=100)
+    assert status == 413

@@ -1,0 +1,447 @@
+"""AssistantStreamResponse driven as a plain ASGI app, in process, on asyncio and trio.
+
+The ASGI ``receive``/``send`` here are scripted: the test decides when the
+client disconnects, when a send fails, and when a send never returns. A
+small line encoder stands in for the wire formats (each has its own tests);
+what is checked is what the response does with any encoder.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+import msgspec
+import pytest
+
+from assistant_stream_ce import (
+    AssistantStreamChunk,
+    RunController,
+    RunOutcome,
+    TextDeltaChunk,
+    ToolCall,
+    create_run,
+)
+from assistant_stream_ce.serialization.assistant_stream_response import AssistantStreamResponse
+from assistant_stream_ce.serialization.stream_encoder import FinishStatus, FrameWriter, StreamEncoder
+
+pytestmark = pytest.mark.anyio
+
+Message = dict[str, Any]
+
+
+class LineWriter:
+    """``<json chunk>\\n`` per chunk, ``end:<status>\\n`` once at the end."""
+
+    def __init__(self) -> None:
+        self.finished = False
+
+    def encode(self, chunk: AssistantStreamChunk) -> bytes:
+        return b"" if self.finished else msgspec.json.encode(chunk) + b"\n"
+
+    def finish(self, status: FinishStatus) -> bytes:
+        if self.finished:
+            return b""
+        self.finished = True
+        return f"end:{status}\n".encode()
+
+
+class LineEncoder(StreamEncoder):
+    def get_media_type(self) -> str:
+        return "application/x-lines"
+
+    def get_headers(self) -> dict[str, str]:
+        return {"X-Lines": "v1"}
+
+    def get_keepalive_token(self) -> str | None:
+        return "\n"
+
+    def open(self) -> FrameWriter:
+        return LineWriter()
+
+
+class LegacyEncoder:
+    """A 0.0.36-style encoder: only ``encode_stream``, which ends the stream itself."""
+
+    def get_media_type(self) -> str:
+        return "text/plain"
+
+    def get_keepalive_token(self) -> str | None:
+        return None
+
+    async def encode_stream(self, stream: Any) -> AsyncIterator[str]:
+        async for chunk in stream:
+            yield chunk.type + "\n"
+        yield "done\n"
+
+
+class Client:
+    """A scripted ASGI peer: records what was sent; disconnects or stalls on request."""
+
+    def __init__(self, *, fail_send_after: int | None = None, stall_after: int | None = None) -> None:
+        self.messages: list[Message] = []
+        self.disconnected = anyio.Event()
+        self.fail_send_after = fail_send_after
+        self.stall_after = stall_after
+        self.new_message = anyio.Event()
+
+    async def receive(self) -> Message:
+        await self.disconnected.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        if self.fail_send_after is not None and len(self.messages) >= self.fail_send_after:
+            raise OSError("connection reset")
+        if self.stall_after is not None and len(self.messages) >= self.stall_after:
+            await anyio.sleep_forever()
+        self.messages.append(message)
+        self.new_message.set()
+        self.new_message = anyio.Event()
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.messages if m["type"] == "http.response.body")
+
+    @property
+    def lines(self) -> list[str]:
+        return self.body.decode().splitlines()
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            await self.new_message.wait()
+
+
+async def serve(response: AssistantStreamResponse, client: Client) -> None:
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}}
+    with anyio.fail_after(10):
+        await response(scope, client.receive, client.send)
+
+
+class Outcomes:
+    def __init__(self) -> None:
+        self.seen: list[RunOutcome] = []
+
+    def __call__(self, outcome: RunOutcome) -> None:
+        self.seen.append(outcome)
+
+    @property
+    def only(self) -> RunOutcome:
+        assert len(self.seen) == 1
+        return self.seen[0]
+
+
+def text_run(words: list[str]) -> Callable[[RunController], Awaitable[None]]:
+    async def callback(controller: RunController) -> None:
+        for word in words:
+            controller.append_text(word)
+            await anyio.lowlevel.checkpoint()
+
+    return callback
+
+
+# -- a complete stream ------------------------------------------------------------
+
+
+async def test_streams_every_chunk_then_one_terminal_frame() -> None:
+    client, outcomes = Client(), Outcomes()
+    response = AssistantStreamResponse(create_run(text_run(["a", "b", "c"])), LineEncoder(), on_finish=outcomes)
+    await serve(response, client)
+
+    start = client.messages[0]
+    assert start["type"] == "http.response.start"
+    assert start["status"] == 200
+    headers = dict(start["headers"])
+    assert headers[b"content-type"] == b"application/x-lines"
+    assert headers[b"x-lines"] == b"v1"
+    assert headers[b"cache-control"] == b"no-cache"
+    assert client.messages[-1] == {"type": "http.response.body", "body": b"end:completed\n", "more_body": False}
+    assert all(m["more_body"] for m in client.messages[1:-1])
+    chunks = [msgspec.json.decode(line) for line in client.lines[:-1]]
+    assert "".join(c["text_delta"] for c in chunks) == "abc"
+    assert outcomes.only.status == "completed"
+    assert outcomes.only.message.text == "abc"
+
+
+async def test_plain_async_iterable_is_closed_inside_the_response() -> None:
+    closed = anyio.Event()
+
+    async def chunks() -> AsyncIterator[AssistantStreamChunk]:
+        try:
+            yield TextDeltaChunk("x")
+            yield TextDeltaChunk("y")
+        finally:
+            closed.set()
+
+    client, outcomes = Client(), Outcomes()
+    await serve(AssistantStreamResponse(chunks(), LineEncoder(), on_finish=outcomes), client)
+    assert closed.is_set()
+    assert client.lines[-1] == "end:completed"
+    assert outcomes.only.message.text == "xy"
+
+
+async def test_headers_from_the_caller_override_defaults() -> None:
+    response = AssistantStreamResponse(
+        create_run(text_run([])), LineEncoder(), headers={"Cache-Control": "no-store", "X-Run": "7"}, status_code=201
+    )
+    client = Client()
+    await serve(response, client)
+    assert client.messages[0]["status"] == 201
+    headers = client.messages[0]["headers"]
+    assert (b"cache-control", b"no-store") in headers
+    assert (b"cache-control", b"no-cache") not in headers
+    assert (b"x-run", b"7") in headers
+
+
+async def test_a_response_streams_once() -> None:
+    response = AssistantStreamResponse(create_run(text_run(["a"])), LineEncoder())
+    await serve(response, Client())
+    with pytest.raises(RuntimeError, match="once"):
+        await serve(response, Client())
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"heartbeat": -1}, "heartbeat"),
+        ({"heartbeat": float("nan")}, "heartbeat"),
+        ({"send_timeout": 0}, "send_timeout"),
+        ({"send_timeout": None}, "send_timeout"),
+        ({"grace_period": float("inf")}, "grace_period"),
+    ],
+)
+async def test_bad_options_are_rejected_when_the_response_is_made(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AssistantStreamResponse(create_run(text_run([])), LineEncoder(), **options)
+
+
+# -- errors ---------------------------------------------------------------------------
+
+
+async def test_a_failing_run_ends_with_its_error_then_the_error_terminal_frame(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_text("partial")
+        await anyio.lowlevel.checkpoint()
+        raise RuntimeError("model unavailable")
+
+    client, outcomes = Client(), Outcomes()
+    with caplog.at_level(logging.ERROR, logger="assistant_stream_ce"):
+        await serve(AssistantStreamResponse(create_run(callback), LineEncoder(), on_finish=outcomes), client)
+
+    *frames, last = client.lines
+    assert last == "end:error"
+    assert [msgspec.json.decode(f) for f in frames][-1] == {"type": "error", "error": "model unavailable"}
+    assert sum(f.startswith("end:") for f in client.lines) == 1
+    assert outcomes.only.status == "error"
+    assert isinstance(outcomes.only.error, RuntimeError)
+    assert outcomes.only.message.errors == ["model unavailable"]
+    assert any(r.exc_info and r.exc_info[1] is outcomes.only.error for r in caplog.records)
+
+
+async def test_a_failing_iterable_gets_an_error_frame_made_for_it(caplog: pytest.LogCaptureFixture) -> None:
+    async def chunks() -> AsyncIterator[AssistantStreamChunk]:
+        yield TextDeltaChunk("x")
+        raise ValueError("bad source")
+
+    client, outcomes = Client(), Outcomes()
+    with caplog.at_level(logging.ERROR, logger="assistant_stream_ce"):
+        await serve(AssistantStreamResponse(chunks(), LineEncoder(), on_finish=outcomes), client)
+    assert [msgspec.json.decode(line) for line in client.lines[:-1]] == [
+        {"type": "text-delta", "text_delta": "x", "parent_id": None},
+        {"type": "error", "error": "bad source"},
+    ]
+    assert client.lines[-1] == "end:error"
+    assert outcomes.only.status == "error"
+    assert outcomes.only.message.errors == ["bad source"]
+
+
+async def test_on_finish_that_raises_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    def on_finish(outcome: RunOutcome) -> None:
+        raise RuntimeError("database down")
+
+    with caplog.at_level(logging.ERROR, logger="assistant_stream_ce"):
+        await serve(AssistantStreamResponse(create_run(text_run(["a"])), LineEncoder(), on_finish=on_finish), Client())
+    assert "on_finish raised" in caplog.text
+
+
+# -- the client goes away -------------------------------------------------------------
+
+
+class Cleanup:
+    """Which finally blocks of a run ran."""
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+        self.cancelled_seen = False
+
+
+def endless_run_with_tools(cleanup: Cleanup) -> Callable[[RunController], Awaitable[None]]:
+    async def tool(call: ToolCall) -> str:
+        try:
+            await call.append_args_text('{"q": ')
+            await anyio.sleep_forever()
+        finally:
+            cleanup.ran.append(call.tool_call_id)
+        return "unreachable"
+
+    async def callback(controller: RunController) -> None:
+        try:
+            controller.start_tool_call("search", tool, tool_call_id="t1")
+            controller.start_tool_call("search", tool, tool_call_id="t2")
+            while True:
+                controller.append_text(".")
+                await anyio.sleep(0.001)
+        finally:
+            cleanup.cancelled_seen = controller.is_cancelled
+            cleanup.ran.append("callback")
+
+    return callback
+
+
+async def test_disconnect_cancels_the_run_and_reports_the_partial_message() -> None:
+    client, outcomes, cleanup = Client(), Outcomes(), Cleanup()
+    response = AssistantStreamResponse(create_run(endless_run_with_tools(cleanup)), LineEncoder(), on_finish=outcomes)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve, response, client)
+        await client.wait_for(lambda: client.body.count(b'"text-delta"') >= 3)
+        client.disconnected.set()
+    assert sorted(cleanup.ran) == ["callback", "t1", "t2"]
+    assert cleanup.cancelled_seen
+    outcome = outcomes.only
+    assert outcome.status == "cancelled"
+    assert outcome.message.text
+    assert {call.tool_call_id for call in outcome.message.tool_calls} <= {"t1", "t2"}
+    assert client.body.decode().count("end:") == 0
+
+
+async def test_a_failed_send_is_a_disconnect() -> None:
+    client, outcomes, cleanup = Client(fail_send_after=4), Outcomes(), Cleanup()
+    response = AssistantStreamResponse(create_run(endless_run_with_tools(cleanup)), LineEncoder(), on_finish=outcomes)
+    await serve(response, client)
+    assert sorted(cleanup.ran) == ["callback", "t1", "t2"]
+    assert outcomes.only.status == "cancelled"
+    assert len(client.messages) == 4
+
+
+async def test_a_client_that_stops_reading_is_dropped_after_send_timeout() -> None:
+    client, outcomes, cleanup = Client(stall_after=3), Outcomes(), Cleanup()
+    response = AssistantStreamResponse(
+        create_run(endless_run_with_tools(cleanup)), LineEncoder(), on_finish=outcomes, send_timeout=0.05
+    )
+    await serve(response, client)
+    assert sorted(cleanup.ran) == ["callback", "t1", "t2"]
+    assert outcomes.only.status == "cancelled"
+
+
+async def test_a_send_the_server_shields_still_times_out_the_run() -> None:
+    """Some servers (hypercorn on trio) shield their socket writes: the run is cancelled on time anyway."""
+    release = anyio.Event()
+    outcomes, cleanup = Outcomes(), Cleanup()
+
+    class ShieldingClient(Client):
+        async def send(self, message: Message) -> None:
+            if len(self.messages) >= 3:
+                with anyio.CancelScope(shield=True):
+                    await release.wait()
+            await super().send(message)
+
+    client = ShieldingClient()
+
+    def on_finish(outcome: RunOutcome) -> None:
+        outcomes(outcome)
+        release.set()  # the run was cancelled while the send was still stuck: now let it return
+
+    response = AssistantStreamResponse(
+        create_run(endless_run_with_tools(cleanup)), LineEncoder(), on_finish=on_finish, send_timeout=0.05
+    )
+    await serve(response, client)
+    assert sorted(cleanup.ran) == ["callback", "t1", "t2"]
+    assert outcomes.only.status == "cancelled"
+
+
+async def test_disconnect_during_a_plain_iterable_closes_it() -> None:
+    closed = anyio.Event()
+    client = Client()
+
+    async def chunks() -> AsyncIterator[AssistantStreamChunk]:
+        try:
+            while True:
+                yield TextDeltaChunk("x")
+                await anyio.sleep(0.001)
+        finally:
+            closed.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve, AssistantStreamResponse(chunks(), LineEncoder()), client)
+        await client.wait_for(lambda: len(client.lines) >= 2)
+        client.disconnected.set()
+    assert closed.is_set()
+
+
+# -- heartbeats -----------------------------------------------------------------------
+
+
+async def test_heartbeats_fill_idle_gaps_only() -> None:
+    client, go_on = Client(), anyio.Event()
+
+    async def callback(controller: RunController) -> None:
+        controller.append_text("a")
+        await go_on.wait()
+        controller.append_text("b")
+
+    response = AssistantStreamResponse(create_run(callback), LineEncoder(), heartbeat=0.02)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve, response, client)
+        await client.wait_for(lambda: client.body.endswith(b"\n\n\n"))
+        go_on.set()
+    lines = client.body.decode().split("\n")
+    assert lines[0].startswith("{")
+    assert lines[-2] == "end:completed"
+    assert lines[1:3] == ["", ""]
+    assert [msgspec.json.decode(line)["text_delta"] for line in lines if line.startswith("{")] == ["a", "b"]
+
+
+@pytest.mark.parametrize("heartbeat", [None, False, 0])
+async def test_heartbeats_can_be_turned_off(heartbeat: Any) -> None:
+    response = AssistantStreamResponse(create_run(text_run(["a"])), LineEncoder(), heartbeat=heartbeat)
+    client = Client()
+    await serve(response, client)
+    assert b"\n\n" not in client.body
+
+
+# -- encoders with only encode_stream -------------------------------------------------
+
+
+async def test_an_encoder_with_only_encode_stream_still_streams() -> None:
+    client, outcomes = Client(), Outcomes()
+    await serve(AssistantStreamResponse(create_run(text_run(["a", "b"])), LegacyEncoder(), on_finish=outcomes), client)
+    assert client.lines[-1] == "done"
+    assert set(client.lines[:-1]) == {"text-delta"}
+    assert outcomes.only.status == "completed"
+    assert outcomes.only.message.text == "ab"
+
+
+async def test_an_encoder_with_only_encode_stream_reports_the_run_error(caplog: pytest.LogCaptureFixture) -> None:
+    async def callback(controller: RunController) -> None:
+        raise RuntimeError("boom")
+
+    client, outcomes = Client(), Outcomes()
+    with caplog.at_level(logging.ERROR, logger="assistant_stream_ce"):
+        await serve(AssistantStreamResponse(create_run(callback), LegacyEncoder(), on_finish=outcomes), client)
+    assert client.lines == ["error"]
+    assert outcomes.only.status == "error"
+    assert outcomes.only.message.errors == ["boom"]
+    assert isinstance(outcomes.only.error, RuntimeError)
+
+
+async def test_run_state_starts_from_the_initial_state() -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_state_text(["log"], " world")
+
+    outcomes = Outcomes()
+    run = create_run(callback, state={"log": "hello"})
+    await serve(AssistantStreamResponse(run, LineEncoder(), on_finish=outcomes), Client())
+    assert outcomes.only.message.state == {"log": "hello world"}
