@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import anyio.abc
 
+from ._json import copy_json_tree
 from ._merger import Merger, Mode
 from .assistant_stream_chunk import AssistantStreamChunk, ErrorChunk
 from .message import AssistantMessage, MessageBuilder
@@ -87,7 +88,8 @@ class RunCore:
         self.on_finish = on_finish
         self.grace_period = grace_period
         self.error_message = error_message
-        self.builder = MessageBuilder(self.state.root) if on_finish is not None else None
+        # The builder folds what was sent onto its own copy: the live state runs ahead of the wire.
+        self.builder = MessageBuilder(copy_json_tree(self.state.root, "state")) if on_finish is not None else None
         self.scope: anyio.CancelScope | None = None
         self.tg: anyio.abc.TaskGroup | None = None
         self.sequencer: ToolCallSequencer | None = None

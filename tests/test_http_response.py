@@ -62,14 +62,11 @@ class LineEncoder(StreamEncoder):
         return LineWriter()
 
 
-class LegacyEncoder:
+class LegacyEncoder(StreamEncoder):
     """A 0.0.36-style encoder: only ``encode_stream``, which ends the stream itself."""
 
     def get_media_type(self) -> str:
         return "text/plain"
-
-    def get_keepalive_token(self) -> str | None:
-        return None
 
     async def encode_stream(self, stream: Any) -> AsyncIterator[str]:
         async for chunk in stream:

@@ -269,3 +269,20 @@ async def test_an_outer_deadline_stops_a_consumer_that_never_waits(anyio_backend
                 if received == 100:
                     scope.cancel()
     assert scope.cancelled_caught
+
+
+async def test_on_finish_state_is_the_state_the_consumer_received() -> None:
+    """A state write that was never sent is not in the partial message."""
+    outcomes: list[RunOutcome] = []
+    write_made = anyio.Event()
+
+    async def run(controller: RunController) -> None:
+        controller.state["x"] = 1
+        write_made.set()
+        await anyio.sleep_forever()
+
+    with anyio.fail_after(5):
+        async with create_run(run, state={"x": 0}, on_finish=outcomes.append):
+            await write_made.wait()  # leave without reading anything
+    assert [outcome.status for outcome in outcomes] == ["cancelled"]
+    assert outcomes[0].message.state == {"x": 0}

@@ -50,9 +50,13 @@ class StreamEncoder(ABC):
         """What to send while idle, ignored by the format's clients (``None``: nothing is safe)."""
         return SSE_KEEPALIVE if self.get_media_type() == SSE_MEDIA_TYPE else None
 
-    @abstractmethod
     def open(self) -> FrameWriter:
-        """A fresh writer for one stream."""
+        """A fresh writer for one stream.
+
+        Encoders written for assistant-stream 0.0.36 implement only
+        :meth:`encode_stream`; the responses stream those through it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} only implements encode_stream()")
 
     async def encode_stream(self, stream: AsyncIterable[AssistantStreamChunk]) -> AsyncGenerator[str, None]:
         """Encode a whole stream as ``str`` frames, ending with the terminal frames.
