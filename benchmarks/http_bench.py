@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -230,3 +231,9 @@ def run_stack(lib: str, stack: str, sizes: dict[str, Any]) -> Figures:
             return figures
 
         return anyio.run(main, backend="asyncio")
+
+
+def profile_server(lib: str, stack: str, streams: int, sizes: dict[str, Any], path: Path) -> None:
+    """Run the concurrent-streams workload against a server that writes a CPU-time profile to ``path``."""
+    with server(lib, stack, str(path)) as (port, pid):
+        anyio.run(concurrent, port, pid, streams, sizes["stream_deltas"], sizes["pace"], backend="asyncio")

@@ -24,7 +24,7 @@ class Case:
     name: str  # row key, e.g. "text-tight"
     workload: str
     params: dict[str, Any]
-    repeat: int = 1  # processes per target; the one with the median time is kept
+    repeat: int = 1  # processes per target; the one that took the least CPU time is kept
     floor: bool = False
 
 

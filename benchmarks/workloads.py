@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import statistics
 from collections.abc import Awaitable, Callable
-from time import perf_counter, process_time
+from time import perf_counter, process_time, thread_time
 from typing import Any
 
 import anyio
@@ -53,6 +53,7 @@ def rates(count: int, what: str, seconds: float, cpu: float, frames: int, size: 
     return {
         what: count,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         f"{what}_per_s": count / seconds,
         f"{what}_per_cpu_s": count / cpu if cpu > 0 else 0.0,
         "frames": frames,
@@ -191,33 +192,38 @@ async def aclose(lib: Library, *, runs: int, cooperative: bool = False) -> Figur
     """Read 10 chunks of a run, then ``aclose()`` it: time until the callback's ``finally`` is done.
 
     The callback streams until cancelled; with ``cooperative`` it also stops by
-    itself once ``controller.is_cancelled`` is true.
+    itself once ``controller.is_cancelled`` is true. Besides the wall-clock
+    latency, the CPU time of the same span: on a busy machine the difference
+    is time spent descheduled.
     """
     to_finally: list[float] = []
     to_return: list[float] = []
+    cpu_to_finally: list[float] = []
     for _ in range(runs):
-        done_at = 0.0
+        done_at = done_cpu = 0.0
 
         async def callback(controller: Any) -> None:
-            nonlocal done_at
+            nonlocal done_at, done_cpu
             try:
                 while not (cooperative and controller.is_cancelled):
                     controller.append_text("x")
                     await anyio.lowlevel.checkpoint()
             finally:
-                done_at = perf_counter()
+                done_at, done_cpu = perf_counter(), thread_time()
 
         run = lib.create_run(callback)
         for _ in range(10):
             await anext(run)
-        start = perf_counter()
+        start, start_cpu = perf_counter(), thread_time()
         await run.aclose()
         returned = perf_counter()
         if done_at == 0.0:
             raise RuntimeError(f"{lib.label}: the callback's finally had not run when aclose() returned")
         to_finally.append((done_at - start) * 1000)
         to_return.append((returned - start) * 1000)
-    return {"runs": runs, **_percentiles("finally_ms", to_finally), **_percentiles("return_ms", to_return)}
+        cpu_to_finally.append((done_cpu - start_cpu) * 1000)
+    return {"runs": runs, **_percentiles("finally_ms", to_finally), **_percentiles("return_ms", to_return),
+            **_percentiles("finally_cpu_ms", cpu_to_finally)}
 
 
 def _percentiles(name: str, values: list[float]) -> Figures:

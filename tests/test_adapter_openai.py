@@ -287,3 +287,37 @@ async def test_without_tool_functions_calls_are_left_to_the_client(anyio_backend
         ("call_lis", "get_weather", '{"city": "Lisbon"}', None),
         ("call_opo", "get_weather", '{"city": "Porto"}', None),
     ]
+
+
+async def test_a_tool_that_times_out_gives_the_model_an_error(anyio_backend: str) -> None:
+    provider = FakeProvider([
+        Reply([*openai_tool_call(0, "call_slow", "stall", ["{}"]), openai_chunk({}, "tool_calls")]),
+        Reply([openai_chunk({"content": "It took too long."}), openai_chunk({}, "stop")]),
+    ])
+    cleaned_up = anyio.Event()
+
+    async def stall() -> str:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cleaned_up.set()
+        raise AssertionError("unreachable")
+
+    with anyio.fail_after(20):
+        async with serving(provider) as url, _client(url) as client:
+
+            async def agent(controller: RunController) -> None:
+                await run_chat_completion_agent(
+                    controller, client, model="m", messages=[{"role": "user", "content": "go"}],
+                    tool_functions={"stall": stall}, tool_timeout=0.05,
+                )
+
+            chunks = await collect(create_run(agent))
+
+    assert cleaned_up.is_set()
+    assert [entry for entry in trace_of(chunks) if entry[0] in ("result", "text")] == [
+        ("result", "call_slow", "tool 'stall' timed out after 0.05 s", True),
+        ("text", "It took too long."),
+    ]
+    assert provider.requests[1]["messages"][-1] == {
+        "role": "tool", "tool_call_id": "call_slow", "content": "tool 'stall' timed out after 0.05 s"}

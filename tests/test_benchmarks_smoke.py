@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anyio.lowlevel
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, which holds benchmarks/
@@ -53,7 +54,7 @@ async def test_text_workload_delivers_every_delta(pattern: str) -> None:
         for item in items:
             controller.append_text(item)
             if pattern == "yield":
-                await workloads.anyio.lowlevel.checkpoint()
+                await anyio.lowlevel.checkpoint()
 
     async with libs.Ours().wire(callback) as stream:
         while (frame := await stream.next()) is not None:

@@ -211,21 +211,24 @@ async def test_messages_are_replaced_by_id_or_tool_call_id(lg: ModuleType) -> No
 
 
 async def test_a_chunk_that_shrinks_a_field_replaces_the_message(lg: ModuleType) -> None:
-    """Partial JSON can parse to args that lose a key; the message is then sent whole."""
-    events: list[Event] = [
-        ((), "messages", (AIMessageChunk(content="", id="m", tool_call_chunks=[
-            {"name": "f", "id": "c1", "args": '{"a": 1', "index": 0}]), {})),
-        ((), "messages", (AIMessageChunk(content="", id="m", tool_call_chunks=[
-            {"name": None, "id": None, "args": ', "b": tru', "index": 0}]), {})),
-        ((), "messages", (AIMessageChunk(content="", id="m", tool_call_chunks=[
-            {"name": None, "id": None, "args": "e}", "index": 0}]), {})),
+    """Arguments that stop parsing move a tool call to invalid_tool_calls: the message is sent whole."""
+    pieces = ['{"a": "x', '"', "[", ""]
+    chunks = [
+        AIMessageChunk(content="", id="m", tool_call_chunks=[
+            {"name": "f" if n == 0 else None, "id": "c1" if n == 0 else None, "args": piece, "index": 0}])
+        for n, piece in enumerate(pieces)
     ]
 
     async def body(controller: RunController) -> None:
-        await _feed(lg, controller, events)
+        await _feed(lg, controller, [((), "messages", (chunk, {})) for chunk in chunks])
 
     seen = await _observe(body, initial={})
-    assert seen.client["messages"][0]["tool_calls"][0]["args"] == {"a": 1, "b": True}
+    [message] = seen.client["messages"]
+    assert message == _ai_message_as_state(chunks)
+    assert message["tool_calls"] == []
+    assert message["invalid_tool_calls"][0]["args"] == '{"a": "x"['
+    whole = [op for op in seen.operations if op["type"] == "set" and op["path"] == ["messages", "0"]]
+    assert len(whole) == 2  # added, then replaced when its tool_calls shrank
 
 
 async def test_updates_set_channels_but_not_messages(lg: ModuleType) -> None:

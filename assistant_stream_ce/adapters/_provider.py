@@ -64,7 +64,7 @@ class _Pending:
     call: RequestedToolCall
     send: MemoryObjectSendStream[str] | None = None
     compat: ToolCallController | None = None
-    complete: bool | None = None  # set when the turn ends: were the arguments all sent?
+    complete: bool | None = None  # set once the arguments end: did they all arrive?
 
 
 def result_text(result: Any) -> str:
@@ -105,6 +105,8 @@ class StreamedToolCalls:
     def __init__(
         self, controller: RunController, functions: ToolFunctions | None, timeout: float | None = None
     ) -> None:
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0 and math.isfinite(timeout)):
+            raise ValueError(f"tool_timeout must be a positive number of seconds or None, not {timeout!r}")
         self._controller = controller
         self._functions = functions
         self._timeout = timeout
