@@ -236,7 +236,8 @@ async def read_chat_request(request: Request, request_type: type[T], *, max_byte
                 raise _too_large(max_bytes)
     try:
         return msgspec.json.decode(body, type=request_type)
-    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError too
+    # ValidationError is a DecodeError too; invalid UTF-8 inside a JSON string raises UnicodeDecodeError.
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         reason = " ".join(str(exc).split())
         raise ChatRequestError(422, f"invalid request body: {reason}") from None
 

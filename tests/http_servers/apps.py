@@ -57,12 +57,14 @@ def _text_of_transport(body: AssistantTransportRequest) -> str:
 
 
 def _text_of_data_stream(body: DataStreamRequest) -> str:
+    if not body.messages:
+        return ""
     content = body.messages[-1].content
     return content if isinstance(content, str) else "".join(part.text or "" for part in content)
 
 
 def _text_of_chat(body: ChatRequest) -> str:
-    return body.messages[-1].text
+    return body.messages[-1].text if body.messages else ""
 
 
 Respond = Callable[..., AssistantStreamResponse]
