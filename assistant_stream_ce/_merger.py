@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Callable
 
 import anyio
 import anyio.lowlevel
@@ -141,6 +142,15 @@ class Merger:
         self.mode = Mode.OPEN
         self._reader: anyio.Event | None = None
         self._room: anyio.Event | None = None
+        self._event_class: Callable[[], anyio.Event] | None = None
+
+    def _new_event(self) -> anyio.Event:
+        """A new event of the running backend's class: ``anyio.Event()`` looks the backend up on every call."""
+        if self._event_class is None:
+            event = anyio.Event()
+            self._event_class = type(event)
+            return event
+        return self._event_class()
 
     # -- writing -----------------------------------------------------------
 
@@ -278,7 +288,7 @@ class Merger:
         """Wait until the consumer has taken everything buffered."""
         while self._queue:
             if self._room is None:
-                self._room = anyio.Event()
+                self._room = self._new_event()
             await self._room.wait()
 
     # -- reading -----------------------------------------------------------
@@ -292,7 +302,7 @@ class Merger:
         await anyio.lowlevel.checkpoint()
         while self.cost >= HIGH_WATER and self.mode is _OPEN:
             if self._room is None:
-                self._room = anyio.Event()
+                self._room = self._new_event()
             await self._room.wait()
 
     async def get(self) -> AssistantStreamChunk | None:
@@ -300,14 +310,17 @@ class Merger:
 
         Notices the reader's cancellation even when output is ready: a run that
         always has output must not keep a cancelled consumer reading forever.
+        When it is not ready, the wait for it is that checkpoint.
         """
-        await anyio.lowlevel.checkpoint_if_cancelled()
         queue = self._queue
+        if queue:
+            await anyio.lowlevel.checkpoint_if_cancelled()
         while not queue:
             if self.mode is not _OPEN:
+                await anyio.lowlevel.checkpoint_if_cancelled()
                 return None
             if self._reader is None:
-                self._reader = anyio.Event()
+                self._reader = self._new_event()
             await self._reader.wait()
         entry = queue.popleft()
         self.cost -= entry.cost

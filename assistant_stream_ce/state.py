@@ -36,6 +36,14 @@ def _child(container: Any, key: str, path: Sequence[str]) -> Any:
     raise StateKeyError(f"state has no {key!r} at path {list(path)}")
 
 
+def _existing(container: Any, key: str) -> Any:
+    """The item at ``key`` (a checked path segment) of a dict or list, or None if there is none yet."""
+    if isinstance(container, list):
+        index = int(key)
+        return container[index] if index < len(container) else None
+    return container.get(key)
+
+
 def _lookup(root: Any, path: Sequence[str]) -> Any:
     value = root
     for depth, key in enumerate(path):
@@ -126,6 +134,21 @@ class StateStore:
         if delta:
             self._emit({"type": "append-text", "path": keys, "value": delta})
 
+    def extend_text(self, container: Any, path: list[str], value: str, start: int) -> None:
+        """Store ``value``, which extends the string at ``path`` from ``start`` on, in ``container`` (its parent).
+
+        The same write as ``append_text(path, value[start:])`` without walking the path again:
+        ``state[...][key] += text`` already looked it up.
+        """
+        self._check("a state write")
+        key = path[-1]
+        if isinstance(container, list):
+            container[int(key)] = value
+        else:
+            container[key] = value
+        if start < len(value):
+            self._emit({"type": "append-text", "path": path, "value": value[start:]})
+
     def apply(self, operations: Sequence[ObjectStreamOperation]) -> None:
         """Apply operations that arrived as an ``update-state`` chunk from a substream."""
         for op in operations:
@@ -155,8 +178,8 @@ class StateProxy:
     def _value(self) -> Any:
         return self._store.get(self._path)
 
-    def _key(self, key: str | int, *, for_write: bool) -> str:
-        value = self._value()
+    def _key(self, value: Any, key: str | int, *, for_write: bool) -> str:
+        """``key`` as the path segment of an item of ``value`` (this path's container, looked up once by the caller)."""
         if isinstance(value, list):
             if isinstance(key, str):
                 if not key.lstrip("-").isdigit():
@@ -178,21 +201,21 @@ class StateProxy:
         raise TypeError(f"state at path {self._path} is {type(value).__name__}, not a dict or list")
 
     def __getitem__(self, key: str | int) -> Any:
-        path = [*self._path, self._key(key, for_write=False)]
-        value = self._store.get(path)
+        container = self._value()
+        segment = self._key(container, key, for_write=False)
+        value = container[int(segment)] if isinstance(container, list) else container[segment]
         if isinstance(value, _PRIMITIVES):
             return value
-        return StateProxy(self._store, path)
+        return StateProxy(self._store, [*self._path, segment])
 
     def __setitem__(self, key: str | int, value: Any) -> None:
-        path = [*self._path, self._key(key, for_write=True)]
+        container = self._value()
+        segment = self._key(container, key, for_write=True)
+        path = [*self._path, segment]
         if isinstance(value, str):
-            try:
-                current = self._store.get(path)
-            except StateKeyError:
-                current = None
+            current = _existing(container, segment)
             if isinstance(current, str) and current and value.startswith(current):
-                self._store.append_text(path, value[len(current) :])
+                self._store.extend_text(container, path, value, len(current))
                 return
         self._store.set(path, value)
 

@@ -211,8 +211,16 @@ class Exchange:
         await self._hand_off(frames, _Frame(b"", tuple(taken), last=True))
 
     async def _write(self, frames: MemoryObjectReceiveStream[_Frame]) -> None:
+        # One scope times every send: its deadline is armed for each send and lifted after it,
+        # which costs a timer per frame instead of entering and leaving a scope per frame.
+        with anyio.CancelScope() as timer:
+            await self._write_frames(frames, timer)
+        if timer.cancelled_caught:
+            self._stuck()
+
+    async def _write_frames(self, frames: MemoryObjectReceiveStream[_Frame], timer: anyio.CancelScope) -> None:
         assert self._tg is not None
-        if not await self._send_message(self._start):
+        if not await self._timed_send(timer, self._start):
             return
         async for frame in frames:
             if frame.last:
@@ -220,10 +228,11 @@ class Exchange:
                 self._tg.cancel_scope.cancel()  # stop the watcher and the heartbeat
                 return
             body = self._keepalive if frame is _KEEPALIVE else frame.body
-            if body and not await self._send(body, more_body=True):
+            if body and not await self._timed_send(
+                timer, {"type": "http.response.body", "body": body, "more_body": True}
+            ):
                 return
             self._record(frame)
-            self._idle_since = anyio.current_time()
 
     async def _heartbeats(self, frames: MemoryObjectSendStream[_Frame]) -> None:
         assert self._settings.heartbeat is not None
@@ -240,11 +249,33 @@ class Exchange:
 
     async def _hand_off(self, frames: MemoryObjectSendStream[_Frame], frame: _Frame) -> None:
         """Give ``frame`` to the writer; if the writer is stuck in a send for ``send_timeout``, the client is gone."""
+        try:
+            frames.send_nowait(frame)  # the writer is waiting for it: no timer needed
+            return
+        except anyio.WouldBlock:
+            pass
         with anyio.move_on_after(self._settings.send_timeout) as waited:
             await frames.send(frame)
         if waited.cancelled_caught:
             self._stuck()
             await anyio.lowlevel.checkpoint()  # the task group is cancelled: leave here
+
+    async def _timed_send(self, timer: anyio.CancelScope, message: Message) -> bool:
+        """The writer's send: ``timer`` (around the writer) is cancelled if it takes ``send_timeout``.
+
+        False (and the run cancelled) if the server reports the client gone.
+        """
+        now = anyio.current_time()
+        timer.deadline = now + self._settings.send_timeout
+        try:
+            await self._send_asgi(message)
+        except Exception as exc:  # the server reports a closed connection in its own way
+            logger.debug("assistant_stream_ce: send failed, the client is gone: %r", exc)
+            self._client_gone()
+            return False
+        timer.deadline = math.inf
+        self._idle_since = now  # the heartbeat counts from the start of the last write
+        return True
 
     async def _send(self, body: bytes, *, more_body: bool) -> bool:
         return await self._send_message({"type": "http.response.body", "body": body, "more_body": more_body})
