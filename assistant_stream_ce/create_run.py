@@ -282,6 +282,10 @@ class _Phase(enum.Enum):
     ENDED = "ended"
 
 
+# Module constants: on Python 3.11 ``_Phase.X`` is a descriptor call, and ``__anext__`` runs per chunk.
+_NEW, _DETACHED, _STRUCTURED, _ENDED = _Phase.NEW, _Phase.DETACHED, _Phase.STRUCTURED, _Phase.ENDED
+
+
 class Run:
     """A run's chunk stream; consume it once, either way:
 
@@ -298,7 +302,7 @@ class Run:
     def __init__(self, callback: Callable[[RunController], Awaitable[None]], core: RunCore) -> None:
         self._callback = callback
         self._core = core
-        self._phase = _Phase.NEW
+        self._phase = _NEW
         self._tg: anyio.abc.TaskGroup | None = None
         self._error_raised = False
 
@@ -310,7 +314,7 @@ class Run:
     # -- async with ----------------------------------------------------------
 
     async def __aenter__(self) -> Run:
-        self._claim(_Phase.STRUCTURED)
+        self._claim(_STRUCTURED)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(_produce_structured, self._core, self._callback)
@@ -321,7 +325,7 @@ class Run:
     ) -> None:
         assert self._tg is not None
         self._core.cancel()
-        self._phase = _Phase.ENDED
+        self._phase = _ENDED
         # Exit without the body's exception so that it propagates as itself, not in a group.
         await self._tg.__aexit__(None, None, None)
 
@@ -331,18 +335,18 @@ class Run:
         return self
 
     def _claim(self, phase: _Phase) -> None:
-        if self._phase is not _Phase.NEW:
+        if self._phase is not _NEW:
             raise RuntimeError("a run's stream can be consumed only once")
         self._phase = phase
 
     async def __anext__(self) -> AssistantStreamChunk:
-        if self._phase is _Phase.NEW:
-            self._claim(_Phase.DETACHED)
+        if self._phase is _NEW:
+            self._claim(_DETACHED)
             self._core.cancelled_event()
             self._core.done_event()
             # The producer must not hold the Run: dropping the iterator is what cancels it.
             _detached.spawn(functools.partial(_produce, self._core, self._callback))
-        elif self._phase is _Phase.ENDED:
+        elif self._phase is _ENDED:
             raise StopAsyncIteration
         core = self._core
         try:
@@ -355,8 +359,8 @@ class Run:
         if chunk is not None:
             core.sent(chunk)
             return chunk
-        if self._phase is _Phase.DETACHED:
-            self._phase = _Phase.ENDED
+        if self._phase is _DETACHED:
+            self._phase = _ENDED
         if core.error is not None and not self._error_raised:
             self._error_raised = True
             raise core.error
@@ -364,22 +368,24 @@ class Run:
 
     def _abandon(self) -> None:
         """The consumer stopped (cancelled, closed or dropped): cancel the run."""
-        if self._phase is _Phase.DETACHED:
-            self._phase = _Phase.ENDED
+        if self._phase is _DETACHED:
+            self._phase = _ENDED
             self._core.cancel()
 
     async def aclose(self) -> None:
-        """Cancel the run if it is still running, and wait for its cleanup."""
-        was = self._phase
-        self._abandon()
-        if was is _Phase.NEW:
-            self._phase = _Phase.ENDED
-        elif was is _Phase.DETACHED:
+        """Cancel the run if it is still running, and wait for its cleanup (in either form)."""
+        if self._phase is _NEW:
+            self._phase = _ENDED
+            return
+        if self._phase is _DETACHED:
+            self._phase = _ENDED
+        self._core.cancel()
+        if not self._core.is_done:
             with anyio.move_on_after(self._core.grace_period, shield=True):
                 await self._core.done_event().wait()
 
     def __del__(self) -> None:
-        if self._phase is _Phase.DETACHED and not self._core.is_done:
+        if self._phase is _DETACHED and not self._core.is_done:
             # If the event loop is already gone, nothing is left to cancel.
             with contextlib.suppress(Exception):
                 self._core.cancel()

@@ -286,3 +286,54 @@ async def test_on_finish_state_is_the_state_the_consumer_received() -> None:
             await write_made.wait()  # leave without reading anything
     assert [outcome.status for outcome in outcomes] == ["cancelled"]
     assert outcomes[0].message.state == {"x": 0}
+
+
+async def test_aclose_after_a_cancelled_read_waits_for_cleanup() -> None:
+    """A read cut short by the caller's own scope, then ``aclose()``: cleanup is done when it returns."""
+    cleanup: list[str] = []
+    started = anyio.Event()
+
+    async def run(controller: RunController) -> None:
+        try:
+            started.set()
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.lowlevel.checkpoint()
+            cleanup.append("finally")
+
+    stream = create_run(run)
+    reading = anyio.CancelScope()
+
+    async def read() -> None:
+        with reading:
+            await anext(stream)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read)
+            await started.wait()
+            reading.cancel()
+        await stream.aclose()
+    assert cleanup == ["finally"]
+
+
+async def test_aclose_inside_async_with_cancels_and_waits_for_cleanup() -> None:
+    cleanup: list[str] = []
+    started = anyio.Event()
+
+    async def run(controller: RunController) -> None:
+        try:
+            started.set()
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.lowlevel.checkpoint()
+            cleanup.append(f"finally, cancelled={controller.is_cancelled}")
+
+    with anyio.fail_after(5):
+        async with create_run(run) as chunks:
+            await started.wait()
+            await chunks.aclose()
+            assert cleanup == ["finally, cancelled=True"]
+            assert [chunk async for chunk in chunks] == []
