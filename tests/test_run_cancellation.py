@@ -288,10 +288,8 @@ async def test_on_finish_state_is_the_state_the_consumer_received() -> None:
     assert outcomes[0].message.state == {"x": 0}
 
 
-async def test_aclose_after_a_cancelled_read_waits_for_cleanup() -> None:
-    """A read cut short by the caller's own scope, then ``aclose()``: cleanup is done when it returns."""
-    cleanup: list[str] = []
-    started = anyio.Event()
+def sleeper(cleanup: list[str], started: anyio.Event) -> Callable[[RunController], Awaitable[None]]:
+    """A run that waits forever, and whose ``finally`` needs a (shielded) checkpoint to finish."""
 
     async def run(controller: RunController) -> None:
         try:
@@ -300,9 +298,16 @@ async def test_aclose_after_a_cancelled_read_waits_for_cleanup() -> None:
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.lowlevel.checkpoint()
-            cleanup.append("finally")
+            cleanup.append(f"finally, cancelled={controller.is_cancelled}")
 
-    stream = create_run(run)
+    return run
+
+
+async def test_aclose_after_a_cancelled_read_waits_for_cleanup() -> None:
+    """A read cut short by the caller's own scope, then ``aclose()``: cleanup is done when it returns."""
+    cleanup: list[str] = []
+    started = anyio.Event()
+    stream = create_run(sleeper(cleanup, started))
     reading = anyio.CancelScope()
 
     async def read() -> None:
@@ -315,24 +320,14 @@ async def test_aclose_after_a_cancelled_read_waits_for_cleanup() -> None:
             await started.wait()
             reading.cancel()
         await stream.aclose()
-    assert cleanup == ["finally"]
+    assert cleanup == ["finally, cancelled=True"]
 
 
 async def test_aclose_inside_async_with_cancels_and_waits_for_cleanup() -> None:
     cleanup: list[str] = []
     started = anyio.Event()
-
-    async def run(controller: RunController) -> None:
-        try:
-            started.set()
-            await anyio.sleep_forever()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.lowlevel.checkpoint()
-            cleanup.append(f"finally, cancelled={controller.is_cancelled}")
-
     with anyio.fail_after(5):
-        async with create_run(run) as chunks:
+        async with create_run(sleeper(cleanup, started)) as chunks:
             await started.wait()
             await chunks.aclose()
             assert cleanup == ["finally, cancelled=True"]
