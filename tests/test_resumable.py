@@ -11,7 +11,8 @@ import anyio
 import httpx
 import pytest
 from conformance_helpers import adecode
-from resumable.servers import AppServer, RedisServer
+from http_servers.launch import Server, spawn, stop, wait_ready
+from resumable.servers import RedisServer
 
 from assistant_stream_ce.resumable import (
     ResumableStreamError,
@@ -163,19 +164,21 @@ async def test_in_memory_ttl_expiry() -> None:
 
 # -- end to end: two instances, one Redis ------------------------------------------------------
 
+APP = "resumable.app:app"
 STACKS = [("uvicorn", "hypercorn-trio"), ("hypercorn-trio", "hypercorn-asyncio")]
 
 
 @pytest.fixture(scope="module", params=STACKS, ids=["uvicorn+hypercorn-trio", "hypercorn-trio+hypercorn-asyncio"])
-def instances(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterator[tuple[AppServer, AppServer]]:
+def instances(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterator[tuple[Server, Server]]:
     env = {"STORE": "redis", "REDIS_PORT": str(redis_server.port), "KEY_PREFIX": "e2e"}
-    first = AppServer("resumable.app:app", request.param[0], env)
-    second = AppServer("resumable.app:app", request.param[1], env)
+    first, second = spawn(request.param[0], APP, env), spawn(request.param[1], APP, env)
     try:
+        wait_ready(first)
+        wait_ready(second)
         yield first, second
     finally:
-        first.close()
-        second.close()
+        stop(first)
+        stop(second)
 
 
 def _split(data: bytes, separator: bytes) -> list[bytes]:
@@ -200,12 +203,12 @@ async def _read_frames(
     return frames if limit is None else frames[:limit]
 
 
-async def _events(client: httpx.AsyncClient, server: AppServer) -> list[dict[str, Any]]:
+async def _events(client: httpx.AsyncClient, server: Server) -> list[dict[str, Any]]:
     response = await client.get(f"{server.url}/_events")
     return list(response.json())
 
 
-async def _wait_for_event(client: httpx.AsyncClient, server: AppServer, wanted: dict[str, Any]) -> None:
+async def _wait_for_event(client: httpx.AsyncClient, server: Server, wanted: dict[str, Any]) -> None:
     response = await client.post(f"{server.url}/_events/wait", json=wanted, timeout=15)
     assert response.status_code == 200, response.json()
 
@@ -216,7 +219,7 @@ async def _wait_for_event(client: httpx.AsyncClient, server: AppServer, wanted: 
 @pytest.mark.parametrize(("fmt", "separator"), [("data-stream", b"\n"), ("ui-message-stream", b"\n\n")])
 @pytest.mark.parametrize("k", [1, 12])
 async def test_resume_on_another_instance_is_exactly_once(
-    instances: tuple[AppServer, AppServer], fmt: str, separator: bytes, k: int
+    instances: tuple[Server, Server], fmt: str, separator: bytes, k: int
 ) -> None:
     first, second = instances
     stream_id = f"resume-{fmt}-{k}-{uuid.uuid4().hex}"
@@ -237,7 +240,7 @@ async def test_resume_on_another_instance_is_exactly_once(
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_validation_and_missing(instances: tuple[AppServer, AppServer]) -> None:
+async def test_validation_and_missing(instances: tuple[Server, Server]) -> None:
     first, _ = instances
     async with httpx.AsyncClient(timeout=10) as client:
         assert (await client.get(f"{first.url}/runs/unknown-id")).status_code == 404
@@ -248,7 +251,7 @@ async def test_validation_and_missing(instances: tuple[AppServer, AppServer]) ->
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_cancel_through_the_other_instance_stops_the_producer(instances: tuple[AppServer, AppServer]) -> None:
+async def test_cancel_through_the_other_instance_stops_the_producer(instances: tuple[Server, Server]) -> None:
     first, second = instances
     stream_id = f"cancel-{uuid.uuid4().hex}"
     async with httpx.AsyncClient(timeout=10) as client:
@@ -266,7 +269,7 @@ async def test_cancel_through_the_other_instance_stops_the_producer(instances: t
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_run_can_be_tied_to_its_first_client(instances: tuple[AppServer, AppServer]) -> None:
+async def test_run_can_be_tied_to_its_first_client(instances: tuple[Server, Server]) -> None:
     first, _ = instances
     stream_id = f"tied-{uuid.uuid4().hex}"
     async with httpx.AsyncClient(timeout=10) as client:
@@ -279,16 +282,16 @@ async def test_run_can_be_tied_to_its_first_client(instances: tuple[AppServer, A
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_other_tenants_and_expired_streams_are_not_found(
-    instances: tuple[AppServer, AppServer], redis_server: RedisServer
+    instances: tuple[Server, Server], redis_server: RedisServer
 ) -> None:
     import coredis
 
     first, _ = instances
-    other_tenant = AppServer(
-        "resumable.app:app", "uvicorn", {"STORE": "redis", "REDIS_PORT": str(redis_server.port), "KEY_PREFIX": "other"}
-    )
+    env = {"STORE": "redis", "REDIS_PORT": str(redis_server.port), "KEY_PREFIX": "other"}
+    other_tenant = spawn("uvicorn", APP, env)
     stream_id = f"tenant-{uuid.uuid4().hex}"
     try:
+        wait_ready(other_tenant)
         async with httpx.AsyncClient(timeout=10) as client:
             whole = await _read_frames(client, "POST", f"{first.url}/runs/{stream_id}", b"\n", None)
             assert whole
@@ -301,7 +304,7 @@ async def test_other_tenants_and_expired_streams_are_not_found(
             assert response.status_code == 404
             assert "expired" in response.json()["error"]
     finally:
-        other_tenant.close()
+        stop(other_tenant)
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
@@ -309,8 +312,9 @@ async def test_redis_going_away_ends_streams_with_an_error_frame() -> None:
     redis = RedisServer()
     redis.start()
     env = {"STORE": "redis", "REDIS_PORT": str(redis.port), "KEY_PREFIX": "outage"}
-    app = AppServer("resumable.app:app", "hypercorn-trio", env)
+    app = spawn("hypercorn-trio", APP, env)
     try:
+        wait_ready(app)
         async with httpx.AsyncClient(timeout=15) as client:
             with anyio.fail_after(30):
                 async with client.stream("POST", f"{app.url}/runs/outage-1?scenario=forever") as response:
@@ -329,5 +333,5 @@ async def test_redis_going_away_ends_streams_with_an_error_frame() -> None:
                 whole = await _read_frames(client, "POST", f"{app.url}/runs/outage-2", b"\n", None)
                 assert any(b"tail9" in frame for frame in whole)
     finally:
-        app.close()
+        stop(app)
         redis.close()

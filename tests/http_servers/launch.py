@@ -1,8 +1,9 @@
 """Start a real server (uvicorn, hypercorn on asyncio, hypercorn on trio) in a subprocess.
 
 Each server listens on a free 127.0.0.1 port and serves one of the apps of
-:mod:`apps`. ``start`` returns once ``/health`` answers; ``stop`` ends the
-process and returns what it wrote to stderr.
+:mod:`apps` (or any ``module:attribute`` under tests/ that answers ``/health``).
+``wait_ready`` returns once ``/health`` answers; ``stop`` ends the process and
+returns what it wrote to stderr.
 """
 
 from __future__ import annotations
@@ -46,14 +47,14 @@ class Server:
         return f"{self.stack}/{self.app}"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
 def _command(stack: str, app: str, port: int) -> list[str]:
-    target = {"fastapi": "http_servers.fastapi_app:app", "starlette": "http_servers.apps:starlette_app"}[app]
+    target = {"fastapi": "http_servers.fastapi_app:app", "starlette": "http_servers.apps:starlette_app"}.get(app, app)
     if stack == "uvicorn":
         return [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
                 "--loop", "asyncio", "--backlog", "1024", "--log-level", "warning", "--no-access-log",
@@ -68,11 +69,11 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def spawn(stack: str, app: str) -> Server:
-    """Start the server process (it is not ready yet: see :func:`wait_ready`)."""
-    port = _free_port()
+def spawn(stack: str, app: str, env: dict[str, str] | None = None) -> Server:
+    """Start the server process (it is not ready yet: see :func:`wait_ready`), with ``env`` added."""
+    port = free_port()
     stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
-    env = {**os.environ, "PYTHONPATH": str(TESTS_DIR)}
+    env = {**os.environ, **(env or {}), "PYTHONPATH": str(TESTS_DIR)}
     process = subprocess.Popen(
         _command(stack, app, port),
         cwd=TESTS_DIR,

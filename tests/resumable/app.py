@@ -143,6 +143,10 @@ async def events(request: Request) -> Response:
     return JSONResponse(EVENTS)
 
 
+async def health(request: Request) -> Response:
+    return JSONResponse({"ok": True})
+
+
 async def wait_for_event(request: Request) -> Response:
     """Answer once an event containing the posted fields has happened (408 after 10 s)."""
     wanted = (await request.json()).items()
@@ -178,6 +182,7 @@ app = Starlette(
         Route("/runs/{stream_id}", resume, methods=["GET"]),
         Route("/runs/{stream_id}/cancel", cancel, methods=["POST"]),
         Route("/_events", events),
+        Route("/health", health),
         Route("/_events/wait", wait_for_event, methods=["POST"]),
     ],
     lifespan=lifespan,

@@ -1,24 +1,14 @@
-"""Real processes for end-to-end tests: redis-server and app instances on free loopback ports."""
+"""A real redis-server for end-to-end tests, on a free loopback port."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from http_servers.launch import free_port
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
@@ -64,29 +54,3 @@ class RedisServer:
     def close(self) -> None:
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class AppServer:
-    """One instance of an ASGI app served by uvicorn or hypercorn (asyncio or trio)."""
-
-    def __init__(self, app: str, server: str, env: dict[str, str]) -> None:
-        self.port = free_port()
-        bind = f"127.0.0.1:{self.port}"
-        commands: dict[str, Sequence[str]] = {
-            "uvicorn": ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(self.port),
-                        "--log-level", "warning"],
-            "hypercorn-asyncio": ["-m", "hypercorn", app, "--bind", bind, "-k", "asyncio"],
-            "hypercorn-trio": ["-m", "hypercorn", app, "--bind", bind, "-k", "trio"],
-        }
-        environment = {**os.environ, **env, "PYTHONPATH": str(TESTS)}
-        self.process = subprocess.Popen([sys.executable, *commands[server]], env=environment, cwd=TESTS)
-        wait_for_port(self.port, self.process)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
