@@ -25,6 +25,7 @@ from assistant_stream_ce import (
     AssistantStreamChunk,
     ErrorChunk,
     ReasoningDeltaChunk,
+    Run,
     RunOutcome,
     TextDeltaChunk,
     ToolCallArgsFinishChunk,
@@ -292,3 +293,17 @@ async def check_clients_decode(chunks: list[AssistantStreamChunk], outcome: RunO
     decoded = await adecode_batch(bodies)
     for fmt, shown in zip(formats, decoded, strict=True):
         assert client_view(fmt, shown) == expected_view(fmt, outcome.message, outcome.status), fmt
+
+
+async def leave_at_first_tool_args(run: Run, form: str = "async for") -> None:
+    """Read ``run`` until the first tool-argument delta, then go away, as a client that hangs up."""
+    if form == "async with":
+        async with run as chunks:
+            async for chunk in chunks:
+                if isinstance(chunk, ToolCallDeltaChunk):
+                    break
+        return
+    async for chunk in run:
+        if isinstance(chunk, ToolCallDeltaChunk):
+            break
+    await run.aclose()

@@ -7,7 +7,6 @@ provider's connection closed when the run goes away.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -26,11 +25,12 @@ from provider_fakes import (
     check_call_invariants,
     check_clients_decode,
     collect,
+    leave_at_first_tool_args,
     serving,
     trace_of,
 )
 
-from assistant_stream_ce import AssistantStreamChunk, RunController, RunOutcome, ToolCallDeltaChunk, create_run
+from assistant_stream_ce import AssistantStreamChunk, RunController, RunOutcome, create_run
 from assistant_stream_ce.adapters.anthropic import ProviderStreamError, run_messages_agent, stream_message
 from assistant_stream_ce.message import ReasoningPart, TextPart, ToolCallPart
 
@@ -210,12 +210,7 @@ async def test_leaving_the_run_cancels_the_provider_request(anyio_backend: str) 
                 finally:
                     finished.append("agent")
 
-            run = create_run(agent)
-            iterator: AsyncIterator[AssistantStreamChunk] = run
-            async for chunk in iterator:
-                if isinstance(chunk, ToolCallDeltaChunk):
-                    break
-            await run.aclose()
+            await leave_at_first_tool_args(create_run(agent))
             await provider.disconnected.wait()
 
     assert provider.hanging.is_set()

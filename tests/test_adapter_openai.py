@@ -9,7 +9,6 @@ tool results, and its connection closed when the run goes away.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -23,13 +22,14 @@ from provider_fakes import (
     check_call_invariants,
     check_clients_decode,
     collect,
+    leave_at_first_tool_args,
     openai_chunk,
     openai_tool_call,
     serving,
     trace_of,
 )
 
-from assistant_stream_ce import AssistantStreamChunk, RunController, RunOutcome, ToolCallDeltaChunk, create_run
+from assistant_stream_ce import AssistantStreamChunk, RunController, RunOutcome, create_run
 from assistant_stream_ce.adapters.openai import (
     ProviderStreamError,
     run_chat_completion_agent,
@@ -211,18 +211,7 @@ async def test_leaving_the_run_cancels_the_provider_request(anyio_backend: str, 
                 finally:
                     finished.append("agent")
 
-            run = create_run(agent)
-            if form == "async with":
-                async with run as chunks:
-                    async for chunk in chunks:
-                        if isinstance(chunk, ToolCallDeltaChunk):
-                            break
-            else:
-                iterator: AsyncIterator[AssistantStreamChunk] = run
-                async for chunk in iterator:
-                    if isinstance(chunk, ToolCallDeltaChunk):
-                        break
-                await run.aclose()
+            await leave_at_first_tool_args(create_run(agent), form)
             await provider.disconnected.wait()
 
     assert provider.hanging.is_set()
