@@ -1,8 +1,9 @@
 """The life of one run: its task group, cancellation, errors and outcome.
 
-A run is a task group whose first child is the callback. It ends in exactly
-one outcome (completed, error or cancelled), decided and reported from a
-shielded, time-limited ``finally``, after which no chunk is emitted.
+A run is a task group: the callback runs in its body, and its tool tasks and
+substreams are its children. It ends in exactly one outcome (completed, error
+or cancelled), decided and reported from a shielded, time-limited
+``finally``, after which no chunk is emitted.
 """
 
 from __future__ import annotations
@@ -151,16 +152,14 @@ class RunCore:
 
     async def produce(self, callback: Callable[[], Awaitable[None]]) -> None:
         """The producer: runs the callback and its children, then ends the run."""
-        self.cancelled_event()
-        self.done_event()
         self.scope = anyio.CancelScope()
         if self.cancelled:
             self.scope.cancel()
         try:
             with self.scope:
                 async with anyio.create_task_group() as tg:
-                    self.tg = tg
-                    tg.start_soon(self.guard, callback)
+                    self.tg = tg  # the callback's children: tool tasks, substreams
+                    await self.guard(callback)
                 if self.error is None:
                     self._finish_dangling_calls()
                 self.merger.close()
@@ -171,9 +170,17 @@ class RunCore:
         except Exception as exc:  # a defect inside the run machinery itself
             self.fail(unwrap(exc))
         finally:
-            with anyio.CancelScope(shield=True) as cleanup:
-                cleanup.deadline = anyio.current_time() + self.grace_period
-                await self._finish()
+            self.finishing = True
+            self.merger.close()
+            try:
+                if self.on_finish is not None:
+                    with anyio.CancelScope(shield=True) as cleanup:
+                        cleanup.deadline = anyio.current_time() + self.grace_period
+                        await self._report(self.on_finish)
+            finally:
+                self.is_done = True
+                if self._done is not None:
+                    self._done.set()
 
     def _finish_dangling_calls(self) -> None:
         for tool_call_id in self.merger.open_calls():
@@ -185,18 +192,12 @@ class RunCore:
                 stacklevel=1,
             )
 
-    async def _finish(self) -> None:
-        self.finishing = True
-        self.merger.close()
+    async def _report(self, on_finish: OnFinish) -> None:
         status: RunStatus = "error" if self.error else "cancelled" if self.cancelled else "completed"
+        assert self.builder is not None
         try:
-            if self.on_finish is not None:
-                assert self.builder is not None
-                result = self.on_finish(RunOutcome(status, self.builder.message, self.error))
-                if inspect.isawaitable(result):
-                    await result
+            result = on_finish(RunOutcome(status, self.builder.message, self.error))
+            if inspect.isawaitable(result):
+                await result
         except Exception:
             logger.exception("assistant_stream_ce run: on_finish raised")
-        finally:
-            self.is_done = True
-            self.done_event().set()

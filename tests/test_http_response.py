@@ -8,7 +8,9 @@ what is checked is what the response does with any encoder.
 
 from __future__ import annotations
 
+import gc
 import logging
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -401,6 +403,41 @@ async def test_heartbeats_fill_idle_gaps_only() -> None:
     assert [msgspec.json.decode(line)["text_delta"] for line in lines if line.startswith("{")] == ["a", "b"]
 
 
+async def test_a_keepalive_send_that_never_returns_still_times_out_the_run() -> None:
+    """The server shields a keepalive that hangs: the next frame waits for it at most send_timeout."""
+    outcomes, cleanup, release, stuck = Outcomes(), Cleanup(), anyio.Event(), anyio.Event()
+
+    class StallsOnKeepalive(Client):
+        async def send(self, message: Message) -> None:
+            if message.get("body") == b"\n":
+                stuck.set()
+                with anyio.move_on_after(5, shield=True):  # bounded, so that a regression fails instead of hanging
+                    await release.wait()
+            await super().send(message)
+
+    async def callback(controller: RunController) -> None:
+        try:
+            controller.append_text("a")
+            await stuck.wait()
+            controller.append_text("b")  # its frame waits behind the keepalive
+            await anyio.sleep_forever()
+        finally:
+            cleanup.ran.append("callback")
+
+    def on_finish(outcome: RunOutcome) -> None:
+        outcomes(outcome)
+        release.set()
+
+    client = StallsOnKeepalive()
+    response = AssistantStreamResponse(
+        create_run(callback), LineEncoder(), heartbeat=0.01, send_timeout=0.1, on_finish=on_finish
+    )
+    await serve(response, client)
+    assert cleanup.ran == ["callback"]
+    assert outcomes.only.status == "cancelled"
+    assert [line for line in client.lines if line] == [msgspec.json.encode(TextDeltaChunk("a")).decode()]
+
+
 @pytest.mark.parametrize("heartbeat", [None, False, 0])
 async def test_heartbeats_can_be_turned_off(heartbeat: Any) -> None:
     response = AssistantStreamResponse(create_run(text_run(["a"])), LineEncoder(), heartbeat=heartbeat)
@@ -442,3 +479,28 @@ async def test_run_state_starts_from_the_initial_state() -> None:
     run = create_run(callback, state={"log": "hello"})
     await serve(AssistantStreamResponse(run, LineEncoder(), on_finish=outcomes), Client())
     assert outcomes.only.message.state == {"log": "hello world"}
+
+
+# -- garbage ----------------------------------------------------------------------------
+
+
+async def test_a_finished_response_leaves_no_reference_cycles() -> None:
+    """Every object of a finished exchange is freed by reference counting, none waits for the collector."""
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(5):
+            await serve(AssistantStreamResponse(create_run(text_run(["a", "b"])), LineEncoder()), Client())
+        gc.collect()
+        ours = [
+            obj
+            for obj in gc.garbage
+            if (isinstance(obj, types.FrameType) and "assistant_stream_ce" in obj.f_code.co_filename)
+            or type(obj).__module__.startswith("assistant_stream_ce")
+        ]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert ours == []

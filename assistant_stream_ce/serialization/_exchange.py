@@ -1,23 +1,20 @@
 """One HTTP exchange of a streaming response: the run, the client, and the wire between them.
 
-Four tasks share one task group that lives in the response's ``__call__``:
+Three tasks share one task group that lives in the response's ``__call__``:
 
-- the producer consumes the chunk stream (a :class:`Run` in its structured
-  form, or any async iterable) and encodes each chunk into frames;
-- the writer, the only caller of ``send``, takes frames from a zero-buffer
-  memory object stream, so the producer pulls the next chunk only once the
+- the writer, the response's own task, consumes the chunk stream (a
+  :class:`Run` in its structured form, or any async iterable), encodes each
+  chunk and sends its frames, so that it pulls the next chunk only once the
   previous frame left (the run's merger coalesces meanwhile);
 - the watcher, the only caller of ``receive``, waits for ``http.disconnect``;
-- the heartbeat task puts a keepalive into the same stream when nothing was
-  written for a while.
+- the timekeeper writes the encoder's keepalive into every silence of
+  ``heartbeat`` seconds, and notices a send that has taken ``send_timeout``.
 
 The client is gone when the watcher sees a disconnect, when a send fails, or
 when a send takes longer than ``send_timeout``: the task group is cancelled,
-which cancels the run inside it. A send is timed twice, because some servers
-shield their socket writes from cancellation (hypercorn's trio worker): the
-writer's own deadline interrupts the send where the server allows it, and
-the producer and heartbeat time their hand-off to the writer, so the run is
-cancelled on time even while a shielded send keeps the writer waiting.
+which cancels the run inside it. Some servers shield their socket writes from
+cancellation (hypercorn's trio worker): the timekeeper then also cancels the
+run itself and reports its outcome, while the writer waits for its send.
 
 The outcome goes to ``on_finish`` as soon as it is known: after the last
 frame (ending the HTTP body) was sent, which happens once the task group has
@@ -30,13 +27,12 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from starlette.types import Message, Receive, Send
 
 from .._run import OnFinish, RunStatus, default_error_message
@@ -47,6 +43,7 @@ from .stream_encoder import FrameWriter, StreamEncoder
 
 logger = logging.getLogger("assistant_stream_ce")
 
+
 @dataclass(frozen=True)
 class Settings:
     """A response's options, resolved once."""
@@ -55,16 +52,6 @@ class Settings:
     send_timeout: float
     grace_period: float
     on_finish: OnFinish | None
-
-
-@dataclass(frozen=True)
-class _Frame:
-    body: bytes
-    chunks: tuple[AssistantStreamChunk, ...] = ()
-    last: bool = False
-
-
-_KEEPALIVE = _Frame(b"")  # sentinel: the writer sends the encoder's keepalive token
 
 
 def _open_writer(encoder: StreamEncoder) -> FrameWriter | None:
@@ -77,6 +64,10 @@ def _open_writer(encoder: StreamEncoder) -> FrameWriter | None:
     except NotImplementedError:
         return None
     return writer
+
+
+def _body(body: bytes) -> Message:
+    return {"type": "http.response.body", "body": body, "more_body": True}
 
 
 class Exchange:
@@ -99,86 +90,118 @@ class Exchange:
         self._send_asgi = send
         token = encoder.get_keepalive_token() if settings.heartbeat is not None else None
         self._keepalive = token.encode() if token else None
-        initial_state = stream.state if isinstance(stream, Run) else None
-        self._builder = MessageBuilder(initial_state) if settings.on_finish is not None else None
+        self._builder: MessageBuilder | None = None
+        if settings.on_finish is not None:
+            self._builder = MessageBuilder(stream.state if isinstance(stream, Run) else None)
         self._tg: anyio.abc.TaskGroup | None = None
-        self._last: _Frame | None = None
+        # Cancelled once the body is written. The watcher and the timekeeper end inside these
+        # scopes rather than by cancelling the task group: a task ended by cancellation leaves
+        # a reference cycle behind (exception, traceback, frames) for the garbage collector.
+        self._watching = anyio.CancelScope()
+        self._keeping = anyio.CancelScope()
+        # The writer and the timekeeper's keepalives take turns at ``send``.
+        self._send_lock = anyio.Lock(fast_acquire=True)
+        self._sending = False
+        self._last_send = 0.0  # when the latest send started
+        self._tail: tuple[bytes, Sequence[AssistantStreamChunk]] | None = None
         self._error: BaseException | None = None
         self._gone = False
         self._delivered = False
         self._reported = False
-        self._idle_since = 0.0
 
     async def run(self) -> None:
-        send_frames, receive_frames = anyio.create_memory_object_stream[_Frame](0)
-        self._idle_since = anyio.current_time()
+        self._last_send = anyio.current_time()
         try:
-            # Closed here, after every task ended: a task that closed its end early could
-            # turn the cancellation of its peer into a BrokenResourceError.
-            with send_frames, receive_frames:
-                async with anyio.create_task_group() as tg:
-                    self._tg = tg
-                    tg.start_soon(self._watch_disconnect)
-                    tg.start_soon(self._produce, send_frames)
-                    if self._keepalive is not None:
-                        tg.start_soon(self._heartbeats, send_frames)
-                    await self._write(receive_frames)
-            if self._last is not None and not self._gone and await self._send(self._last.body, more_body=False):
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._watch_disconnect)
+                tg.start_soon(self._keep_time)
+                await self._write_stream()
+                self._watching.cancel()
+                self._keeping.cancel()
+            if self._tail is not None and not self._gone and await self._send_last(self._tail[0]):
                 self._delivered = True
-                self._record(self._last)
+                self._record(self._tail[1])
         finally:
             await self._report()
 
-    # -- the four tasks ---------------------------------------------------------
+    # -- the three tasks --------------------------------------------------------
 
     async def _watch_disconnect(self) -> None:
-        try:
-            while (await self._receive())["type"] != "http.disconnect":
-                pass  # request body the route did not read: not ours to keep
-        except Exception as exc:  # a wrapped receive may raise instead
-            logger.debug("assistant_stream_ce: receive failed, the client is gone: %r", exc)
-        self._client_gone()
+        with self._watching:
+            try:
+                while (await self._receive())["type"] != "http.disconnect":
+                    pass  # request body the route did not read: not ours to keep
+            except Exception as exc:  # a wrapped receive may raise instead
+                logger.debug("assistant_stream_ce: receive failed, the client is gone: %r", exc)
+            self._client_gone()
 
-    async def _produce(self, frames: MemoryObjectSendStream[_Frame]) -> None:
+    async def _write_stream(self) -> None:
         try:
             writer = _open_writer(self._encoder)
             if writer is None:
-                await self._produce_legacy(frames)
+                await self._write_legacy()
             else:
-                await self._produce_frames(writer, frames)
+                await self._write_frames(writer)
         finally:
             if self._gone:  # the run is over and nothing more will be sent: report now
                 await self._report()
 
-    async def _produce_frames(self, writer: FrameWriter, frames: MemoryObjectSendStream[_Frame]) -> None:
+    async def _keep_time(self) -> None:
+        with self._keeping:
+            await self._keep_time_until_stopped()
+
+    async def _keep_time_until_stopped(self) -> None:
+        timeout, heartbeat = self._settings.send_timeout, self._settings.heartbeat
+        # Sleep at most a heartbeat, and at most one send_timeout: a send that starts
+        # later is stuck one send_timeout after it started at the earliest.
+        nap = timeout if heartbeat is None else min(heartbeat, timeout)
+        while True:
+            now = anyio.current_time()
+            if self._sending:
+                if now >= self._last_send + timeout:
+                    await self._drop_stuck_client()
+                    return
+                due = min(self._last_send + timeout, now + nap)
+            elif heartbeat is not None and now >= self._last_send + heartbeat:
+                assert self._keepalive is not None
+                with anyio.move_on_after(timeout) as waited:
+                    await self._write(_body(self._keepalive))
+                if waited.cancelled_caught:
+                    await self._drop_stuck_client()
+                    return
+                continue
+            else:
+                due = now + nap if heartbeat is None else min(self._last_send + heartbeat, now + nap)
+            await anyio.sleep_until(due)
+
+    # -- writing ------------------------------------------------------------------
+
+    async def _write_frames(self, writer: FrameWriter) -> None:
         last_chunk: AssistantStreamChunk | None = None
 
         async def pump(chunks: AsyncIterable[AssistantStreamChunk]) -> None:
             nonlocal last_chunk
+            if not await self._write(self._start):
+                return
             async for chunk in chunks:
-                await self._hand_off(frames, _Frame(writer.encode(chunk), (chunk,)))
+                body = writer.encode(chunk)
+                if body and not await self._write(_body(body)):
+                    return
+                self._record((chunk,))
                 last_chunk = chunk
 
         tail: tuple[AssistantStreamChunk, ...] = ()
         try:
-            if isinstance(self._stream, Run):
-                async with self._stream as chunks:
-                    await pump(chunks)
-            else:
-                iterator = aiter(self._stream)
-                try:
-                    await pump(iterator)
-                finally:
-                    await self._aclose(iterator)
+            await self._pump_stream(pump)
         except Exception as exc:
             self._failed(exc)
             if not isinstance(last_chunk, ErrorChunk):
                 tail = (ErrorChunk(error=default_error_message(exc)),)
         body = b"".join(writer.encode(chunk) for chunk in tail)
-        body += writer.finish("error" if self._error is not None else "completed")
-        await self._hand_off(frames, _Frame(body, tail, last=True))
+        self._tail = (body + writer.finish("error" if self._error is not None else "completed"), tail)
 
-    async def _produce_legacy(self, frames: MemoryObjectSendStream[_Frame]) -> None:
+    async def _write_legacy(self) -> None:
         """An encoder with only ``encode_stream``: it writes the error and end frames itself."""
         taken: list[AssistantStreamChunk] = []
 
@@ -192,99 +215,66 @@ class Exchange:
                 raise
 
         async def pump(chunks: AsyncIterable[AssistantStreamChunk]) -> None:
+            if not await self._write(self._start):
+                return
             encoded = aiter(self._encoder.encode_stream(observed(chunks)))
             try:
                 async for text in encoded:
-                    await self._hand_off(frames, _Frame(text.encode(), tuple(taken)))
+                    if text and not await self._write(_body(text.encode())):
+                        return
+                    self._record(taken)
                     taken.clear()
             finally:
                 await self._aclose(encoded)
 
         try:
-            if isinstance(self._stream, Run):
-                async with self._stream as chunks:
-                    await pump(chunks)
-            else:
-                await pump(self._stream)
+            await self._pump_stream(pump)
         except Exception as exc:  # the encoder let the stream's exception through
             self._failed(exc)
-        await self._hand_off(frames, _Frame(b"", tuple(taken), last=True))
+        self._tail = (b"", tuple(taken))
 
-    async def _write(self, frames: MemoryObjectReceiveStream[_Frame]) -> None:
-        # One scope times every send: its deadline is armed for each send and lifted after it,
-        # which costs a timer per frame instead of entering and leaving a scope per frame.
-        with anyio.CancelScope() as timer:
-            await self._write_frames(frames, timer)
-        if timer.cancelled_caught:
-            self._stuck()
+    async def _pump_stream(self, pump: Callable[[AsyncIterable[AssistantStreamChunk]], Awaitable[None]]) -> None:
+        """``await pump(chunks)`` over the stream, which is closed (a run: cancelled) afterwards."""
+        if isinstance(self._stream, Run):
+            async with self._stream as chunks:
+                await pump(chunks)
+        else:
+            iterator = aiter(self._stream)
+            try:
+                await pump(iterator)
+            finally:
+                await self._aclose(iterator)
 
-    async def _write_frames(self, frames: MemoryObjectReceiveStream[_Frame], timer: anyio.CancelScope) -> None:
-        assert self._tg is not None
-        if not await self._timed_send(timer, self._start):
-            return
-        async for frame in frames:
-            if frame.last:
-                self._last = frame
-                self._tg.cancel_scope.cancel()  # stop the watcher and the heartbeat
-                return
-            body = self._keepalive if frame is _KEEPALIVE else frame.body
-            if body and not await self._timed_send(
-                timer, {"type": "http.response.body", "body": body, "more_body": True}
-            ):
-                return
-            self._record(frame)
-
-    async def _heartbeats(self, frames: MemoryObjectSendStream[_Frame]) -> None:
-        assert self._settings.heartbeat is not None
-        interval = self._settings.heartbeat
-        while True:
-            due = self._idle_since + interval
-            if anyio.current_time() < due:
-                await anyio.sleep_until(due)
-                continue
-            await self._hand_off(frames, _KEEPALIVE)
-            self._idle_since = anyio.current_time()
-
-    # -- helpers ----------------------------------------------------------------
-
-    async def _hand_off(self, frames: MemoryObjectSendStream[_Frame], frame: _Frame) -> None:
-        """Give ``frame`` to the writer; if the writer is stuck in a send for ``send_timeout``, the client is gone."""
+    async def _write(self, message: Message) -> bool:
+        """Send ``message``; False (and the run cancelled) if the client is gone."""
+        lock = self._send_lock
         try:
-            frames.send_nowait(frame)  # the writer is waiting for it: no timer needed
-            return
+            lock.acquire_nowait()
         except anyio.WouldBlock:
-            pass
-        with anyio.move_on_after(self._settings.send_timeout) as waited:
-            await frames.send(frame)
-        if waited.cancelled_caught:
-            self._stuck()
-            await anyio.lowlevel.checkpoint()  # the task group is cancelled: leave here
-
-    async def _timed_send(self, timer: anyio.CancelScope, message: Message) -> bool:
-        """The writer's send: ``timer`` (around the writer) is cancelled if it takes ``send_timeout``.
-
-        False (and the run cancelled) if the server reports the client gone.
-        """
-        now = anyio.current_time()
-        timer.deadline = now + self._settings.send_timeout
+            # A keepalive is being sent: wait for it, but not longer than a send may take.
+            with anyio.move_on_after(self._settings.send_timeout) as waited:
+                await lock.acquire()
+            if waited.cancelled_caught:
+                self._stuck()
+                return False
         try:
+            self._sending = True
+            self._last_send = anyio.current_time()
             await self._send_asgi(message)
         except Exception as exc:  # the server reports a closed connection in its own way
             logger.debug("assistant_stream_ce: send failed, the client is gone: %r", exc)
             self._client_gone()
             return False
-        timer.deadline = math.inf
-        self._idle_since = now  # the heartbeat counts from the start of the last write
+        finally:
+            self._sending = False
+            lock.release()
         return True
 
-    async def _send(self, body: bytes, *, more_body: bool) -> bool:
-        return await self._send_message({"type": "http.response.body", "body": body, "more_body": more_body})
-
-    async def _send_message(self, message: Message) -> bool:
-        """Send with the timeout; False (and the run cancelled) if the client is gone or stuck."""
+    async def _send_last(self, body: bytes) -> bool:
+        """Send the frame that ends the body; False if the client is gone or stuck."""
         try:
             with anyio.fail_after(self._settings.send_timeout):
-                await self._send_asgi(message)
+                await self._send_asgi({"type": "http.response.body", "body": body, "more_body": False})
         except TimeoutError:
             self._stuck()
             return False
@@ -293,6 +283,15 @@ class Exchange:
             self._client_gone()
             return False
         return True
+
+    # -- the client's end ---------------------------------------------------------
+
+    async def _drop_stuck_client(self) -> None:
+        """A send has taken ``send_timeout``: cancel, and end the run even if the server shields that send."""
+        self._stuck()
+        if isinstance(self._stream, Run):
+            await self._stream.aclose()  # shielded, bounded by the run's grace period
+            await self._report()
 
     def _stuck(self) -> None:
         logger.info("assistant_stream_ce: the client read nothing for %ss; dropping it", self._settings.send_timeout)
@@ -307,9 +306,9 @@ class Exchange:
         self._error = self._error or exc
         logger.error("assistant_stream_ce: the stream failed; ending the response with an error", exc_info=exc)
 
-    def _record(self, frame: _Frame) -> None:
+    def _record(self, chunks: Sequence[AssistantStreamChunk]) -> None:
         if self._builder is not None and not self._reported:
-            for chunk in frame.chunks:
+            for chunk in chunks:
                 self._builder.add(chunk)
 
     async def _aclose(self, iterator: object) -> None:
