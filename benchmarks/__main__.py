@@ -41,11 +41,13 @@ def run_case(case: Case) -> dict[str, Any]:
     if case.floor:
         backends = ("asyncio", "trio") if case.params.get("pattern") == "yield" else ("asyncio",)
         targets += [("floor", backend) for backend in backends]
+    if case.handoff:
+        targets += [("handoff", "asyncio"), ("handoff", "trio")]
     for lib, backend in targets:
         spec = {"workload": case.workload, "lib": lib, "backend": backend, "params": case.params}
         started = time.perf_counter()
         results[f"{lib}/{backend}"] = _best_run(spec, case.repeat)
-        print(f"  {case.name:<20} {lib:>5}/{backend:<8} {time.perf_counter() - started:6.1f}s", flush=True)
+        print(f"  {case.name:<20} {lib:>7}/{backend:<8} {time.perf_counter() - started:6.1f}s", flush=True)
     return results
 
 

@@ -7,13 +7,16 @@ from typing import Any
 
 #: (library, backend) pairs, in table order: 0.0.36 runs on asyncio only.
 TARGETS = (("ref", "asyncio"), ("ours", "asyncio"), ("ours", "trio"))
-#: (library, server stack) pairs for HTTP.
+#: (library, server stack) pairs for HTTP; "bare" is the server floor (benchmarks.server.BareDataStream).
 STACKS = (
     ("ref", "uvicorn"),
     ("ours", "uvicorn"),
+    ("bare", "uvicorn"),
     ("ref", "hypercorn-asyncio"),
     ("ours", "hypercorn-asyncio"),
+    ("bare", "hypercorn-asyncio"),
     ("ours", "hypercorn-trio"),
+    ("bare", "hypercorn-trio"),
 )
 
 
@@ -26,6 +29,7 @@ class Case:
     params: dict[str, Any]
     repeat: int = 1  # processes per target; the one that took the least CPU time is kept
     floor: bool = False
+    handoff: bool = False  # also the two-task hand-off floor (benchmarks.floor.HANDOFFS), on both backends
 
 
 @dataclass(frozen=True)
@@ -35,12 +39,13 @@ class Plan:
 
 
 def plan(quick: bool) -> Plan:
-    """The full plan (about 6 minutes on 2 cores) or a smoke-sized one."""
+    """The full plan (about 7 minutes on 2 cores) or a smoke-sized one."""
     s = 10 if quick else 1
     repeat = 1 if quick else 3
     cases = (
         Case("text-tight", "text", {"deltas": 200_000 // s, "pattern": "tight"}, repeat, floor=True),
-        Case("text-yield", "text", {"deltas": 200_000 // s, "pattern": "yield"}, repeat, floor=True),
+        Case("text-yield", "text", {"deltas": 200_000 // s, "pattern": "yield"}, repeat, floor=True,
+             handoff=True),
         Case("tools-tight", "tools", {"calls": 200 // s, "pattern": "tight"}, floor=True),
         Case("tools-yield", "tools", {"calls": 200 // s, "pattern": "yield"}, floor=True),
         Case("state-tight", "state", {"updates": 50_000 // s, "pattern": "tight"}, floor=True),

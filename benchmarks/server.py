@@ -1,8 +1,8 @@
 """A benchmark server in its own process: one library's data-stream responses on one server stack.
 
-``python -m benchmarks.server --lib ours|ref --stack uvicorn|hypercorn-asyncio|hypercorn-trio --port N``
+``python -m benchmarks.server --lib ours|ref|bare --stack uvicorn|hypercorn-asyncio|hypercorn-trio --port N``
 
-Routes:
+Routes (``bare``: ``/stream`` only):
 - ``/stream?deltas=N&pace=S``: N text deltas; after each, a checkpoint (S=0) or a sleep of S seconds;
 - ``/forever?id=K``: a delta every 5 ms until the client goes away; the callback's ``finally``
   records when it ran;
@@ -10,6 +10,11 @@ Routes:
 
 ``time.monotonic()`` is the system-wide CLOCK_MONOTONIC on Linux, so the
 client process can compare it with its own clock.
+
+``bare`` is the server floor: the same Starlette routing, answered by
+:class:`BareDataStream`, a hand-written ASGI streaming response that sends
+the same frames and the same finish frame with the same pacing, and nothing
+else (no run, no disconnect watching, no heartbeat, no send timeout).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -31,12 +37,54 @@ from starlette.routing import Route
 from .workloads import tokens
 
 STACKS = ("uvicorn", "hypercorn-asyncio", "hypercorn-trio")
+LIBS = ("ours", "ref", "bare")
 #: Longest life of a /forever stream, so that a run that never notices its client leaves no load behind.
 FOREVER_LIMIT = 30.0
 
+#: The headers our DataStreamResponse sends (besides those the server adds).
+BARE_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"), (b"x-vercel-ai-data-stream", b"v1"),
+                (b"content-type", b"text/plain; charset=utf-8")]
+#: The message-finish frame our data stream ends with (0.0.36 ends without one).
+BARE_FINISH = b"d:%b\n" % msgspec.json.encode({"finishReason": "stop", "usage": {"inputTokens": 0, "outputTokens": 0}})
+
+
+def _stream_params(request: Request) -> tuple[list[str], float]:
+    """The deltas and the pace of a ``/stream`` request."""
+    return tokens(int(request.query_params.get("deltas", "100"))), float(request.query_params.get("pace", "0"))
+
+
+async def _pause(pace: float) -> None:
+    """What a producer does between two deltas: wait ``pace`` seconds, or just a checkpoint."""
+    if pace:
+        await anyio.sleep(pace)
+    else:
+        await anyio.lowlevel.checkpoint()
+
+
+class BareDataStream:
+    """The least an ASGI app can do to stream the same data-stream bytes: one ``send`` per frame."""
+
+    def __init__(self, items: list[str], pace: float) -> None:
+        self.items = items
+        self.pace = pace
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": BARE_HEADERS})
+        encode = msgspec.json.encode
+        for item in self.items:
+            await send({"type": "http.response.body", "body": b"0:" + encode(item) + b"\n", "more_body": True})
+            await _pause(self.pace)
+        await send({"type": "http.response.body", "body": BARE_FINISH, "more_body": False})
+
 
 def build_app(lib_key: str) -> Starlette:
-    """The benchmark routes, answered with ``lib_key``'s ``DataStreamResponse``."""
+    """The benchmark routes, answered with ``lib_key``'s ``DataStreamResponse`` (or the bare response)."""
+    if lib_key == "bare":
+
+        async def bare_stream(request: Request) -> BareDataStream:
+            return BareDataStream(*_stream_params(request))
+
+        return Starlette(routes=[Route("/stream", bare_stream)])
     if lib_key == "ours":
         from assistant_stream_ce import create_run
         from assistant_stream_ce.serialization.data_stream import DataStreamResponse
@@ -47,16 +95,12 @@ def build_app(lib_key: str) -> Starlette:
     cleanups: dict[str, float] = {}
 
     async def stream(request: Request) -> Response:
-        items = tokens(int(request.query_params.get("deltas", "100")))
-        pace = float(request.query_params.get("pace", "0"))
+        items, pace = _stream_params(request)
 
         async def callback(controller: Any) -> None:
             for item in items:
                 controller.append_text(item)
-                if pace:
-                    await anyio.sleep(pace)
-                else:
-                    await anyio.lowlevel.checkpoint()
+                await _pause(pace)
 
         return DataStreamResponse(create_run(callback))
 
@@ -112,7 +156,7 @@ def serve(app: Starlette, stack: str, port: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--lib", choices=("ours", "ref"), required=True)
+    parser.add_argument("--lib", choices=LIBS, required=True)
     parser.add_argument("--stack", choices=STACKS, required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--profile", help="write a CPU-time profile (cProfile) here when stopped by SIGTERM")

@@ -1,6 +1,7 @@
 """One measurement in a fresh process: ``python -m benchmarks.worker SPEC_JSON [--profile FILE]``.
 
-SPEC_JSON is ``{"workload", "lib", "backend", "params"}``; the figures are
+SPEC_JSON is ``{"workload", "lib", "backend", "params"}`` (``lib``: ``ours``, ``ref``, or
+``floor``/``handoff`` for :mod:`benchmarks.floor`); the figures are
 printed as one JSON line. A fresh process per measurement keeps memory figures
 and garbage from one library out of the other's numbers.
 """
@@ -17,8 +18,8 @@ from .libs import load
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
-    if spec["lib"] == "floor":
-        return floor.run(spec["workload"], spec["backend"], spec["params"])
+    if spec["lib"] in ("floor", "handoff"):
+        return floor.run(spec["workload"], spec["backend"], spec["params"], handoff=spec["lib"] == "handoff")
     return workloads.run(spec["workload"], spec["lib"], spec["backend"], spec["params"])
 
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.profile:
         from pyinstrument import Profiler
 
-        if spec["lib"] != "floor":
+        if spec["lib"] not in ("floor", "handoff"):
             load(spec["lib"])  # imports stay out of the profile
         profiler = Profiler(interval=0.0005, async_mode="disabled")
         with profiler:

@@ -1,4 +1,5 @@
-"""The benchmark code keeps working: our library's in-process workloads at a tiny size.
+"""The benchmark code keeps working: our library's in-process workloads, the floors, the server floor's
+bytes and the HTTP client, at a tiny size.
 
 Nothing here is timed, and assistant-stream 0.0.36 is not needed.
 """
@@ -15,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, which holds benchmarks/
 
-from benchmarks import floor, libs, machine, report, workloads
+from benchmarks import floor, http_bench, libs, machine, report, server, workloads
 
 pytestmark = pytest.mark.anyio
 
@@ -69,6 +70,86 @@ async def test_text_workload_delivers_every_delta(pattern: str) -> None:
 async def test_floor_runs(case: str) -> None:
     figures = await floor.FLOORS[_workload(case)](**TINY[case])
     assert figures["bytes"] > 0
+
+
+async def test_handoff_floor_moves_every_delta_to_the_consumer() -> None:
+    figures = await floor.text_handoff(deltas=300, pattern="yield")
+    # One frame per wake-up of the consumer: at most one per delta, and every delta's bytes in some frame.
+    assert 1 <= figures["frames"] <= 300
+    assert figures["bytes"] >= len("".join(workloads.tokens(300)).encode())
+
+
+async def _get(app: Any, query: bytes) -> bytes:
+    """The body an ASGI ``app`` sends for ``GET /stream?<query>``, driven in this task."""
+    body: list[bytes] = []
+    done = anyio.Event()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": "/stream", "raw_path": b"/stream", "query_string": query, "root_path": "",
+             "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            body.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                done.set()
+
+    with anyio.fail_after(10):
+        await app(scope, receive, send)
+    return b"".join(body)
+
+
+def _text_and_finish(body: bytes) -> tuple[str, str]:
+    lines = body.decode().splitlines()
+    return "".join(json.loads(line[2:]) for line in lines if line.startswith("0:")), lines[-1]
+
+
+async def test_server_floor_sends_what_our_response_sends() -> None:
+    query = b"deltas=25&pace=0"
+    bare = await _get(server.build_app("bare"), query)
+    # Our run may coalesce deltas into fewer frames (trio sometimes runs the producer twice in a row).
+    assert _text_and_finish(bare) == _text_and_finish(await _get(server.build_app("ours"), query))
+    assert bare.count(b"\n") == 26  # one frame per delta, then the finish frame
+
+
+def test_http_workloads_run_against_the_server_floor() -> None:
+    sizes = {"deltas": 50, "ttfb_requests": 2, "concurrency": [5], "stream_deltas": 3, "pace": 0.001,
+             "disconnects": 1}
+    figures = http_bench.run_stack("bare", "uvicorn", sizes)
+    assert figures["concurrent_5"]["streams"] == 5
+    assert 0 < figures["concurrent_5"]["ttfb_ms_p50"] <= figures["concurrent_5"]["stream_ms_p99"]
+    assert "disconnect" not in figures  # the floor does not watch for disconnects
+
+
+def test_report_puts_the_floors_beside_the_goals() -> None:
+    def rate(value: float) -> dict[str, float]:
+        return {"deltas_per_cpu_s": value, "deltas_per_s": value}
+
+    def streams(p99: float) -> dict[str, dict[str, float]]:
+        return {"concurrent_1000": {"ttfb_ms_p99": p99}, "disconnect": {"trials": 1, "not_cleaned": 0}}
+
+    text_yield = {"ref/asyncio": rate(30_000), "ours/asyncio": rate(80_000), "ours/trio": rate(70_000),
+                  "handoff/asyncio": rate(120_000), "handoff/trio": rate(160_000)}
+    results: dict[str, Any] = {"inprocess": {"text-yield": text_yield},
+                               "http": {"ours/uvicorn": streams(1_500), "bare/uvicorn": streams(400)},
+                               "http_sizes": {"concurrency": [100, 1_000]}}
+    rows = {g.goal: g for g in report.goals(results)}
+    asyncio_row = rows["context: text throughput, yielding producer: hand-off floor ÷ 0.0.36 (asyncio)"]
+    assert asyncio_row.measured == ("4.00x per CPU-second (120,000 vs 30,000 deltas/CPU-s), so 5x 0.0.36 (150,000) "
+                                    "is beyond the hand-off floor itself; ours is 66.7 % of it")
+    assert "within" in rows["context: text throughput, yielding producer: hand-off floor ÷ 0.0.36 (trio)"].measured
+    assert rows["text throughput ≥ 5x 0.0.36 (yielding producer, asyncio)"].met is False
+    server_row = rows["context: 1,000 concurrent streams, server floor (bare ASGI app), p99 first byte (uvicorn)"]
+    assert server_row.measured == "400 ms, over 250 ms with no library at all; ours 1,500 ms = 3.75x the server floor"
+    assert all(g.met is None for g in rows.values() if g.context)
 
 
 async def test_report_renders_without_the_other_library(anyio_backend: str) -> None:
