@@ -315,6 +315,10 @@ class Merger:
         queue = self._queue
         if queue:
             await anyio.lowlevel.checkpoint_if_cancelled()
+        elif self.mode is _OPEN:
+            # Let ready tasks run once before sleeping: a producer that yields between
+            # writes has usually written again by then, and no wake-up is needed.
+            await anyio.lowlevel.checkpoint()
         while not queue:
             if self.mode is not _OPEN:
                 await anyio.lowlevel.checkpoint_if_cancelled()
