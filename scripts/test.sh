@@ -34,11 +34,17 @@ fi
 .venv/bin/mypy
 
 set +e
-.venv/bin/python -m pytest "$@"
+# The suite takes about 3 minutes: a hung test fails the run here instead of eating CI's 90
+# (pytest's faulthandler_timeout has printed its stack by then).
+timeout --kill-after=30 1200 .venv/bin/python -m pytest "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
     echo "pytest collected no tests: failing" >&2
+    exit 1
+fi
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    echo "pytest ran for more than 20 minutes (a test hangs): failing" >&2
     exit 1
 fi
 exit "$status"
