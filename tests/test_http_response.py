@@ -335,6 +335,22 @@ async def test_a_client_that_stops_reading_is_dropped_after_send_timeout() -> No
     assert outcomes.only.status == "cancelled"
 
 
+async def test_a_client_that_stops_reading_before_the_last_frame_is_dropped_after_send_timeout() -> None:
+    class StallsOnTheLastFrame(Client):
+        async def send(self, message: Message) -> None:
+            if message["type"] == "http.response.body" and not message["more_body"]:
+                await anyio.sleep_forever()
+            await super().send(message)
+
+    client, outcomes = StallsOnTheLastFrame(), Outcomes()
+    response = AssistantStreamResponse(
+        create_run(text_run(["a", "b"])), LineEncoder(), on_finish=outcomes, send_timeout=0.05
+    )
+    await serve(response, client)
+    assert outcomes.only.status == "cancelled"
+    assert "end:completed" not in client.lines
+
+
 async def test_a_send_the_server_shields_still_times_out_the_run() -> None:
     """Some servers (hypercorn on trio) shield their socket writes: the run is cancelled on time anyway."""
     release = anyio.Event()

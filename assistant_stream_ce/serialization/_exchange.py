@@ -260,24 +260,22 @@ class Exchange:
         try:
             self._sending = True
             self._last_send = anyio.current_time()
-            await self._send_asgi(message)
-        except Exception as exc:  # the server reports a closed connection in its own way
-            logger.debug("assistant_stream_ce: send failed, the client is gone: %r", exc)
-            self._client_gone()
-            return False
+            return await self._send_or_gone(message)
         finally:
             self._sending = False
             lock.release()
-        return True
 
     async def _send_last(self, body: bytes) -> bool:
         """Send the frame that ends the body; False if the client is gone or stuck."""
+        with anyio.move_on_after(self._settings.send_timeout):
+            return await self._send_or_gone({"type": "http.response.body", "body": body, "more_body": False})
+        self._stuck()  # reached only when the send took send_timeout
+        return False
+
+    async def _send_or_gone(self, message: Message) -> bool:
+        """The server's ``send``; False (and the run cancelled) if it reports the client gone."""
         try:
-            with anyio.fail_after(self._settings.send_timeout):
-                await self._send_asgi({"type": "http.response.body", "body": body, "more_body": False})
-        except TimeoutError:
-            self._stuck()
-            return False
+            await self._send_asgi(message)
         except Exception as exc:  # the server reports a closed connection in its own way
             logger.debug("assistant_stream_ce: send failed, the client is gone: %r", exc)
             self._client_gone()
