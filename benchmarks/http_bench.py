@@ -44,12 +44,38 @@ def _request(path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
 
 
+class _Timing:
+    """One response as its bytes arrive: when the first body byte came, and how many body bytes."""
+
+    def __init__(self, path: str, start: float) -> None:
+        self.path = path
+        self.start = start
+        self.head = b""
+        self.body = -1  # bytes after the headers; -1 until the headers are in
+        self.first = 0.0
+
+    def feed(self, data: bytes) -> None:
+        """Take the next bytes read; RuntimeError if the status is not 200."""
+        if self.body < 0:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not self.head.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"GET {self.path}: {self.head[:200]!r}")
+            self.body = len(self.head) - end - 4
+        else:
+            self.body += len(data)
+        if self.body > 0 and not self.first:
+            self.first = time.perf_counter() - self.start
+
+    def result(self) -> Fetch:
+        return Fetch(self.first, time.perf_counter() - self.start, self.body)
+
+
 async def fetch(port: int, path: str) -> Fetch:
     """GET ``path`` and read the response to its end."""
-    start = time.perf_counter()
-    first = 0.0
-    body = -1
-    head = b""
+    timing = _Timing(path, time.perf_counter())
     async with await anyio.connect_tcp("127.0.0.1", port) as sock:
         await sock.send(_request(path))
         while True:
@@ -57,19 +83,8 @@ async def fetch(port: int, path: str) -> Fetch:
                 data = await sock.receive(65536)
             except (anyio.EndOfStream, anyio.BrokenResourceError):
                 break
-            if body < 0:
-                head += data
-                end = head.find(b"\r\n\r\n")
-                if end < 0:
-                    continue
-                if not head.startswith(b"HTTP/1.1 200"):
-                    raise RuntimeError(f"GET {path}: {head[:200]!r}")
-                body = len(head) - end - 4
-            else:
-                body += len(data)
-            if body > 0 and not first:
-                first = time.perf_counter() - start
-    return Fetch(first, time.perf_counter() - start, body)
+            timing.feed(data)
+    return timing.result()
 
 
 class _TimedGet(asyncio.Protocol):
@@ -77,42 +92,30 @@ class _TimedGet(asyncio.Protocol):
 
     def __init__(self, path: str, start: float, done: asyncio.Future[Fetch]) -> None:
         self._path = path
-        self._start = start
+        self._timing = _Timing(path, start)
         self._done = done
-        self._head = b""
-        self._body = -1  # bytes after the headers; -1 until the headers are in
-        self._first = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         self._transport.write(_request(self._path))
 
     def data_received(self, data: bytes) -> None:
-        if self._body < 0:
-            self._head += data
-            end = self._head.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            if not self._head.startswith(b"HTTP/1.1 200"):
-                if not self._done.done():
-                    self._done.set_exception(RuntimeError(f"GET {self._path}: {self._head[:200]!r}"))
-                self._transport.close()
-                return
-            self._body = len(self._head) - end - 4
-        else:
-            self._body += len(data)
-        if self._body > 0 and not self._first:
-            self._first = time.perf_counter() - self._start
+        try:
+            self._timing.feed(data)
+        except RuntimeError as exc:
+            if not self._done.done():
+                self._done.set_exception(exc)
+            self._transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._done.done():
             return
         if exc is not None:
             self._done.set_exception(exc)
-        elif self._body < 0:
+        elif self._timing.body < 0:
             self._done.set_exception(RuntimeError(f"GET {self._path}: closed before the headers ended"))
         else:
-            self._done.set_result(Fetch(self._first, time.perf_counter() - self._start, self._body))
+            self._done.set_result(self._timing.result())
 
 
 async def lean_fetch(port: int, path: str) -> Fetch:
