@@ -37,6 +37,8 @@ from .assistant_stream_chunk import (
 ENTRY_COST = 64
 #: Async producers wait while the unsent output costs this much or more.
 HIGH_WATER = 64 * 1024
+#: After a look-ahead that found nothing, the reader sleeps this many times without one.
+LOOK_AHEAD_BACKOFF = 8
 
 
 class _TextRun:
@@ -143,6 +145,7 @@ class Merger:
         self._reader: anyio.Event | None = None
         self._room: anyio.Event | None = None
         self._event_class: Callable[[], anyio.Event] | None = None
+        self._skip_look_ahead = 0
 
     def _new_event(self) -> anyio.Event:
         """A new event of the running backend's class: ``anyio.Event()`` looks the backend up on every call."""
@@ -316,9 +319,16 @@ class Merger:
         if queue:
             await anyio.lowlevel.checkpoint_if_cancelled()
         elif self.mode is _OPEN:
-            # Let ready tasks run once before sleeping: a producer that yields between
-            # writes has usually written again by then, and no wake-up is needed.
-            await anyio.lowlevel.checkpoint()
+            # Look ahead: let ready tasks run once before sleeping. A producer that yields
+            # between writes has usually written again by then, and no wake-up is needed.
+            # A paced producer (a model's tokens) has not, so after a look-ahead that found
+            # nothing the next few waits go straight to sleep.
+            if self._skip_look_ahead:
+                self._skip_look_ahead -= 1
+            else:
+                await anyio.lowlevel.checkpoint()
+                if not queue:
+                    self._skip_look_ahead = LOOK_AHEAD_BACKOFF
         while not queue:
             if self.mode is not _OPEN:
                 await anyio.lowlevel.checkpoint_if_cancelled()

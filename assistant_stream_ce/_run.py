@@ -150,9 +150,12 @@ class RunCore:
         except Exception as exc:
             self.fail(exc)
 
-    async def produce(self, callback: Callable[[], Awaitable[None]]) -> None:
-        """The producer: runs the callback and its children, then ends the run."""
-        self.scope = anyio.CancelScope()
+    async def produce(self, callback: Callable[[], Awaitable[None]], *, shielded: bool = False) -> None:
+        """The producer: runs the callback and its children, then ends the run.
+
+        ``shielded``: only ``cancel()`` stops it, not the scopes it runs in.
+        """
+        self.scope = anyio.CancelScope(shield=shielded)
         if self.cancelled:
             self.scope.cancel()
         try:

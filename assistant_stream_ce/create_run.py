@@ -261,18 +261,18 @@ class RunController:
         return CancellationSignal(self._core)
 
 
-async def _produce(core: RunCore, callback: Callable[[RunController], Awaitable[None]]) -> None:
+async def _produce(
+    core: RunCore, callback: Callable[[RunController], Awaitable[None]], *, shielded: bool = False
+) -> None:
     controller = RunController(core)
-    await core.produce(lambda: callback(controller))
+    await core.produce(lambda: callback(controller), shielded=shielded)
 
 
-async def _produce_structured(core: RunCore, callback: Callable[[RunController], Awaitable[None]]) -> None:
-    # Shielded from the caller's scopes: when one of them is cancelled, the
-    # body of the ``async with`` leaves, and ``__aexit__`` cancels the run
-    # through ``core.cancel()``, so the callback's ``finally`` always sees
-    # ``is_cancelled``.
-    with anyio.CancelScope(shield=True):
-        await _produce(core, callback)
+# The structured form's producer is shielded from the caller's scopes: when one
+# of them is cancelled, the body of the ``async with`` leaves, and ``__aexit__``
+# cancels the run through ``core.cancel()``, so the callback's ``finally``
+# always sees ``is_cancelled``.
+_produce_structured = functools.partial(_produce, shielded=True)
 
 
 class _Phase(enum.Enum):

@@ -362,6 +362,25 @@ async def test_heartbeats_fill_an_idle_gap_and_every_client_still_decodes(server
         assert result["done"], fmt
 
 
+async def test_a_client_that_leaves_between_heartbeats_is_noticed(server: launch.Server) -> None:
+    """Each heartbeat interrupts the server's wait for the disconnect; after three, the wait still sees it."""
+    run = new_run("leave-idle")
+    path = stream_url("data-stream", run, "idle", heartbeat=0.05, gap=60)
+    async with client_for(server) as client:
+        async with await raw_client.connect(server.port) as connection:
+            response = await raw_client.RawResponse.open(connection, path, REQUESTS["data-stream"])
+            body = b""
+            while body.count(b"\n\n") < 3:
+                piece = await response.next_piece()
+                assert piece is not None, "the idle run ended"
+                body += piece
+        # Closed in the gap: the run must not sit out its 60 s silence (server_events waits 15 s at most).
+        report = await server_events(client, run, finished)
+        assert outcome_of(report)["status"] == "cancelled"
+        assert outcome_of(report)["text"] == "before the gap. "
+        assert names(report, "finally") == names(report, "start") == ["callback"]
+
+
 # -- 5. many clients at once ------------------------------------------------------------
 
 

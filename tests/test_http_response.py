@@ -454,6 +454,41 @@ async def test_a_keepalive_send_that_never_returns_still_times_out_the_run() -> 
     assert [line for line in client.lines if line] == [msgspec.json.encode(TextDeltaChunk("a")).decode()]
 
 
+@pytest.mark.parametrize(
+    "options", [{"heartbeat": 0.01}, {"heartbeat": None, "send_timeout": 0.01}], ids=["keepalives", "no-keepalives"]
+)
+async def test_a_disconnect_in_a_long_silence_is_noticed_after_many_timekeeping_turns(options: dict[str, Any]) -> None:
+    """Timekeeping interrupts the wait for ``http.disconnect``: the wait must resume and still see it."""
+    outcomes, cleanup, resumed = Outcomes(), Cleanup(), anyio.Event()
+
+    class CountsReceives(Client):
+        calls = 0
+
+        async def receive(self) -> Message:
+            self.calls += 1
+            if self.calls == 4:
+                resumed.set()
+            return await super().receive()
+
+    async def callback(controller: RunController) -> None:
+        try:
+            controller.append_text("a")
+            await anyio.sleep_forever()  # a model that went silent
+        finally:
+            cleanup.ran.append("callback")
+
+    client = CountsReceives()
+    response = AssistantStreamResponse(create_run(callback), LineEncoder(), on_finish=outcomes, **options)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve, response, client)
+        await resumed.wait()  # three waits were interrupted, the fourth is under way
+        client.disconnected.set()
+    assert cleanup.ran == ["callback"]
+    assert outcomes.only.status == "cancelled"
+    assert client.lines[0] == msgspec.json.encode(TextDeltaChunk("a")).decode()
+    assert client.lines[-1] != "end:completed"
+
+
 @pytest.mark.parametrize("heartbeat", [None, False, 0])
 async def test_heartbeats_can_be_turned_off(heartbeat: Any) -> None:
     response = AssistantStreamResponse(create_run(text_run(["a"])), LineEncoder(), heartbeat=heartbeat)

@@ -1,24 +1,29 @@
 """One HTTP exchange of a streaming response: the run, the client, and the wire between them.
 
-Three tasks share one task group that lives in the response's ``__call__``:
+Two tasks share one task group that lives in the response's ``__call__``:
 
 - the writer, the response's own task, consumes the chunk stream (a
   :class:`Run` in its structured form, or any async iterable), encodes each
   chunk and sends its frames, so that it pulls the next chunk only once the
   previous frame left (the run's merger coalesces meanwhile);
-- the watcher, the only caller of ``receive``, waits for ``http.disconnect``;
-- the timekeeper writes the encoder's keepalive into every silence of
-  ``heartbeat`` seconds, and notices a send that has taken ``send_timeout``.
+- the attendant, the only caller of ``receive``, waits for
+  ``http.disconnect``; whenever something is due it stops waiting, writes the
+  encoder's keepalive into a silence of ``heartbeat`` seconds or notices a
+  send that has taken ``send_timeout``, and waits again. One task for both
+  keeps the cost per request down (a task, a cancel scope and a cancellation
+  fewer); servers leave ``receive`` ready to be called again after a
+  cancellation, which is how Starlette's own responses stop it too.
 
-The client is gone when the watcher sees a disconnect, when a send fails, or
-when a send takes longer than ``send_timeout``: the task group is cancelled,
-which cancels the run inside it. Some servers shield their socket writes from
-cancellation (hypercorn's trio worker): the timekeeper then also cancels the
-run itself and reports its outcome, while the writer waits for its send.
+The client is gone when the attendant sees a disconnect, when a send fails,
+or when a send takes longer than ``send_timeout``: the task group is
+cancelled, which cancels the run inside it. Some servers shield their socket
+writes from cancellation (hypercorn's trio worker): the attendant then also
+cancels the run itself and reports its outcome, while the writer waits for
+its send.
 
 The outcome goes to ``on_finish`` as soon as it is known: after the last
 frame (ending the HTTP body) was sent, which happens once the task group has
-ended so that no watcher can interrupt it, or, when the client is gone, as
+ended so that no disconnect can interrupt it, or, when the client is gone, as
 soon as the run has been cancelled and cleaned up.
 """
 
@@ -94,12 +99,11 @@ class Exchange:
         if settings.on_finish is not None:
             self._builder = MessageBuilder(stream.state if isinstance(stream, Run) else None)
         self._tg: anyio.abc.TaskGroup | None = None
-        # Cancelled once the body is written. The watcher and the timekeeper end inside these
-        # scopes rather than by cancelling the task group: a task ended by cancellation leaves
-        # a reference cycle behind (exception, traceback, frames) for the garbage collector.
-        self._watching = anyio.CancelScope()
-        self._keeping = anyio.CancelScope()
-        # The writer and the timekeeper's keepalives take turns at ``send``.
+        # Cancelled once the body is written. The attendant ends inside this scope rather than
+        # by cancelling the task group: a task ended by cancellation leaves a reference cycle
+        # behind (exception, traceback, frames) for the garbage collector.
+        self._attending = anyio.CancelScope()
+        # The writer and the attendant's keepalives take turns at ``send``.
         self._send_lock = anyio.Lock(fast_acquire=True)
         self._sending = False
         self._last_send = 0.0  # when the latest send started
@@ -114,27 +118,28 @@ class Exchange:
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                tg.start_soon(self._watch_disconnect)
-                tg.start_soon(self._keep_time)
+                tg.start_soon(self._attend)
                 await self._write_stream()
-                self._watching.cancel()
-                self._keeping.cancel()
+                self._attending.cancel()
             if self._tail is not None and not self._gone and await self._send_last(self._tail[0]):
                 self._delivered = True
                 self._record(self._tail[1])
         finally:
             await self._report()
 
-    # -- the three tasks --------------------------------------------------------
+    # -- the two tasks ----------------------------------------------------------
 
-    async def _watch_disconnect(self) -> None:
-        with self._watching:
-            try:
-                while (await self._receive())["type"] != "http.disconnect":
-                    pass  # request body the route did not read: not ours to keep
-            except Exception as exc:  # a wrapped receive may raise instead
-                logger.debug("assistant_stream_ce: receive failed, the client is gone: %r", exc)
-            self._client_gone()
+    async def _attend(self) -> None:
+        with self._attending:
+            while (due := await self._keep_time()) is not None:
+                with anyio.CancelScope(deadline=due):
+                    try:
+                        while (await self._receive())["type"] != "http.disconnect":
+                            pass  # request body the route did not read: not ours to keep
+                    except Exception as exc:  # a wrapped receive may raise instead
+                        logger.debug("assistant_stream_ce: receive failed, the client is gone: %r", exc)
+                    self._client_gone()
+                    return
 
     async def _write_stream(self) -> None:
         try:
@@ -147,13 +152,10 @@ class Exchange:
             if self._gone:  # the run is over and nothing more will be sent: report now
                 await self._report()
 
-    async def _keep_time(self) -> None:
-        with self._keeping:
-            await self._keep_time_until_stopped()
-
-    async def _keep_time_until_stopped(self) -> None:
+    async def _keep_time(self) -> float | None:
+        """Do what is due now: the time of the next duty, or None once a stuck client was dropped."""
         timeout, heartbeat = self._settings.send_timeout, self._settings.heartbeat
-        # Sleep at most a heartbeat, and at most one send_timeout: a send that starts
+        # Wait at most a heartbeat, and at most one send_timeout: a send that starts
         # later is stuck one send_timeout after it started at the earliest.
         nap = timeout if heartbeat is None else min(heartbeat, timeout)
         while True:
@@ -161,19 +163,16 @@ class Exchange:
             if self._sending:
                 if now >= self._last_send + timeout:
                     await self._drop_stuck_client()
-                    return
-                due = min(self._last_send + timeout, now + nap)
-            elif heartbeat is not None and now >= self._last_send + heartbeat:
-                assert self._keepalive is not None
-                with anyio.move_on_after(timeout) as waited:
-                    await self._write(_body(self._keepalive))
-                if waited.cancelled_caught:
-                    await self._drop_stuck_client()
-                    return
-                continue
-            else:
-                due = now + nap if heartbeat is None else min(self._last_send + heartbeat, now + nap)
-            await anyio.sleep_until(due)
+                    return None
+                return min(self._last_send + timeout, now + nap)
+            if heartbeat is None or now < self._last_send + heartbeat:
+                return now + nap if heartbeat is None else min(self._last_send + heartbeat, now + nap)
+            assert self._keepalive is not None
+            with anyio.move_on_after(timeout) as waited:
+                await self._write(_body(self._keepalive))
+            if waited.cancelled_caught:
+                await self._drop_stuck_client()
+                return None
 
     # -- writing ------------------------------------------------------------------
 
