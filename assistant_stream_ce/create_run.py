@@ -320,6 +320,14 @@ class Run:
         self._tg.start_soon(_produce_structured, self._core, self._callback)
         return self
 
+    def _start_in(self, tg: anyio.abc.TaskGroup) -> None:
+        """The structured form in a task group the consumer already has (a response's): one group less.
+
+        The consumer reads the run, then ``await aclose()``; ``tg`` waits for the rest.
+        """
+        self._claim(_STRUCTURED)
+        tg.start_soon(_produce_structured, self._core, self._callback)
+
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:

@@ -316,6 +316,22 @@ async def test_disconnect_cancels_the_run_and_reports_the_partial_message() -> N
     assert client.body.decode().count("end:") == 0
 
 
+@pytest.mark.parametrize("how", ["disconnected", "send fails"])
+async def test_a_client_gone_before_the_first_frame_ends_the_run_at_once(how: str) -> None:
+    """The run's producer may not have started yet: it is cancelled as it starts, not after the grace period."""
+    client, outcomes, cleanup = Client(fail_send_after=0 if how == "send fails" else None), Outcomes(), Cleanup()
+    if how == "disconnected":
+        client.disconnected.set()
+    run = create_run(endless_run_with_tools(cleanup), grace_period=60)
+    response = AssistantStreamResponse(run, LineEncoder(), on_finish=outcomes, grace_period=60)
+    with anyio.fail_after(5):
+        await serve(response, client)
+    assert outcomes.only.status == "cancelled"
+    # Cancelled as it starts or at its first wait; whatever it had started was cleaned up.
+    assert sorted(cleanup.ran) in ([], ["callback"], ["callback", "t1", "t2"])
+    assert b"end:" not in client.body
+
+
 async def test_a_failed_send_is_a_disconnect() -> None:
     client, outcomes, cleanup = Client(fail_send_after=4), Outcomes(), Cleanup()
     response = AssistantStreamResponse(create_run(endless_run_with_tools(cleanup)), LineEncoder(), on_finish=outcomes)

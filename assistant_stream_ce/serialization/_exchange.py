@@ -1,6 +1,8 @@
 """One HTTP exchange of a streaming response: the run, the client, and the wire between them.
 
-Two tasks share one task group that lives in the response's ``__call__``:
+Two tasks share one task group that lives in the response's ``__call__``
+(a :class:`Run`'s producer joins them there, so that a request opens no
+task group of the run's own):
 
 - the writer, the response's own task, consumes the chunk stream (a
   :class:`Run` in its structured form, or any async iterable), encodes each
@@ -235,8 +237,12 @@ class Exchange:
     async def _pump_stream(self, pump: Callable[[AsyncIterable[AssistantStreamChunk]], Awaitable[None]]) -> None:
         """``await pump(chunks)`` over the stream, which is closed (a run: cancelled) afterwards."""
         if isinstance(self._stream, Run):
-            async with self._stream as chunks:
-                await pump(chunks)
+            assert self._tg is not None
+            self._stream._start_in(self._tg)  # the run's producer joins the response's task group
+            try:
+                await pump(self._stream)
+            finally:
+                await self._stream.aclose()  # cancels what still runs, waits for its cleanup
         else:
             iterator = aiter(self._stream)
             try:
