@@ -90,10 +90,12 @@ def main(argv: list[str] | None = None) -> None:
 
         print("http:", flush=True)
         os.environ.setdefault("PYTHONUNBUFFERED", "1")
-        for lib, stack in STACKS:
+        for stack in dict.fromkeys(stack for _, stack in STACKS):
             t0 = time.perf_counter()
-            results["http"][f"{lib}/{stack}"] = http_bench.run_stack(lib, stack, chosen.http)
-            print(f"  {lib:>5}/{stack:<18} {time.perf_counter() - t0:6.1f}s", flush=True)
+            libs = [lib for lib, on in STACKS if on == stack]
+            for lib, figures in http_bench.run_stack(libs, stack, chosen.http).items():
+                results["http"][f"{lib}/{stack}"] = figures
+            print(f"  {stack:<18} {time.perf_counter() - t0:6.1f}s", flush=True)
     results["seconds"] = time.perf_counter() - started
     results["load_end"] = machine.load()
     raw.write_text(json.dumps(results, indent=1) + "\n")

@@ -279,20 +279,38 @@ async def disconnect(port: int, trials: int, timeout: float = 1.0) -> Figures:
     return figures
 
 
-def run_stack(lib: str, stack: str, sizes: dict[str, Any]) -> Figures:
-    """Every HTTP workload against one fresh server of ``lib`` on ``stack``."""
-    with server(lib, stack) as (port, pid):
+def _median_figures(rounds: list[Figures]) -> Figures:
+    """Each figure's median over the rounds."""
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]} | {"rounds": len(rounds)}
 
-        async def main() -> Figures:
-            figures: Figures = {}
-            figures["throughput"] = await throughput(port, pid, sizes["deltas"])
-            figures["first_byte"] = await first_byte(port, sizes["ttfb_requests"])
+
+def run_stack(libs: list[str], stack: str, sizes: dict[str, Any]) -> dict[str, Figures]:
+    """Every HTTP workload against one fresh server per library on ``stack``, all of them up at once.
+
+    The concurrent-streams workloads run ``sizes["rounds"]`` times, the libraries
+    taking turns (who goes first rotates), and each figure is the median over
+    the rounds: this machine's speed drifts over minutes, and taking turns
+    spreads the drift over every library alike.
+    """
+    with contextlib.ExitStack() as servers_up:
+        servers = {lib: servers_up.enter_context(server(lib, stack)) for lib in libs}
+
+        async def main() -> dict[str, Figures]:
+            figures: dict[str, Figures] = {lib: {} for lib in libs}
+            for lib, (port, pid) in servers.items():
+                figures[lib]["throughput"] = await throughput(port, pid, sizes["deltas"])
+                figures[lib]["first_byte"] = await first_byte(port, sizes["ttfb_requests"])
             for streams in sizes["concurrency"]:
-                figures[f"concurrent_{streams}"] = await concurrent(
-                    port, pid, streams, sizes["stream_deltas"], sizes["pace"]
-                )
-            if lib != "bare":  # the server floor does not watch for disconnects: nothing to time
-                figures["disconnect"] = await disconnect(port, sizes["disconnects"])
+                rounds: dict[str, list[Figures]] = {lib: [] for lib in libs}
+                for n in range(sizes["rounds"]):
+                    for lib in libs[n % len(libs) :] + libs[: n % len(libs)]:
+                        port, pid = servers[lib]
+                        rounds[lib].append(await concurrent(port, pid, streams, sizes["stream_deltas"], sizes["pace"]))
+                for lib in libs:
+                    figures[lib][f"concurrent_{streams}"] = _median_figures(rounds[lib])
+            for lib, (port, _) in servers.items():
+                if lib != "bare":  # the server floor does not watch for disconnects: nothing to time
+                    figures[lib]["disconnect"] = await disconnect(port, sizes["disconnects"])
             return figures
 
         return anyio.run(main, backend="asyncio")

@@ -62,5 +62,6 @@ def plan(quick: bool) -> Plan:
         "stream_deltas": 20,
         "pace": 0.05,
         "disconnects": 50 // s,
+        "rounds": 1 if quick else 3,
     }
     return Plan(cases, http)

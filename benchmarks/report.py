@@ -390,8 +390,9 @@ def markdown(results: dict[str, Any], analysis: str | None) -> str:
             "",
             "## HTTP over 127.0.0.1",
             "",
-            "One server process per library and stack (uvicorn with h11; hypercorn 0.x on asyncio and on trio, "
-            "listen backlog 4,096 on both), the client a raw-socket HTTP/1.1 client in another process (2 cores: "
+            "One server process per library and stack, the servers of one stack all up at once (uvicorn with "
+            "h11; hypercorn 0.x on asyncio and on trio, listen backlog 4,096 on both), the client a raw-socket "
+            "HTTP/1.1 client in another process (2 cores: "
             "one each; for the concurrent streams an `asyncio.Protocol` client, timed from just before connecting, "
             "so that the client's own work on the burst does not count as server latency). Routes return each "
             "library's `DataStreamResponse(create_run(callback))`. The *server floor* is the same Starlette app "
@@ -402,7 +403,9 @@ def markdown(results: dict[str, Any], analysis: str | None) -> str:
             "faster than this floor. Throughput: one "
             f"stream of {sizes['deltas']:,} deltas with a checkpoint after each. Concurrent streams: all opened at "
             f"once, {sizes['stream_deltas']} deltas each, {sizes['pace'] * 1000:g} ms apart (a model at "
-            f"{1 / sizes['pace']:g} tokens/s). Disconnect: the client closes the socket after the first bytes of a "
+            f"{1 / sizes['pace']:g} tokens/s); each figure is the median of {sizes['rounds']} rounds in "
+            "which the libraries take turns, so that the machine's drift over minutes falls on all of them alike. "
+            "Disconnect: the client closes the socket after the first bytes of a "
             "stream that sends a delta every 5 ms; the server records `time.monotonic()` in the callback's "
             f"`finally` ({sizes['disconnects']} trials). 0.0.36 has no trio support.",
             "",

@@ -122,9 +122,10 @@ async def test_server_floor_sends_what_our_response_sends() -> None:
 
 def test_http_workloads_run_against_the_server_floor() -> None:
     sizes = {"deltas": 50, "ttfb_requests": 2, "concurrency": [5], "stream_deltas": 3, "pace": 0.001,
-             "disconnects": 1}
-    figures = http_bench.run_stack("bare", "uvicorn", sizes)
+             "disconnects": 1, "rounds": 2}
+    (figures,) = http_bench.run_stack(["bare"], "uvicorn", sizes).values()
     assert figures["concurrent_5"]["streams"] == 5
+    assert figures["concurrent_5"]["rounds"] == 2
     assert 0 < figures["concurrent_5"]["ttfb_ms_p50"] <= figures["concurrent_5"]["stream_ms_p99"]
     assert "disconnect" not in figures  # the floor does not watch for disconnects
 
