@@ -105,8 +105,9 @@ class Exchange:
         # by cancelling the task group: a task ended by cancellation leaves a reference cycle
         # behind (exception, traceback, frames) for the garbage collector.
         self._attending = anyio.CancelScope()
-        # The writer and the attendant's keepalives take turns at ``send``.
-        self._send_lock = anyio.Lock(fast_acquire=True)
+        # The writer and the attendant's keepalives take turns at ``send``: a semaphore rather
+        # than a lock, which would look its owner up twice a frame (each turn ends where it began).
+        self._send_turn = anyio.Semaphore(1, fast_acquire=True)
         self._sending = False
         self._last_send = 0.0  # when the latest send started
         self._tail: tuple[bytes, Sequence[AssistantStreamChunk]] | None = None
@@ -252,13 +253,13 @@ class Exchange:
 
     async def _write(self, message: Message) -> bool:
         """Send ``message``; False (and the run cancelled) if the client is gone."""
-        lock = self._send_lock
+        turn = self._send_turn
         try:
-            lock.acquire_nowait()
+            turn.acquire_nowait()
         except anyio.WouldBlock:
             # A keepalive is being sent: wait for it, but not longer than a send may take.
             with anyio.move_on_after(self._settings.send_timeout) as waited:
-                await lock.acquire()
+                await turn.acquire()
             if waited.cancelled_caught:
                 self._stuck()
                 return False
@@ -268,7 +269,7 @@ class Exchange:
             return await self._send_or_gone(message)
         finally:
             self._sending = False
-            lock.release()
+            turn.release()
 
     async def _send_last(self, body: bytes) -> bool:
         """Send the frame that ends the body; False if the client is gone or stuck."""
