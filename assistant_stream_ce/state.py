@@ -36,8 +36,8 @@ def _child(container: Any, key: str, path: Sequence[str]) -> Any:
     raise StateKeyError(f"state has no {key!r} at path {list(path)}")
 
 
-def _existing(container: Any, key: str) -> Any:
-    """The item at ``key`` (a checked path segment) of a dict or list, or None if there is none yet."""
+def _item(container: Any, key: str) -> Any:
+    """The item at ``key`` (a checked path segment) of a dict or list, or None if there is none (yet)."""
     if isinstance(container, list):
         index = int(key)
         return container[index] if index < len(container) else None
@@ -203,7 +203,7 @@ class StateProxy:
     def __getitem__(self, key: str | int) -> Any:
         container = self._value()
         segment = self._key(container, key, for_write=False)
-        value = container[int(segment)] if isinstance(container, list) else container[segment]
+        value = _item(container, segment)
         if isinstance(value, _PRIMITIVES):
             return value
         return StateProxy(self._store, [*self._path, segment])
@@ -213,7 +213,7 @@ class StateProxy:
         segment = self._key(container, key, for_write=True)
         path = [*self._path, segment]
         if isinstance(value, str):
-            current = _existing(container, segment)
+            current = _item(container, segment)
             if isinstance(current, str) and current and value.startswith(current):
                 self._store.extend_text(container, path, value, len(current))
                 return
