@@ -171,6 +171,8 @@ async def text_handoff(*, deltas: int, pattern: str) -> Figures:
 
 
 HANDOFFS: dict[str, Callable[..., Awaitable[Figures]]] = {"text": text_handoff}
+#: The worker's ``lib`` names that this module measures.
+LIBS = ("floor", "handoff")
 
 
 def run(workload: str, backend: str, params: dict[str, Any], *, handoff: bool = False) -> Figures:

@@ -39,7 +39,7 @@ class Plan:
 
 
 def plan(quick: bool) -> Plan:
-    """The full plan (about 7 minutes on 2 cores) or a smoke-sized one."""
+    """The full plan (about 8 minutes on 2 cores) or a smoke-sized one."""
     s = 10 if quick else 1
     repeat = 1 if quick else 3
     cases = (

@@ -96,6 +96,12 @@ def _get(results: dict[str, Any], case: str, target: str, key: str) -> float | N
     return None if value is None else float(value)
 
 
+def _http(results: dict[str, Any], lib: str, stack: str, section: str) -> dict[str, Any]:
+    """One HTTP workload's figures for ``lib`` on ``stack`` (empty if it was not measured)."""
+    figures: dict[str, Any] = results["http"].get(f"{lib}/{stack}", {}).get(section, {})
+    return figures
+
+
 def _fmt(value: float | None, unit: str = "") -> str:
     if value is None:
         return "—"
@@ -162,10 +168,10 @@ def _server_floor_context(results: dict[str, Any], streams: int) -> list[Goal]:
     """The bare ASGI app's p99 first byte at ``streams`` streams on each stack, and ours against it."""
     out: list[Goal] = []
     for stack, _ in HTTP_COLUMNS:
-        bare = results["http"].get(f"bare/{stack}", {}).get(f"concurrent_{streams}", {}).get("ttfb_ms_p99")
+        bare = _http(results, "bare", stack, f"concurrent_{streams}").get("ttfb_ms_p99")
         if bare is None:
             continue
-        ours = results["http"].get(f"ours/{stack}", {}).get(f"concurrent_{streams}", {}).get("ttfb_ms_p99")
+        ours = _http(results, "ours", stack, f"concurrent_{streams}").get("ttfb_ms_p99")
         alone = "over" if bare >= 250 else "under"
         versus = "" if ours is None else f"; ours {_fmt(ours)} ms = {_fmt(ours / bare)}x the server floor"
         out.append(Goal(f"context: {streams:,} concurrent streams, server floor (bare ASGI app), p99 first byte "
@@ -301,17 +307,17 @@ def _http_table(results: dict[str, Any]) -> str:
         section = section.format(c0=c0, c1=c1)
         row = [label.format(c0=f"{c0:,}", c1=f"{c1:,}", deltas=sizes["deltas"])]
         for stack, has_ref in HTTP_COLUMNS:
-            ours_figures = results["http"].get(f"ours/{stack}", {}).get(section, {})
+            ours_figures = _http(results, "ours", stack, section)
             ours = ours_figures.get(key)
             if has_ref:
-                ref_figures = results["http"].get(f"ref/{stack}", {}).get(section, {})
+                ref_figures = _http(results, "ref", stack, section)
                 ref = ref_figures.get(key)
                 row += [_http_value(ref, ref_figures, key), _http_value(ours, ours_figures, key),
                         _ratio(advantage(ours, ref, better))]
             else:
                 row.append(_http_value(ours, ours_figures, key))
             if stack in floors:
-                row.append(_fmt(results["http"][f"bare/{stack}"].get(section, {}).get(key)))
+                row.append(_fmt(_http(results, "bare", stack, section).get(key)))
         rows.append(row)
     return _table(header, rows)
 
@@ -470,15 +476,14 @@ def chart(results: dict[str, Any], path: Path) -> None:
         ]
         http_labels = [label for label, *_ in http_rows]
         for stack in ("uvicorn", "hypercorn-asyncio"):
-            ours_f = results["http"].get(f"ours/{stack}", {})
-            ref_f = results["http"].get(f"ref/{stack}", {})
             values: list[float | None] = []
             for _, section, key, better in http_rows:
-                ref = ref_f.get(section, {}).get(key)
-                if ref is None and key.startswith("cleanup") and ref_f.get(section, {}).get("not_cleaned"):
-                    ref = 1000.0 * ref_f[section]["not_cleaned_within_s"]  # never cleaned up: a lower bound
+                ref_figures = _http(results, "ref", stack, section)
+                ref = ref_figures.get(key)
+                if ref is None and key.startswith("cleanup") and ref_figures.get("not_cleaned"):
+                    ref = 1000.0 * ref_figures["not_cleaned_within_s"]  # never cleaned up: a lower bound
                     lower_bounds.add((f"ours ÷ 0.0.36, {stack}", len(values)))
-                values.append(advantage(ours_f.get(section, {}).get(key), ref, better))
+                values.append(advantage(_http(results, "ours", stack, section).get(key), ref, better))
             http_series[f"ours ÷ 0.0.36, {stack}"] = values
 
     panels = [("in-process", labels, series)] + ([("HTTP", http_labels, http_series)] if http_series else [])

@@ -18,7 +18,7 @@ from .libs import load
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
-    if spec["lib"] in ("floor", "handoff"):
+    if spec["lib"] in floor.LIBS:
         return floor.run(spec["workload"], spec["backend"], spec["params"], handoff=spec["lib"] == "handoff")
     return workloads.run(spec["workload"], spec["lib"], spec["backend"], spec["params"])
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.profile:
         from pyinstrument import Profiler
 
-        if spec["lib"] not in ("floor", "handoff"):
+        if spec["lib"] not in floor.LIBS:
             load(spec["lib"])  # imports stay out of the profile
         profiler = Profiler(interval=0.0005, async_mode="disabled")
         with profiler:
