@@ -40,8 +40,7 @@ def copy_json_tree(value: Any, what: str, path: tuple[str, ...] = ()) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(
-                    f"{what} at {list(path)} has a key of type {type(key).__name__}; "
-                    "state keys must be str"
+                    f"{what} at {list(path)} has a key of type {type(key).__name__}; state keys must be str"
                 )
             copied[key] = copy_json_tree(item, what, (*path, key))
         return copied

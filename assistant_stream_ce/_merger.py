@@ -161,10 +161,7 @@ class Merger:
         if self.mode is _OPEN:
             return True
         if self.mode is _CLOSED:
-            raise RuntimeError(
-                f"{what}: the run has ended; a controller can only be used "
-                "while its run is running"
-            )
+            raise RuntimeError(f"{what}: the run has ended; a controller can only be used while its run is running")
         return False
 
     def _push(self, entry: _Entry) -> None:

@@ -116,8 +116,15 @@ class RunController:
         if core.sequencer is None:
             core.sequencer = ToolCallSequencer(self._merger, "call")
         return start_tool_call(
-            self._merger, tg, core.sequencer, self._parent_id, tool_name, fn,
-            args=args, tool_call_id=tool_call_id, timeout=timeout,
+            self._merger,
+            tg,
+            core.sequencer,
+            self._parent_id,
+            tool_name,
+            fn,
+            args=args,
+            tool_call_id=tool_call_id,
+            timeout=timeout,
         )
 
     def tool_calls(self, order: ResultOrder = "call") -> ToolCallBatch:
@@ -169,7 +176,12 @@ class RunController:
             case UpdateStateChunk():
                 self._core.state.apply(chunk.operations)
             case (
-                DataChunk() | AnnotationsChunk() | ErrorChunk() | SourceChunk() | FileChunk() | StepStartChunk()
+                DataChunk()
+                | AnnotationsChunk()
+                | ErrorChunk()
+                | SourceChunk()
+                | FileChunk()
+                | StepStartChunk()
                 | StepFinishChunk()
             ):
                 merger.chunk(chunk, encoded_size(chunk, f"a {chunk.type} chunk"))

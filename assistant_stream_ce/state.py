@@ -75,9 +75,7 @@ def _assign(root: Any, path: Sequence[str], value: Any) -> Any:
 def _append_text(root: Any, path: Sequence[str], delta: str) -> Any:
     current = _lookup(root, path)
     if not isinstance(current, str):
-        raise TypeError(
-            f"cannot append text at path {list(path)}: it holds {type(current).__name__}, not str"
-        )
+        raise TypeError(f"cannot append text at path {list(path)}: it holds {type(current).__name__}, not str")
     return _assign(root, path, current + delta)
 
 

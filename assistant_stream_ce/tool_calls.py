@@ -64,9 +64,7 @@ class ToolCall:
         Only for calls started without ``args``: given arguments are already finished.
         """
         if not self._streams_args:
-            raise RuntimeError(
-                f"tool call {self.tool_call_id!r} was started with args; its arguments are finished"
-            )
+            raise RuntimeError(f"tool call {self.tool_call_id!r} was started with args; its arguments are finished")
         if not isinstance(args_text_delta, str):
             raise TypeError(f"argument text must be str, not {type(args_text_delta).__name__}")
         # Only wait (a checkpoint) when the call's stream is full: a burst of small deltas
@@ -260,7 +258,15 @@ def start_tool_call(
     handle = ToolCallHandle(tool_call_id, tool_name)
     index = sequencer.register(handle)
     tg.start_soon(
-        _run_call, fn, tool_call_id, tool_name, args, timeout, merger, sequencer, index,
+        _run_call,
+        fn,
+        tool_call_id,
+        tool_name,
+        args,
+        timeout,
+        merger,
+        sequencer,
+        index,
         name=f"tool call {tool_name} {tool_call_id}",
     )
     return handle
@@ -320,6 +326,13 @@ class ToolCallBatch:
         if self._tg is None:
             raise RuntimeError("start() is only valid inside `async with controller.tool_calls() as calls:`")
         return start_tool_call(
-            self._merger, self._tg, self._sequencer, self._parent_id, tool_name, fn,
-            args=args, tool_call_id=tool_call_id, timeout=timeout,
+            self._merger,
+            self._tg,
+            self._sequencer,
+            self._parent_id,
+            tool_name,
+            fn,
+            args=args,
+            tool_call_id=tool_call_id,
+            timeout=timeout,
         )

@@ -78,9 +78,15 @@ def main(argv: list[str] | None = None) -> None:
     chosen = plan(args.quick)
     only = set(args.only.split(",")) if args.only else None
     started = time.perf_counter()
-    results: dict[str, Any] = {"machine": machine.describe(), "quick": args.quick, "inprocess": {}, "http": {},
-                               "http_sizes": chosen.http, "cases": {c.name: c.params for c in chosen.cases},
-                               "profiles": {}}
+    results: dict[str, Any] = {
+        "machine": machine.describe(),
+        "quick": args.quick,
+        "inprocess": {},
+        "http": {},
+        "http_sizes": chosen.http,
+        "cases": {c.name: c.params for c in chosen.cases},
+        "profiles": {},
+    }
     print("in-process:", flush=True)
     for case in chosen.cases:
         if only is None or case.name in only:

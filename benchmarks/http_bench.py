@@ -168,7 +168,9 @@ def server(lib: str, stack: str, profile: str | None = None) -> Iterator[tuple[i
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
             cmd,
-            stdout=log, stderr=subprocess.STDOUT, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )
         try:
             deadline = time.monotonic() + 20
@@ -205,8 +207,12 @@ async def throughput(port: int, pid: int, deltas: int) -> Figures:
     cpu = cpu_seconds(pid)
     got = await fetch(port, f"/stream?deltas={deltas}&pace=0")
     cpu = cpu_seconds(pid) - cpu
-    return {"deltas_per_s": deltas / got.total, "mb_per_s": got.body / got.total / 2**20, "seconds": got.total,
-            "server_cpu_us_per_delta": cpu / deltas * 1e6}
+    return {
+        "deltas_per_s": deltas / got.total,
+        "mb_per_s": got.body / got.total / 2**20,
+        "seconds": got.total,
+        "server_cpu_us_per_delta": cpu / deltas * 1e6,
+    }
 
 
 async def first_byte(port: int, requests: int) -> Figures:
@@ -274,8 +280,11 @@ async def disconnect(port: int, trials: int, timeout: float = 1.0) -> Figures:
             latencies.append((at - closed) * 1000)
     figures: Figures = {"trials": trials, "not_cleaned_within_s": timeout, "not_cleaned": missed}
     if latencies:
-        figures |= {"cleanup_ms_p50": statistics.median(latencies), "cleanup_ms_p99": _pct(latencies, 0.99),
-                    "cleanup_ms_max": max(latencies)}
+        figures |= {
+            "cleanup_ms_p50": statistics.median(latencies),
+            "cleanup_ms_p99": _pct(latencies, 0.99),
+            "cleanup_ms_max": max(latencies),
+        }
     return figures
 
 

@@ -7,8 +7,17 @@ import platform
 from datetime import UTC, datetime
 from importlib import metadata
 
-PACKAGES = ("assistant-stream-ce", "assistant-stream", "anyio", "trio", "msgspec", "starlette", "uvicorn", "h11",
-            "hypercorn")
+PACKAGES = (
+    "assistant-stream-ce",
+    "assistant-stream",
+    "anyio",
+    "trio",
+    "msgspec",
+    "starlette",
+    "uvicorn",
+    "h11",
+    "hypercorn",
+)
 
 
 def _cpu_model() -> str:

@@ -44,8 +44,7 @@ def plan(quick: bool) -> Plan:
     repeat = 1 if quick else 3
     cases = (
         Case("text-tight", "text", {"deltas": 200_000 // s, "pattern": "tight"}, repeat, floor=True),
-        Case("text-yield", "text", {"deltas": 200_000 // s, "pattern": "yield"}, repeat, floor=True,
-             handoff=True),
+        Case("text-yield", "text", {"deltas": 200_000 // s, "pattern": "yield"}, repeat, floor=True, handoff=True),
         Case("tools-tight", "tools", {"calls": 200 // s, "pattern": "tight"}, floor=True),
         Case("tools-yield", "tools", {"calls": 200 // s, "pattern": "yield"}, floor=True),
         Case("state-tight", "state", {"updates": 50_000 // s, "pattern": "tight"}, floor=True),

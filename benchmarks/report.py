@@ -27,43 +27,72 @@ ROWS = (
     Row("text-tight", "deltas_per_cpu_s", lambda p: "&nbsp;&nbsp;deltas per CPU-second", "higher"),
     Row("text-tight", "bytes_per_s", lambda p: "&nbsp;&nbsp;wire MB/s", "higher", "MB"),
     Row("text-tight", "frames", lambda p: "&nbsp;&nbsp;frames written", None),
-    Row("text-yield", "deltas_per_s", lambda p: f"{p['deltas']:,} text deltas, yielding producer: deltas/s",
-        "higher"),
+    Row("text-yield", "deltas_per_s", lambda p: f"{p['deltas']:,} text deltas, yielding producer: deltas/s", "higher"),
     Row("text-yield", "deltas_per_cpu_s", lambda p: "&nbsp;&nbsp;deltas per CPU-second", "higher"),
     Row("text-yield", "bytes_per_s", lambda p: "&nbsp;&nbsp;wire MB/s", "higher", "MB"),
     Row("text-yield", "frames", lambda p: "&nbsp;&nbsp;frames written", None),
-    Row("tools-tight", "calls_per_s", lambda p: f"{p['calls']:,} tool calls x 20 arg deltas + result, tight: calls/s",
-        "higher"),
+    Row(
+        "tools-tight",
+        "calls_per_s",
+        lambda p: f"{p['calls']:,} tool calls x 20 arg deltas + result, tight: calls/s",
+        "higher",
+    ),
     Row("tools-tight", "calls_per_cpu_s", lambda p: "&nbsp;&nbsp;calls per CPU-second", "higher"),
-    Row("tools-yield", "calls_per_s", lambda p: f"{p['calls']:,} tool calls x 20 arg deltas + result, yielding: "
-        "calls/s", "higher"),
+    Row(
+        "tools-yield",
+        "calls_per_s",
+        lambda p: f"{p['calls']:,} tool calls x 20 arg deltas + result, yielding: calls/s",
+        "higher",
+    ),
     Row("tools-yield", "calls_per_cpu_s", lambda p: "&nbsp;&nbsp;calls per CPU-second", "higher"),
-    Row("state-tight", "updates_per_s", lambda p: f"{p['updates']:,} state `+=` on a nested string, tight: "
-        "updates/s", "higher"),
+    Row(
+        "state-tight",
+        "updates_per_s",
+        lambda p: f"{p['updates']:,} state `+=` on a nested string, tight: updates/s",
+        "higher",
+    ),
     Row("state-tight", "updates_per_cpu_s", lambda p: "&nbsp;&nbsp;updates per CPU-second", "higher"),
-    Row("state-yield", "updates_per_s", lambda p: f"{p['updates']:,} state `+=` on a nested string, yielding: "
-        "updates/s", "higher"),
+    Row(
+        "state-yield",
+        "updates_per_s",
+        lambda p: f"{p['updates']:,} state `+=` on a nested string, yielding: updates/s",
+        "higher",
+    ),
     Row("state-yield", "updates_per_cpu_s", lambda p: "&nbsp;&nbsp;updates per CPU-second", "higher"),
     Row("concurrent", "seconds", lambda p: f"{p['runs']:,} concurrent runs x {p['deltas']} deltas: seconds", "lower"),
     Row("concurrent", "peak_rss_growth_mb", lambda p: "&nbsp;&nbsp;peak RSS growth, MB", "lower"),
-    Row("stalled", "peak_rss_growth_mb", lambda p: f"1 KB deltas for {p['seconds']:g} s, consumer reads 1 frame/ms: "
-        "peak RSS growth, MB", "lower"),
+    Row(
+        "stalled",
+        "peak_rss_growth_mb",
+        lambda p: f"1 KB deltas for {p['seconds']:g} s, consumer reads 1 frame/ms: peak RSS growth, MB",
+        "lower",
+    ),
     Row("stalled", "produced", lambda p: "&nbsp;&nbsp;deltas produced", None),
     Row("stalled", "consumed", lambda p: "&nbsp;&nbsp;frames consumed", None),
     Row("stalled", "consumed_mb", lambda p: "&nbsp;&nbsp;MB delivered to the consumer", None),
-    Row("aclose", "finally_ms_p50", lambda p: f"`aclose()` after 10 chunks → callback's `finally` done, p50 ms "
-        f"({p['runs']} runs)", "lower"),
+    Row(
+        "aclose",
+        "finally_ms_p50",
+        lambda p: f"`aclose()` after 10 chunks → callback's `finally` done, p50 ms ({p['runs']} runs)",
+        "lower",
+    ),
     Row("aclose", "finally_ms_p99", lambda p: "&nbsp;&nbsp;p99 ms", "lower"),
     Row("aclose", "finally_cpu_ms_p99", lambda p: "&nbsp;&nbsp;p99 of the CPU time in that span, ms", "lower"),
-    Row("aclose-cooperative", "finally_ms_p50", lambda p: "same, callback also checks `is_cancelled`: p50 ms",
-        "lower"),
+    Row("aclose-cooperative", "finally_ms_p50", lambda p: "same, callback also checks `is_cancelled`: p50 ms", "lower"),
     Row("aclose-cooperative", "finally_ms_p99", lambda p: "&nbsp;&nbsp;p99 ms", "lower"),
-    Row("aclose-cooperative", "finally_cpu_ms_p99", lambda p: "&nbsp;&nbsp;p99 of the CPU time in that span, ms",
-        "lower"),
+    Row(
+        "aclose-cooperative",
+        "finally_cpu_ms_p99",
+        lambda p: "&nbsp;&nbsp;p99 of the CPU time in that span, ms",
+        "lower",
+    ),
 )
 
-FLOOR_ROWS = tuple((f"{what}-{how}", f"{unit}_per_cpu_s") for what, unit in
-                   (("text", "deltas"), ("tools", "calls"), ("state", "updates")) for how in ("tight", "yield"))
+FLOOR_ROWS = tuple(
+    (f"{what}-{how}", f"{unit}_per_cpu_s")
+    for what, unit in (("text", "deltas"), ("tools", "calls"), ("state", "updates"))
+    for how in ("tight", "yield")
+)
 
 HTTP_ROWS = (
     ("throughput", "deltas_per_s", "one stream, {deltas:,} deltas: deltas/s", "higher"),
@@ -157,10 +186,16 @@ def _handoff_context(results: dict[str, Any]) -> list[Goal]:
             continue
         ours = _get(results, "text-yield", target, "deltas_per_cpu_s")
         where = "beyond" if 5 * ref > handoff else "within"
-        out.append(Goal(f"context: text throughput, yielding producer: hand-off floor ÷ 0.0.36 ({backend})",
-                        f"{_fmt(handoff / ref)}x per CPU-second ({_fmt(handoff)} vs {_fmt(ref)} deltas/CPU-s), so "
-                        f"5x 0.0.36 ({_fmt(5 * ref)}) is {where} the hand-off floor itself; ours is "
-                        f"{_pct(ours, handoff)} of it", None, context=True))
+        out.append(
+            Goal(
+                f"context: text throughput, yielding producer: hand-off floor ÷ 0.0.36 ({backend})",
+                f"{_fmt(handoff / ref)}x per CPU-second ({_fmt(handoff)} vs {_fmt(ref)} deltas/CPU-s), so "
+                f"5x 0.0.36 ({_fmt(5 * ref)}) is {where} the hand-off floor itself; ours is "
+                f"{_pct(ours, handoff)} of it",
+                None,
+                context=True,
+            )
+        )
     return out
 
 
@@ -174,9 +209,14 @@ def _server_floor_context(results: dict[str, Any], streams: int) -> list[Goal]:
         ours = _http(results, "ours", stack, f"concurrent_{streams}").get("ttfb_ms_p99")
         alone = "over" if bare >= 250 else "under"
         versus = "" if ours is None else f"; ours {_fmt(ours)} ms = {_fmt(ours / bare)}x the server floor"
-        out.append(Goal(f"context: {streams:,} concurrent streams, server floor (bare ASGI app), p99 first byte "
-                        f"({stack})", f"{_fmt(bare)} ms, {alone} 250 ms with no library at all{versus}", None,
-                        context=True))
+        out.append(
+            Goal(
+                f"context: {streams:,} concurrent streams, server floor (bare ASGI app), p99 first byte ({stack})",
+                f"{_fmt(bare)} ms, {alone} 250 ms with no library at all{versus}",
+                None,
+                context=True,
+            )
+        )
     return out
 
 
@@ -190,9 +230,15 @@ def goals(results: dict[str, Any]) -> list[Goal]:
             ours = _get(results, case, target, "deltas_per_cpu_s")
             ratio = advantage(ours, ref, "higher")
             wall = advantage(_get(results, case, target, "deltas_per_s"), wall_ref, "higher")
-            out.append(Goal(f"text throughput ≥ 5x 0.0.36 ({how}, {backend})",
-                            f"{_fmt(ratio)}x per CPU-second ({_fmt(ours)} vs {_fmt(ref)} deltas/CPU-s); "
-                            f"wall clock {_fmt(wall)}x", None if ratio is None else ratio >= 5, case))
+            out.append(
+                Goal(
+                    f"text throughput ≥ 5x 0.0.36 ({how}, {backend})",
+                    f"{_fmt(ratio)}x per CPU-second ({_fmt(ours)} vs {_fmt(ref)} deltas/CPU-s); "
+                    f"wall clock {_fmt(wall)}x",
+                    None if ratio is None else ratio >= 5,
+                    case,
+                )
+            )
     out += _handoff_context(results)
     floors = (("text-tight", "tight loop vs msgspec"), ("text-yield", "yielding vs msgspec + same checkpoints"))
     for case, how in floors:
@@ -201,37 +247,58 @@ def goals(results: dict[str, Any]) -> list[Goal]:
             ours = _get(results, case, target, "deltas_per_cpu_s")
             floor = _get(results, case, floor_target, "deltas_per_cpu_s")
             slower = None if ours is None or floor is None else floor / ours
-            out.append(Goal(f"text throughput within 3x of the floor ({how}, {backend})",
-                            f"{_fmt(slower)}x slower than the floor ({_fmt(floor)} deltas/CPU-s)",
-                            None if slower is None else slower <= 3, case))
+            out.append(
+                Goal(
+                    f"text throughput within 3x of the floor ({how}, {backend})",
+                    f"{_fmt(slower)}x slower than the floor ({_fmt(floor)} deltas/CPU-s)",
+                    None if slower is None else slower <= 3,
+                    case,
+                )
+            )
     for target, backend in ((OURS, "asyncio"), (TRIO, "trio")):
         growth = _get(results, "stalled", target, "peak_rss_growth_mb")
-        out.append(Goal(f"flat memory with a stalled consumer, < 50 MB growth ({backend})", f"{_fmt(growth)} MB",
-                        None if growth is None else growth < 50, "stalled"))
+        out.append(
+            Goal(
+                f"flat memory with a stalled consumer, < 50 MB growth ({backend})",
+                f"{_fmt(growth)} MB",
+                None if growth is None else growth < 50,
+                "stalled",
+            )
+        )
     for target, backend in ((OURS, "asyncio"), (TRIO, "trio")):
         p99 = _get(results, "aclose", target, "finally_ms_p99")
         p50 = _get(results, "aclose", target, "finally_ms_p50")
         cpu = _get(results, "aclose", target, "finally_cpu_ms_p99")
-        out.append(Goal(f"`aclose()` → cleanup done < 5 ms, p99 ({backend})",
-                        f"p99 {_fmt(p99)} ms, p50 {_fmt(p50)} ms; CPU time in the span p99 {_fmt(cpu)} ms",
-                        None if p99 is None else p99 < 5, "aclose"))
+        out.append(
+            Goal(
+                f"`aclose()` → cleanup done < 5 ms, p99 ({backend})",
+                f"p99 {_fmt(p99)} ms, p50 {_fmt(p50)} ms; CPU time in the span p99 {_fmt(cpu)} ms",
+                None if p99 is None else p99 < 5,
+                "aclose",
+            )
+        )
     for stack, _ in HTTP_COLUMNS:
         figures = results["http"].get(f"ours/{stack}")
         if figures is None:
             continue
         d = figures["disconnect"]
         p99 = d.get("cleanup_ms_p99")
-        out.append(Goal(f"disconnect → cleanup < 50 ms over HTTP, p99 ({stack})",
-                        f"{_fmt(p99)} ms, {d['trials'] - d['not_cleaned']}/{d['trials']} cleaned up",
-                        p99 is not None and p99 < 50 and d["not_cleaned"] == 0))
+        out.append(
+            Goal(
+                f"disconnect → cleanup < 50 ms over HTTP, p99 ({stack})",
+                f"{_fmt(p99)} ms, {d['trials'] - d['not_cleaned']}/{d['trials']} cleaned up",
+                p99 is not None and p99 < 50 and d["not_cleaned"] == 0,
+            )
+        )
     biggest = max(results["http_sizes"]["concurrency"])
     for stack, _ in HTTP_COLUMNS:
         figures = results["http"].get(f"ours/{stack}")
         if figures is None:
             continue
         p99 = figures[f"concurrent_{biggest}"]["ttfb_ms_p99"]
-        out.append(Goal(f"{biggest:,} concurrent streams, p99 first byte < 250 ms ({stack})", f"{_fmt(p99)} ms",
-                        p99 < 250))
+        out.append(
+            Goal(f"{biggest:,} concurrent streams, p99 first byte < 250 ms ({stack})", f"{_fmt(p99)} ms", p99 < 250)
+        )
     out += _server_floor_context(results, biggest)
     return out
 
@@ -266,11 +333,27 @@ def _inprocess_table(results: dict[str, Any]) -> str:
         if row.case not in results["inprocess"]:
             continue
         ref, ours, trio = (_get(results, row.case, t, row.key) for t in (REF, OURS, TRIO))
-        rows.append([row.label(results["cases"][row.case]), _fmt(ref, row.unit), _fmt(ours, row.unit),
-                     _fmt(trio, row.unit), _ratio(advantage(ours, ref, row.better)),
-                     _ratio(advantage(trio, ref, row.better))])
-    return _table(["measure", "0.0.36 (asyncio)", "ours (asyncio)", "ours (trio)", "ours ÷ 0.0.36 (asyncio)",
-                   "ours trio ÷ 0.0.36"], rows)
+        rows.append(
+            [
+                row.label(results["cases"][row.case]),
+                _fmt(ref, row.unit),
+                _fmt(ours, row.unit),
+                _fmt(trio, row.unit),
+                _ratio(advantage(ours, ref, row.better)),
+                _ratio(advantage(trio, ref, row.better)),
+            ]
+        )
+    return _table(
+        [
+            "measure",
+            "0.0.36 (asyncio)",
+            "ours (asyncio)",
+            "ours (trio)",
+            "ours ÷ 0.0.36 (asyncio)",
+            "ours trio ÷ 0.0.36",
+        ],
+        rows,
+    )
 
 
 def _floor_table(results: dict[str, Any]) -> str:
@@ -283,15 +366,37 @@ def _floor_table(results: dict[str, Any]) -> str:
         handoff_a = _get(results, case, "handoff/asyncio", key)
         handoff_t = _get(results, case, "handoff/trio", key)
         ref, ours, trio = (_get(results, case, target, key) for target in (REF, OURS, TRIO))
-        rows.append([f"{case} ({key.replace('_per_cpu_s', ' per CPU-second')})", _fmt(floor_a),
-                     _fmt(floor_t) if case.endswith("yield") else "same",
-                     _pct(ref, floor_a), _pct(ours, floor_a), _pct(trio, floor_t),
-                     _fmt(handoff_a), _fmt(handoff_t), _pct(ref, handoff_a), _pct(ours, handoff_a),
-                     _pct(trio, handoff_t)])
-    return _table(["workload", "floor (asyncio)", "floor (trio)", "0.0.36 % of floor", "ours asyncio % of floor",
-                   "ours trio % of floor", "hand-off floor (asyncio)", "hand-off floor (trio)",
-                   "0.0.36 % of hand-off floor", "ours asyncio % of hand-off floor",
-                   "ours trio % of hand-off floor"], rows)
+        rows.append(
+            [
+                f"{case} ({key.replace('_per_cpu_s', ' per CPU-second')})",
+                _fmt(floor_a),
+                _fmt(floor_t) if case.endswith("yield") else "same",
+                _pct(ref, floor_a),
+                _pct(ours, floor_a),
+                _pct(trio, floor_t),
+                _fmt(handoff_a),
+                _fmt(handoff_t),
+                _pct(ref, handoff_a),
+                _pct(ours, handoff_a),
+                _pct(trio, handoff_t),
+            ]
+        )
+    return _table(
+        [
+            "workload",
+            "floor (asyncio)",
+            "floor (trio)",
+            "0.0.36 % of floor",
+            "ours asyncio % of floor",
+            "ours trio % of floor",
+            "hand-off floor (asyncio)",
+            "hand-off floor (trio)",
+            "0.0.36 % of hand-off floor",
+            "ours asyncio % of hand-off floor",
+            "ours trio % of hand-off floor",
+        ],
+        rows,
+    )
 
 
 def _http_table(results: dict[str, Any]) -> str:
@@ -312,8 +417,11 @@ def _http_table(results: dict[str, Any]) -> str:
             if has_ref:
                 ref_figures = _http(results, "ref", stack, section)
                 ref = ref_figures.get(key)
-                row += [_http_value(ref, ref_figures, key), _http_value(ours, ours_figures, key),
-                        _ratio(advantage(ours, ref, better))]
+                row += [
+                    _http_value(ref, ref_figures, key),
+                    _http_value(ours, ours_figures, key),
+                    _ratio(advantage(ours, ref, better)),
+                ]
             else:
                 row.append(_http_value(ours, ours_figures, key))
             if stack in floors:
@@ -331,22 +439,27 @@ def _http_value(value: float | None, figures: dict[str, Any], key: str) -> str:
 def _machine(results: dict[str, Any]) -> str:
     m = results["machine"]
     packages = ", ".join(f"{name} {version}" for name, version in m["packages"].items())
-    return "\n".join([
-        f"- CPU: {m['cpu']}, {m['cores']} logical cores",
-        f"- RAM: {m['memory_gb']} GB",
-        f"- OS: {m['os']}",
-        f"- Python: {m['python']}",
-        f"- Packages: {packages}",
-        f"- Run: {m['date']}, {results['seconds']:.0f} s in all" + (", **--quick sizes**" if results["quick"] else ""),
-        f"- Load average (1 min) at the start: {m['load']}, at the end: {results.get('load_end', '?')}; other "
-        "processes on the machine share its cores, so wall-clock figures carry their noise (CPU-time figures "
-        "much less).",
-    ])
+    return "\n".join(
+        [
+            f"- CPU: {m['cpu']}, {m['cores']} logical cores",
+            f"- RAM: {m['memory_gb']} GB",
+            f"- OS: {m['os']}",
+            f"- Python: {m['python']}",
+            f"- Packages: {packages}",
+            f"- Run: {m['date']}, {results['seconds']:.0f} s in all"
+            + (", **--quick sizes**" if results["quick"] else ""),
+            f"- Load average (1 min) at the start: {m['load']}, at the end: {results.get('load_end', '?')}; other "
+            "processes on the machine share its cores, so wall-clock figures carry their noise (CPU-time figures "
+            "much less).",
+        ]
+    )
 
 
 def markdown(results: dict[str, Any], analysis: str | None) -> str:
-    goal_rows = [[g.goal, g.measured, "context" if g.context else "—" if g.met is None else
-                  ("met" if g.met else "**not met**")] for g in goals(results)]
+    goal_rows = [
+        [g.goal, g.measured, "context" if g.context else "—" if g.met is None else ("met" if g.met else "**not met**")]
+        for g in goals(results)
+    ]
     sizes = results["http_sizes"]
     parts = [
         "# Benchmarks: assistant-stream-ce beside assistant-stream 0.0.36",
@@ -422,10 +535,14 @@ def markdown(results: dict[str, Any], analysis: str | None) -> str:
     if analysis:
         parts += ["", "## What the profiles say", "", analysis.strip()]
     if results["profiles"]:
-        parts += ["", "## Profiles", "",
-                  "In-process: pyinstrument (wall clock), our library on asyncio, a quarter of the case's size. "
-                  "HTTP: cProfile with CPU time in the server process, our library on uvicorn, the smaller "
-                  "concurrent-streams workload. Full text in `profiles/`; the top of each:"]
+        parts += [
+            "",
+            "## Profiles",
+            "",
+            "In-process: pyinstrument (wall clock), our library on asyncio, a quarter of the case's size. "
+            "HTTP: cProfile with CPU time in the server process, our library on uvicorn, the smaller "
+            "concurrent-streams workload. Full text in `profiles/`; the top of each:",
+        ]
         for name, text in results["profiles"].items():
             top = "\n".join(text.strip().splitlines()[:45])
             parts += ["", f"### {name}", "", "```", top, "```"]
@@ -454,10 +571,12 @@ def chart(results: dict[str, Any], path: Path) -> None:
         ("aclose → cleanup p50", "aclose", "finally_ms_p50", "lower"),
     ]
     series = {
-        "ours asyncio ÷ 0.0.36": [advantage(_get(results, c, OURS, k), _get(results, c, REF, k), b)
-                                  for _, c, k, b in inproc],
-        "ours trio ÷ 0.0.36": [advantage(_get(results, c, TRIO, k), _get(results, c, REF, k), b)
-                               for _, c, k, b in inproc],
+        "ours asyncio ÷ 0.0.36": [
+            advantage(_get(results, c, OURS, k), _get(results, c, REF, k), b) for _, c, k, b in inproc
+        ],
+        "ours trio ÷ 0.0.36": [
+            advantage(_get(results, c, TRIO, k), _get(results, c, REF, k), b) for _, c, k, b in inproc
+        ],
     }
     labels = [label for label, *_ in inproc]
     http_series: dict[str, list[float | None]] = {}
@@ -487,8 +606,9 @@ def chart(results: dict[str, Any], path: Path) -> None:
             http_series[f"ours ÷ 0.0.36, {stack}"] = values
 
     panels = [("in-process", labels, series)] + ([("HTTP", http_labels, http_series)] if http_series else [])
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 4 + 2.6 * len(panels)),
-                             gridspec_kw={"height_ratios": [len(p[1]) for p in panels]})
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(9, 4 + 2.6 * len(panels)), gridspec_kw={"height_ratios": [len(p[1]) for p in panels]}
+    )
     axes = list(axes) if len(panels) > 1 else [axes]
     for ax, (title, names, data) in zip(axes, panels, strict=True):
         height = 0.8 / len(data)
@@ -504,8 +624,9 @@ def chart(results: dict[str, Any], path: Path) -> None:
         ax.invert_yaxis()
         ax.set_xscale("log")
         ax.axvline(1, color="black", linewidth=0.8)
-        ax.set_title(f"{title}: how many times better than assistant-stream 0.0.36 (log scale; > 1 is better)",
-                     fontsize=9)
+        ax.set_title(
+            f"{title}: how many times better than assistant-stream 0.0.36 (log scale; > 1 is better)", fontsize=9
+        )
         known = [v for values in data.values() for v in values if v]
         if known:
             ax.set_xlim(min(0.5, min(known) / 2), max(2.0, max(known) * 6))

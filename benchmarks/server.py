@@ -42,8 +42,12 @@ LIBS = ("ours", "ref", "bare")
 FOREVER_LIMIT = 30.0
 
 #: The headers our DataStreamResponse sends (besides those the server adds).
-BARE_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"), (b"x-vercel-ai-data-stream", b"v1"),
-                (b"content-type", b"text/plain; charset=utf-8")]
+BARE_HEADERS = [
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+    (b"x-vercel-ai-data-stream", b"v1"),
+    (b"content-type", b"text/plain; charset=utf-8"),
+]
 #: The message-finish frame our data stream ends with (0.0.36 ends without one).
 BARE_FINISH = b"d:%b\n" % msgspec.json.encode({"finishReason": "stop", "usage": {"inputTokens": 0, "outputTokens": 0}})
 
@@ -129,8 +133,17 @@ def serve(app: Starlette, stack: str, port: int) -> None:
     if stack == "uvicorn":
         import uvicorn
 
-        uvicorn.run(app, host="127.0.0.1", port=port, loop="asyncio", http="h11", lifespan="off",
-                    log_level="warning", access_log=False, backlog=4096)
+        uvicorn.run(
+            app,
+            host="127.0.0.1",
+            port=port,
+            loop="asyncio",
+            http="h11",
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            backlog=4096,
+        )
         return
     from hypercorn.config import Config
 

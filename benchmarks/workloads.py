@@ -29,8 +29,28 @@ Figures = dict[str, Any]
 #: Short tokens, as a model streams them (ASCII so that both libraries write the same bytes).
 TOKENS = ("Hello", " world", ",", " here", " is", " a", " streamed", " answer", ".", "\n")
 #: The argument text of one tool call, in 20 deltas.
-ARGS_PIECES = ('{"query', '": "', "weather", " in", " Paris", " and", " Lyon", '", "', "units", '": "',
-               "metric", '", "', "days", '": ', "3", ", ", '"lang', '": "', "fr", '"}')
+ARGS_PIECES = (
+    '{"query',
+    '": "',
+    "weather",
+    " in",
+    " Paris",
+    " and",
+    " Lyon",
+    '", "',
+    "units",
+    '": "',
+    "metric",
+    '", "',
+    "days",
+    '": ',
+    "3",
+    ", ",
+    '"lang',
+    '": "',
+    "fr",
+    '"}',
+)
 
 
 def tokens(n: int) -> list[str]:
@@ -222,8 +242,12 @@ async def aclose(lib: Library, *, runs: int, cooperative: bool = False) -> Figur
         to_finally.append((done_at - start) * 1000)
         to_return.append((returned - start) * 1000)
         cpu_to_finally.append((done_cpu - start_cpu) * 1000)
-    return {"runs": runs, **_percentiles("finally_ms", to_finally), **_percentiles("return_ms", to_return),
-            **_percentiles("finally_cpu_ms", cpu_to_finally)}
+    return {
+        "runs": runs,
+        **_percentiles("finally_ms", to_finally),
+        **_percentiles("return_ms", to_return),
+        **_percentiles("finally_cpu_ms", cpu_to_finally),
+    }
 
 
 def _percentiles(name: str, values: list[float]) -> Figures:

@@ -31,6 +31,7 @@ fi
 
 # --- checks -------------------------------------------------------------------
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/mypy
 
 set +e

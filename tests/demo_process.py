@@ -146,7 +146,9 @@ def open_chat(base_url: str, fmt: str, run_id: str, prompt: str) -> Iterator[htt
     conn = _connection(base_url)
     try:
         conn.request(
-            "POST", f"/api/chat?format={fmt}", body=chat_body(run_id, prompt),
+            "POST",
+            f"/api/chat?format={fmt}",
+            body=chat_body(run_id, prompt),
             headers={"content-type": "application/json"},
         )
         yield conn.getresponse()

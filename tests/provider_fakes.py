@@ -185,8 +185,11 @@ def trace_of(chunks: list[AssistantStreamChunk]) -> list[tuple[Any, ...]]:
     for chunk in chunks:
         match chunk:
             case TextDeltaChunk() | ReasoningDeltaChunk():
-                kind, value = ("text", chunk.text_delta) if isinstance(chunk, TextDeltaChunk) else (
-                    "reasoning", chunk.reasoning_delta)
+                kind, value = (
+                    ("text", chunk.text_delta)
+                    if isinstance(chunk, TextDeltaChunk)
+                    else ("reasoning", chunk.reasoning_delta)
+                )
                 if trace and trace[-1][0] == kind:
                     trace[-1] = (kind, trace[-1][1] + value)
                 else:
@@ -232,9 +235,7 @@ def openai_chunk(delta: dict[str, Any] | None = None, finish: str | None = None,
         "created": 1764000000,
         "model": "gpt-4o-mini-2024-07-18",
         "system_fingerprint": "fp_0ba0d124f1",
-        "choices": [] if delta is None else [
-            {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        ],
+        "choices": [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
     }
     chunk.update(extra)
     return None, json.dumps(chunk)
@@ -255,15 +256,26 @@ def anthropic_event(type: str, **fields: Any) -> tuple[str, str]:
 
 def anthropic_message(blocks: list[list[tuple[str, str]]], stop_reason: str, message_id: str) -> list[tuple[str, str]]:
     """A whole streamed message around its content blocks' events."""
-    start = anthropic_event("message_start", message={
-        "id": message_id, "type": "message", "role": "assistant", "model": "claude-test-model", "content": [],
-        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 472, "output_tokens": 2}})
+    start = anthropic_event(
+        "message_start",
+        message={
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-test-model",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 472, "output_tokens": 2},
+        },
+    )
     return [
         start,
         *[event for block in blocks for event in block],
         anthropic_event("ping"),
-        anthropic_event("message_delta", delta={"stop_reason": stop_reason, "stop_sequence": None},
-                        usage={"output_tokens": 89}),
+        anthropic_event(
+            "message_delta", delta={"stop_reason": stop_reason, "stop_sequence": None}, usage={"output_tokens": 89}
+        ),
         anthropic_event("message_stop"),
     ]
 
@@ -278,8 +290,11 @@ def anthropic_block(index: int, start: dict[str, Any], deltas: list[dict[str, An
 
 
 def anthropic_tool_use(index: int, call_id: str, name: str, pieces: list[str]) -> list[tuple[str, str]]:
-    return anthropic_block(index, {"type": "tool_use", "id": call_id, "name": name, "input": {}}, [
-        {"type": "input_json_delta", "partial_json": piece} for piece in ["", *pieces]])
+    return anthropic_block(
+        index,
+        {"type": "tool_use", "id": call_id, "name": name, "input": {}},
+        [{"type": "input_json_delta", "partial_json": piece} for piece in ["", *pieces]],
+    )
 
 
 def anthropic_text(index: int, pieces: list[str]) -> list[tuple[str, str]]:

@@ -38,24 +38,49 @@ pytestmark = [pytest.mark.anyio, SDK_GENERATORS_ON_TRIO]
 
 THINKING = {"type": "thinking", "thinking": "", "signature": ""}
 
-ROUND_1 = Reply(anthropic_message([
-    anthropic_block(0, THINKING, [
-        {"type": "thinking_delta", "thinking": "Two cities, "},
-        {"type": "thinking_delta", "thinking": "so two lookups."},
-        {"type": "signature_delta", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA"},
-    ]),
-    anthropic_text(1, ["Let me check ", "both."]),
-    anthropic_tool_use(2, "toolu_lis", "get_weather", ['{"ci', 'ty": "Lis', 'bon"}']),
-    anthropic_tool_use(3, "toolu_opo", "get_weather", ['{"city"', ': "Porto"}']),
-], "tool_use", "msg_01"), done=None)
-ROUND_2 = Reply(anthropic_message([
-    anthropic_tool_use(0, "toolu_t1", "local_time", ['{"zone": "Europe/Lisbon"}']),
-    anthropic_tool_use(1, "toolu_t2", "local_time", ['{"zone": "Mars/', 'Olympus"}']),
-    anthropic_tool_use(2, "toolu_x", "book_flight", []),
-], "tool_use", "msg_02"), done=None)
-ROUND_3 = Reply(anthropic_message([
-    anthropic_text(0, ["Lisbon: 21 °C, sunny, 14:05. ", "Porto: 18 °C."]),
-], "end_turn", "msg_03"), done=None)
+ROUND_1 = Reply(
+    anthropic_message(
+        [
+            anthropic_block(
+                0,
+                THINKING,
+                [
+                    {"type": "thinking_delta", "thinking": "Two cities, "},
+                    {"type": "thinking_delta", "thinking": "so two lookups."},
+                    {"type": "signature_delta", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA"},
+                ],
+            ),
+            anthropic_text(1, ["Let me check ", "both."]),
+            anthropic_tool_use(2, "toolu_lis", "get_weather", ['{"ci', 'ty": "Lis', 'bon"}']),
+            anthropic_tool_use(3, "toolu_opo", "get_weather", ['{"city"', ': "Porto"}']),
+        ],
+        "tool_use",
+        "msg_01",
+    ),
+    done=None,
+)
+ROUND_2 = Reply(
+    anthropic_message(
+        [
+            anthropic_tool_use(0, "toolu_t1", "local_time", ['{"zone": "Europe/Lisbon"}']),
+            anthropic_tool_use(1, "toolu_t2", "local_time", ['{"zone": "Mars/', 'Olympus"}']),
+            anthropic_tool_use(2, "toolu_x", "book_flight", []),
+        ],
+        "tool_use",
+        "msg_02",
+    ),
+    done=None,
+)
+ROUND_3 = Reply(
+    anthropic_message(
+        [
+            anthropic_text(0, ["Lisbon: 21 °C, sunny, 14:05. ", "Porto: 18 °C."]),
+        ],
+        "end_turn",
+        "msg_03",
+    ),
+    done=None,
+)
 
 
 def _client(base_url: str) -> AsyncAnthropic:
@@ -72,12 +97,17 @@ async def test_two_rounds_of_parallel_tool_calls(anyio_backend: str) -> None:
         async with serving(provider) as url, _client(url) as client:
 
             async def agent(controller: RunController) -> None:
-                conversation.extend(await run_messages_agent(
-                    controller, client, model="claude-test-model", max_tokens=1024,
-                    tools=[{"name": "get_weather", "input_schema": {"type": "object"}}],
-                    messages=[{"role": "user", "content": "Weather in Lisbon and Porto?"}],
-                    tool_functions=tools.functions(),
-                ))
+                conversation.extend(
+                    await run_messages_agent(
+                        controller,
+                        client,
+                        model="claude-test-model",
+                        max_tokens=1024,
+                        tools=[{"name": "get_weather", "input_schema": {"type": "object"}}],
+                        messages=[{"role": "user", "content": "Weather in Lisbon and Porto?"}],
+                        tool_functions=tools.functions(),
+                    )
+                )
 
             chunks = await collect(create_run(agent, on_finish=outcomes.append))
 
@@ -96,11 +126,15 @@ async def test_two_rounds_of_parallel_tool_calls(anyio_backend: str) -> None:
         ("text", "Lisbon: 21 °C, sunny, 14:05. Porto: 18 °C."),
     ]
     assert [entry[1:] for entry in trace if entry[0] == "begin"] == [
-        ("toolu_lis", "get_weather"), ("toolu_opo", "get_weather"),
-        ("toolu_t1", "local_time"), ("toolu_t2", "local_time"), ("toolu_x", "book_flight"),
+        ("toolu_lis", "get_weather"),
+        ("toolu_opo", "get_weather"),
+        ("toolu_t1", "local_time"),
+        ("toolu_t2", "local_time"),
+        ("toolu_x", "book_flight"),
     ]
     assert trace.index(("result", "toolu_opo", {"city": "Porto", "celsius": 18, "sky": "cloudy"}, False)) < trace.index(
-        ("begin", "toolu_t1", "local_time"))
+        ("begin", "toolu_t1", "local_time")
+    )
     assert tools.calls[:2] == [("get_weather", "Porto"), ("get_weather", "Lisbon")]
 
     [outcome] = outcomes
@@ -109,7 +143,8 @@ async def test_two_rounds_of_parallel_tool_calls(anyio_backend: str) -> None:
     parts = outcome.message.parts
     assert [p.text for p in parts if isinstance(p, ReasoningPart)] == ["Two cities, so two lookups."]
     assert "".join(p.text for p in parts if isinstance(p, TextPart)) == (
-        "Let me check both.Lisbon: 21 °C, sunny, 14:05. Porto: 18 °C.")
+        "Let me check both.Lisbon: 21 °C, sunny, 14:05. Porto: 18 °C."
+    )
     assert [(p.tool_call_id, p.args, p.args_finished, p.has_result) for p in parts if isinstance(p, ToolCallPart)] == [
         ("toolu_lis", {"city": "Lisbon"}, True, True),
         ("toolu_opo", {"city": "Porto"}, True, True),
@@ -121,26 +156,42 @@ async def test_two_rounds_of_parallel_tool_calls(anyio_backend: str) -> None:
     # The provider got the thinking (with its signature), the tool uses and their results back.
     assert provider.paths == ["/v1/messages"] * 3
     second = provider.requests[1]["messages"]
-    assert second[1] == {"role": "assistant", "content": [
-        {"type": "thinking", "thinking": "Two cities, so two lookups.", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA"},
-        {"type": "text", "text": "Let me check both."},
-        {"type": "tool_use", "id": "toolu_lis", "name": "get_weather", "input": {"city": "Lisbon"}},
-        {"type": "tool_use", "id": "toolu_opo", "name": "get_weather", "input": {"city": "Porto"}},
-    ]}
-    assert second[2] == {"role": "user", "content": [
-        {"type": "tool_result", "tool_use_id": "toolu_lis", "is_error": False,
-         "content": '{"city": "Lisbon", "celsius": 21, "sky": "sunny"}'},
-        {"type": "tool_result", "tool_use_id": "toolu_opo", "is_error": False,
-         "content": '{"city": "Porto", "celsius": 18, "sky": "cloudy"}'},
-    ]}
+    assert second[1] == {
+        "role": "assistant",
+        "content": [
+            {"type": "thinking", "thinking": "Two cities, so two lookups.", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA"},
+            {"type": "text", "text": "Let me check both."},
+            {"type": "tool_use", "id": "toolu_lis", "name": "get_weather", "input": {"city": "Lisbon"}},
+            {"type": "tool_use", "id": "toolu_opo", "name": "get_weather", "input": {"city": "Porto"}},
+        ],
+    }
+    assert second[2] == {
+        "role": "user",
+        "content": [
+            {
+                "type": "tool_result",
+                "tool_use_id": "toolu_lis",
+                "is_error": False,
+                "content": '{"city": "Lisbon", "celsius": 21, "sky": "sunny"}',
+            },
+            {
+                "type": "tool_result",
+                "tool_use_id": "toolu_opo",
+                "is_error": False,
+                "content": '{"city": "Porto", "celsius": 18, "sky": "cloudy"}',
+            },
+        ],
+    }
     third = provider.requests[2]["messages"]
     assert [(r["tool_use_id"], r["content"], r["is_error"]) for r in third[4]["content"]] == [
         ("toolu_t1", "14:05", False),
         ("toolu_t2", "unknown time zone 'Mars/Olympus'", True),
         ("toolu_x", "unknown tool 'book_flight'", True),
     ]
-    assert conversation == [*third, {"role": "assistant", "content": [
-        {"type": "text", "text": "Lisbon: 21 °C, sunny, 14:05. Porto: 18 °C."}]}]
+    assert conversation == [
+        *third,
+        {"role": "assistant", "content": [{"type": "text", "text": "Lisbon: 21 °C, sunny, 14:05. Porto: 18 °C."}]},
+    ]
 
 
 MALFORMED = {
@@ -152,15 +203,27 @@ MALFORMED = {
 
 @pytest.mark.parametrize("bad", MALFORMED.values(), ids=MALFORMED.keys())
 async def test_a_malformed_event_ends_the_run_with_an_error(anyio_backend: str, bad: tuple[str, str]) -> None:
-    provider = FakeProvider([Reply([
-        *anthropic_text(0, ["Checking"]),
-        anthropic_event("content_block_start", index=1, content_block={"type": "text", "text": ""}),
-        anthropic_event("content_block_start", index=2, content_block={
-            "type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {}}),
-        anthropic_event("content_block_delta", index=2, delta={"type": "input_json_delta", "partial_json": '{"ci'}),
-        bad,
-        anthropic_event("content_block_delta", index=1, delta={"type": "text_delta", "text": "never seen"}),
-    ], done=None)])
+    provider = FakeProvider(
+        [
+            Reply(
+                [
+                    *anthropic_text(0, ["Checking"]),
+                    anthropic_event("content_block_start", index=1, content_block={"type": "text", "text": ""}),
+                    anthropic_event(
+                        "content_block_start",
+                        index=2,
+                        content_block={"type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {}},
+                    ),
+                    anthropic_event(
+                        "content_block_delta", index=2, delta={"type": "input_json_delta", "partial_json": '{"ci'}
+                    ),
+                    bad,
+                    anthropic_event("content_block_delta", index=1, delta={"type": "text_delta", "text": "never seen"}),
+                ],
+                done=None,
+            )
+        ]
+    )
     tools = Tools()
     chunks: list[AssistantStreamChunk] = []
     outcomes: list[RunOutcome] = []
@@ -189,12 +252,25 @@ async def test_a_malformed_event_ends_the_run_with_an_error(anyio_backend: str, 
 
 
 async def test_leaving_the_run_cancels_the_provider_request(anyio_backend: str) -> None:
-    provider = FakeProvider([Reply([
-        *anthropic_text(0, ["Thinking about it"]),
-        anthropic_event("content_block_start", index=1, content_block={
-            "type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {}}),
-        anthropic_event("content_block_delta", index=1, delta={"type": "input_json_delta", "partial_json": '{"ci'}),
-    ], hang=True, done=None)])
+    provider = FakeProvider(
+        [
+            Reply(
+                [
+                    *anthropic_text(0, ["Thinking about it"]),
+                    anthropic_event(
+                        "content_block_start",
+                        index=1,
+                        content_block={"type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {}},
+                    ),
+                    anthropic_event(
+                        "content_block_delta", index=1, delta={"type": "input_json_delta", "partial_json": '{"ci'}
+                    ),
+                ],
+                hang=True,
+                done=None,
+            )
+        ]
+    )
     tools = Tools()
     finished: list[str] = []
 
@@ -243,8 +319,11 @@ async def test_without_tool_functions_calls_are_left_to_the_client(anyio_backend
         ("finish", "toolu_opo"),
     ]
     [turn] = turns
-    assert (turn.text, turn.reasoning, turn.stop_reason) == ("Let me check both.", "Two cities, so two lookups.",
-                                                             "tool_use")
+    assert (turn.text, turn.reasoning, turn.stop_reason) == (
+        "Let me check both.",
+        "Two cities, so two lookups.",
+        "tool_use",
+    )
     assert [(c.id, c.name, c.arguments, c.handle) for c in turn.tool_calls] == [
         ("toolu_lis", "get_weather", '{"city": "Lisbon"}', None),
         ("toolu_opo", "get_weather", '{"city": "Porto"}', None),

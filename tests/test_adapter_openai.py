@@ -41,30 +41,36 @@ pytestmark = [pytest.mark.anyio, SDK_GENERATORS_ON_TRIO]
 
 USAGE = {"prompt_tokens": 81, "completion_tokens": 40, "total_tokens": 121}
 
-ROUND_1 = Reply([
-    openai_chunk({"role": "assistant", "content": "", "refusal": None}),
-    openai_chunk({"reasoning_content": "Two cities, "}),
-    openai_chunk({"reasoning_content": "so two lookups."}),
-    openai_chunk({"content": "Let me check "}),
-    openai_chunk({"content": "both."}),
-    *openai_tool_call(0, "call_lis", "get_weather", ['{"ci', 'ty": "Lis', 'bon"}']),
-    *openai_tool_call(1, "call_opo", "get_weather", ['{"city"', ': "Porto"}']),
-    openai_chunk({}, "tool_calls"),
-    openai_chunk(None, usage=USAGE),
-])
-ROUND_2 = Reply([
-    openai_chunk({"role": "assistant", "content": None}, id="chatcmpl-2"),
-    *openai_tool_call(0, "call_t1", "local_time", ['{"zone": "Europe/Lisbon"}']),
-    *openai_tool_call(1, "call_t2", "local_time", ['{"zone": "Mars/', 'Olympus"}']),
-    *openai_tool_call(2, "call_x", "book_flight", ["{}"]),
-    openai_chunk({}, "tool_calls", id="chatcmpl-2"),
-])
-ROUND_3 = Reply([
-    openai_chunk({"role": "assistant", "content": ""}, id="chatcmpl-3"),
-    openai_chunk({"content": "Lisbon: 21 °C, sunny, 14:05. "}, id="chatcmpl-3"),
-    openai_chunk({"content": "Porto: 18 °C."}, id="chatcmpl-3"),
-    openai_chunk({}, "stop", id="chatcmpl-3"),
-])
+ROUND_1 = Reply(
+    [
+        openai_chunk({"role": "assistant", "content": "", "refusal": None}),
+        openai_chunk({"reasoning_content": "Two cities, "}),
+        openai_chunk({"reasoning_content": "so two lookups."}),
+        openai_chunk({"content": "Let me check "}),
+        openai_chunk({"content": "both."}),
+        *openai_tool_call(0, "call_lis", "get_weather", ['{"ci', 'ty": "Lis', 'bon"}']),
+        *openai_tool_call(1, "call_opo", "get_weather", ['{"city"', ': "Porto"}']),
+        openai_chunk({}, "tool_calls"),
+        openai_chunk(None, usage=USAGE),
+    ]
+)
+ROUND_2 = Reply(
+    [
+        openai_chunk({"role": "assistant", "content": None}, id="chatcmpl-2"),
+        *openai_tool_call(0, "call_t1", "local_time", ['{"zone": "Europe/Lisbon"}']),
+        *openai_tool_call(1, "call_t2", "local_time", ['{"zone": "Mars/', 'Olympus"}']),
+        *openai_tool_call(2, "call_x", "book_flight", ["{}"]),
+        openai_chunk({}, "tool_calls", id="chatcmpl-2"),
+    ]
+)
+ROUND_3 = Reply(
+    [
+        openai_chunk({"role": "assistant", "content": ""}, id="chatcmpl-3"),
+        openai_chunk({"content": "Lisbon: 21 °C, sunny, 14:05. "}, id="chatcmpl-3"),
+        openai_chunk({"content": "Porto: 18 °C."}, id="chatcmpl-3"),
+        openai_chunk({}, "stop", id="chatcmpl-3"),
+    ]
+)
 FINAL_TEXT = "Let me check both.Lisbon: 21 °C, sunny, 14:05. Porto: 18 °C."
 
 
@@ -82,12 +88,18 @@ async def test_two_rounds_of_parallel_tool_calls(anyio_backend: str) -> None:
         async with serving(provider) as url, _client(url) as client:
 
             async def agent(controller: RunController) -> None:
-                conversation.extend(await run_chat_completion_agent(
-                    controller, client, model="gpt-4o-mini", tools=[{"type": "function", "function": {
-                        "name": "get_weather", "parameters": {"type": "object"}}}],
-                    messages=[{"role": "user", "content": "Weather in Lisbon and Porto?"}],
-                    tool_functions=tools.functions(),
-                ))
+                conversation.extend(
+                    await run_chat_completion_agent(
+                        controller,
+                        client,
+                        model="gpt-4o-mini",
+                        tools=[
+                            {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+                        ],
+                        messages=[{"role": "user", "content": "Weather in Lisbon and Porto?"}],
+                        tool_functions=tools.functions(),
+                    )
+                )
 
             chunks = await collect(create_run(agent, on_finish=outcomes.append))
 
@@ -129,10 +141,22 @@ async def test_two_rounds_of_parallel_tool_calls(anyio_backend: str) -> None:
     assert provider.paths == ["/v1/chat/completions"] * 3
     assert [r["stream"] for r in provider.requests] == [True, True, True]
     second = provider.requests[1]["messages"]
-    assert second[1] == {"role": "assistant", "content": "Let me check both.", "tool_calls": [
-        {"id": "call_lis", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Lisbon"}'}},
-        {"id": "call_opo", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Porto"}'}},
-    ]}
+    assert second[1] == {
+        "role": "assistant",
+        "content": "Let me check both.",
+        "tool_calls": [
+            {
+                "id": "call_lis",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Lisbon"}'},
+            },
+            {
+                "id": "call_opo",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Porto"}'},
+            },
+        ],
+    }
     assert [(m["tool_call_id"], json.loads(m["content"])) for m in second[2:]] == [
         ("call_lis", {"city": "Lisbon", "celsius": 21, "sky": "sunny"}),
         ("call_opo", {"city": "Porto", "celsius": 18, "sky": "cloudy"}),
@@ -156,12 +180,18 @@ MALFORMED = {
 
 @pytest.mark.parametrize("bad", MALFORMED.values(), ids=MALFORMED.keys())
 async def test_a_malformed_chunk_ends_the_run_with_an_error(anyio_backend: str, bad: tuple[None, str]) -> None:
-    provider = FakeProvider([Reply([
-        openai_chunk({"content": "Checking"}),
-        *openai_tool_call(0, "call_a", "get_weather", ['{"city": "Lis']),
-        bad,
-        openai_chunk({"content": "never seen"}),
-    ])])
+    provider = FakeProvider(
+        [
+            Reply(
+                [
+                    openai_chunk({"content": "Checking"}),
+                    *openai_tool_call(0, "call_a", "get_weather", ['{"city": "Lis']),
+                    bad,
+                    openai_chunk({"content": "never seen"}),
+                ]
+            )
+        ]
+    )
     tools = Tools()
     chunks: list[AssistantStreamChunk] = []
     outcomes: list[RunOutcome] = []
@@ -192,10 +222,17 @@ async def test_a_malformed_chunk_ends_the_run_with_an_error(anyio_backend: str, 
 
 @pytest.mark.parametrize("form", ["async with", "async for"])
 async def test_leaving_the_run_cancels_the_provider_request(anyio_backend: str, form: str) -> None:
-    provider = FakeProvider([Reply([
-        openai_chunk({"content": "Thinking about it"}),
-        *openai_tool_call(0, "call_a", "get_weather", ['{"city": "Lis']),
-    ], hang=True)])
+    provider = FakeProvider(
+        [
+            Reply(
+                [
+                    openai_chunk({"content": "Thinking about it"}),
+                    *openai_tool_call(0, "call_a", "get_weather", ['{"city": "Lis']),
+                ],
+                hang=True,
+            )
+        ]
+    )
     tools = Tools()
     finished: list[str] = []
 
@@ -221,8 +258,10 @@ async def test_leaving_the_run_cancels_the_provider_request(anyio_backend: str, 
 
 
 async def test_the_step_limit_stops_the_loop(anyio_backend: str) -> None:
-    asks_again = [Reply([*openai_tool_call(0, f"call_{n}", "local_time", ['{"zone": "UTC"}']),
-                         openai_chunk({}, "tool_calls")]) for n in range(3)]
+    asks_again = [
+        Reply([*openai_tool_call(0, f"call_{n}", "local_time", ['{"zone": "UTC"}']), openai_chunk({}, "tool_calls")])
+        for n in range(3)
+    ]
     provider = FakeProvider(asks_again)
     tools = Tools()
     conversation: list[dict[str, Any]] = []
@@ -231,16 +270,24 @@ async def test_the_step_limit_stops_the_loop(anyio_backend: str) -> None:
         async with serving(provider) as url, _client(url) as client:
 
             async def agent(controller: RunController) -> None:
-                conversation.extend(await run_chat_completion_agent(
-                    controller, client, model="m", messages=[{"role": "user", "content": "time?"}],
-                    tool_functions=tools.functions(), max_steps=2,
-                ))
+                conversation.extend(
+                    await run_chat_completion_agent(
+                        controller,
+                        client,
+                        model="m",
+                        messages=[{"role": "user", "content": "time?"}],
+                        tool_functions=tools.functions(),
+                        max_steps=2,
+                    )
+                )
 
             chunks = await collect(create_run(agent))
 
     assert len(provider.requests) == 2
     assert [entry[1:] for entry in trace_of(chunks) if entry[0] == "result"] == [
-        ("call_0", "14:05", False), ("call_1", "14:05", False)]
+        ("call_0", "14:05", False),
+        ("call_1", "14:05", False),
+    ]
     assert [m["role"] for m in conversation] == ["user", "assistant", "tool", "assistant", "tool"]
 
 
@@ -270,8 +317,11 @@ async def test_without_tool_functions_calls_are_left_to_the_client(anyio_backend
     ]
     assert not [entry for entry in trace if entry[0] == "result"]
     [turn] = turns
-    assert (turn.text, turn.reasoning, turn.finish_reason) == ("Let me check both.", "Two cities, so two lookups.",
-                                                               "tool_calls")
+    assert (turn.text, turn.reasoning, turn.finish_reason) == (
+        "Let me check both.",
+        "Two cities, so two lookups.",
+        "tool_calls",
+    )
     assert [(c.id, c.name, c.arguments, c.handle) for c in turn.tool_calls] == [
         ("call_lis", "get_weather", '{"city": "Lisbon"}', None),
         ("call_opo", "get_weather", '{"city": "Porto"}', None),
@@ -279,10 +329,12 @@ async def test_without_tool_functions_calls_are_left_to_the_client(anyio_backend
 
 
 async def test_a_tool_that_times_out_gives_the_model_an_error(anyio_backend: str) -> None:
-    provider = FakeProvider([
-        Reply([*openai_tool_call(0, "call_slow", "stall", ["{}"]), openai_chunk({}, "tool_calls")]),
-        Reply([openai_chunk({"content": "It took too long."}), openai_chunk({}, "stop")]),
-    ])
+    provider = FakeProvider(
+        [
+            Reply([*openai_tool_call(0, "call_slow", "stall", ["{}"]), openai_chunk({}, "tool_calls")]),
+            Reply([openai_chunk({"content": "It took too long."}), openai_chunk({}, "stop")]),
+        ]
+    )
     cleaned_up = anyio.Event()
 
     async def stall() -> str:
@@ -297,8 +349,12 @@ async def test_a_tool_that_times_out_gives_the_model_an_error(anyio_backend: str
 
             async def agent(controller: RunController) -> None:
                 await run_chat_completion_agent(
-                    controller, client, model="m", messages=[{"role": "user", "content": "go"}],
-                    tool_functions={"stall": stall}, tool_timeout=0.05,
+                    controller,
+                    client,
+                    model="m",
+                    messages=[{"role": "user", "content": "go"}],
+                    tool_functions={"stall": stall},
+                    tool_timeout=0.05,
                 )
 
             chunks = await collect(create_run(agent))
@@ -309,4 +365,7 @@ async def test_a_tool_that_times_out_gives_the_model_an_error(anyio_backend: str
         ("text", "It took too long."),
     ]
     assert provider.requests[1]["messages"][-1] == {
-        "role": "tool", "tool_call_id": "call_slow", "content": "tool 'stall' timed out after 0.05 s"}
+        "role": "tool",
+        "tool_call_id": "call_slow",
+        "content": "tool 'stall' timed out after 0.05 s",
+    }

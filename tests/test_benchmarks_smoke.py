@@ -83,9 +83,20 @@ async def _get(app: Any, query: bytes) -> bytes:
     """The body an ASGI ``app`` sends for ``GET /stream?<query>``, driven in this task."""
     body: list[bytes] = []
     done = anyio.Event()
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-             "path": "/stream", "raw_path": b"/stream", "query_string": query, "root_path": "",
-             "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/stream",
+        "raw_path": b"/stream",
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 2),
+    }
     requested = False
 
     async def receive() -> dict[str, Any]:
@@ -121,8 +132,15 @@ async def test_server_floor_sends_what_our_response_sends() -> None:
 
 
 def test_http_workloads_run_against_the_server_floor() -> None:
-    sizes = {"deltas": 50, "ttfb_requests": 2, "concurrency": [5], "stream_deltas": 3, "pace": 0.001,
-             "disconnects": 1, "rounds": 2}
+    sizes = {
+        "deltas": 50,
+        "ttfb_requests": 2,
+        "concurrency": [5],
+        "stream_deltas": 3,
+        "pace": 0.001,
+        "disconnects": 1,
+        "rounds": 2,
+    }
     (figures,) = http_bench.run_stack(["bare"], "uvicorn", sizes).values()
     assert figures["concurrent_5"]["streams"] == 5
     assert figures["concurrent_5"]["rounds"] == 2
@@ -137,15 +155,24 @@ def test_report_puts_the_floors_beside_the_goals() -> None:
     def streams(p99: float) -> dict[str, dict[str, float]]:
         return {"concurrent_1000": {"ttfb_ms_p99": p99}, "disconnect": {"trials": 1, "not_cleaned": 0}}
 
-    text_yield = {"ref/asyncio": rate(30_000), "ours/asyncio": rate(80_000), "ours/trio": rate(70_000),
-                  "handoff/asyncio": rate(120_000), "handoff/trio": rate(160_000)}
-    results: dict[str, Any] = {"inprocess": {"text-yield": text_yield},
-                               "http": {"ours/uvicorn": streams(1_500), "bare/uvicorn": streams(400)},
-                               "http_sizes": {"concurrency": [100, 1_000]}}
+    text_yield = {
+        "ref/asyncio": rate(30_000),
+        "ours/asyncio": rate(80_000),
+        "ours/trio": rate(70_000),
+        "handoff/asyncio": rate(120_000),
+        "handoff/trio": rate(160_000),
+    }
+    results: dict[str, Any] = {
+        "inprocess": {"text-yield": text_yield},
+        "http": {"ours/uvicorn": streams(1_500), "bare/uvicorn": streams(400)},
+        "http_sizes": {"concurrency": [100, 1_000]},
+    }
     rows = {g.goal: g for g in report.goals(results)}
     asyncio_row = rows["context: text throughput, yielding producer: hand-off floor ÷ 0.0.36 (asyncio)"]
-    assert asyncio_row.measured == ("4.00x per CPU-second (120,000 vs 30,000 deltas/CPU-s), so 5x 0.0.36 (150,000) "
-                                    "is beyond the hand-off floor itself; ours is 66.7 % of it")
+    assert asyncio_row.measured == (
+        "4.00x per CPU-second (120,000 vs 30,000 deltas/CPU-s), so 5x 0.0.36 (150,000) "
+        "is beyond the hand-off floor itself; ours is 66.7 % of it"
+    )
     assert "within" in rows["context: text throughput, yielding producer: hand-off floor ÷ 0.0.36 (trio)"].measured
     assert rows["text throughput ≥ 5x 0.0.36 (yielding producer, asyncio)"].met is False
     server_row = rows["context: 1,000 concurrent streams, server floor (bare ASGI app), p99 first byte (uvicorn)"]
@@ -154,12 +181,19 @@ def test_report_puts_the_floors_beside_the_goals() -> None:
 
 
 async def test_report_renders_without_the_other_library(anyio_backend: str) -> None:
-    measured = {case: {f"ours/{anyio_backend}": await workloads.WORKLOADS[_workload(case)](libs.Ours(), **params)}
-                for case, params in TINY.items()}
+    measured = {
+        case: {f"ours/{anyio_backend}": await workloads.WORKLOADS[_workload(case)](libs.Ours(), **params)}
+        for case, params in TINY.items()
+    }
     results = {
         "machine": machine.describe(),
-        "quick": True, "seconds": 1.0, "inprocess": measured, "http": {}, "cases": TINY,
-        "http_sizes": {"concurrency": [1, 2]}, "profiles": {},
+        "quick": True,
+        "seconds": 1.0,
+        "inprocess": measured,
+        "http": {},
+        "cases": TINY,
+        "http_sizes": {"concurrency": [1, 2]},
+        "profiles": {},
     }
     text = report.markdown(results, None)
     assert "## Goals" in text

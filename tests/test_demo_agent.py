@@ -67,7 +67,9 @@ async def test_agent_streams_every_part_with_results_in_call_order(anyio_backend
     assert "run them at the same time" in message.reasoning
     assert "Here is a plan for Oslo" in message.text
     assert [c.title for c in chunks if isinstance(c, SourceChunk)] == [
-        "Oslo forecast", "What's on in Oslo", "Oslo on Wikipedia",
+        "Oslo forecast",
+        "What's on in Oslo",
+        "Oslo on Wikipedia",
     ]
     assert not [c for c in chunks if isinstance(c, DataChunk)]
 

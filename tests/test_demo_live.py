@@ -35,20 +35,24 @@ from assistant_stream_ce.state import apply_operations
 
 pytestmark = [pytest.mark.anyio, SDK_GENERATORS_ON_TRIO]
 
-ASKS_FOR_TOOLS = Reply([
-    openai_chunk({"role": "assistant", "content": ""}),
-    openai_chunk({"reasoning_content": "Three lookups, all at once."}),
-    *openai_tool_call(0, "call_w", "get_weather", ['{"pla', 'ce": "Oslo"}']),
-    *openai_tool_call(1, "call_e", "find_events", ['{"place": "Oslo", "limit": 3}']),
-    *openai_tool_call(2, "call_t", "estimate_travel", ['{"to": ', '"Oslo"}']),
-    openai_chunk({}, "tool_calls"),
-])
-ANSWERS = Reply([
-    openai_chunk({"role": "assistant", "content": ""}, id="chatcmpl-2"),
-    openai_chunk({"content": "Oslo looks sunny; "}, id="chatcmpl-2"),
-    openai_chunk({"content": "take the morning train."}, id="chatcmpl-2"),
-    openai_chunk({}, "stop", id="chatcmpl-2"),
-])
+ASKS_FOR_TOOLS = Reply(
+    [
+        openai_chunk({"role": "assistant", "content": ""}),
+        openai_chunk({"reasoning_content": "Three lookups, all at once."}),
+        *openai_tool_call(0, "call_w", "get_weather", ['{"pla', 'ce": "Oslo"}']),
+        *openai_tool_call(1, "call_e", "find_events", ['{"place": "Oslo", "limit": 3}']),
+        *openai_tool_call(2, "call_t", "estimate_travel", ['{"to": ', '"Oslo"}']),
+        openai_chunk({}, "tool_calls"),
+    ]
+)
+ANSWERS = Reply(
+    [
+        openai_chunk({"role": "assistant", "content": ""}, id="chatcmpl-2"),
+        openai_chunk({"content": "Oslo looks sunny; "}, id="chatcmpl-2"),
+        openai_chunk({"content": "take the morning train."}, id="chatcmpl-2"),
+        openai_chunk({}, "stop", id="chatcmpl-2"),
+    ]
+)
 
 
 async def _live_run(provider: FakeProvider, **kwargs: Any) -> list[AssistantStreamChunk]:

@@ -427,11 +427,21 @@ async def test_bad_requests_get_a_4xx_with_a_reason_and_the_server_keeps_serving
     json_type = {"content-type": "application/json"}
     cases: list[tuple[str, str, dict[str, Any], int, str]] = [
         ("not json", "data-stream", {"content": b'{"messages": [', "headers": json_type}, 422, "invalid request body"),
-        ("wrong type", "ui-message-stream", {"json": {"messages": [{"id": "m", "role": 3, "parts": []}]}}, 422,
-         "$.messages[0].role"),
+        (
+            "wrong type",
+            "ui-message-stream",
+            {"json": {"messages": [{"id": "m", "role": 3, "parts": []}]}},
+            422,
+            "$.messages[0].role",
+        ),
         ("missing field", "assistant-transport", {"json": {"state": {}}}, 422, "commands"),
-        ("unknown command", "assistant-transport", {"json": {"commands": [{"type": "zap"}]}}, 422,
-         "$.commands[0].type"),
+        (
+            "unknown command",
+            "assistant-transport",
+            {"json": {"commands": [{"type": "zap"}]}},
+            422,
+            "$.commands[0].type",
+        ),
         ("too large", "data-stream", {"content": too_big, "headers": json_type}, 413, "too large"),
     ]
     async with client_for(server) as client:

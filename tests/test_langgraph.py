@@ -129,9 +129,10 @@ async def _check_text_chunks(lg: ModuleType, rng: random.Random) -> None:
     assert seen.client["messages"][1]["content"] == text
     # The text grows by appends on the client, not by resending the message.
     appends = [op for op in seen.operations if op["type"] == "append-text"]
-    assert "".join(op["value"] for op in appends if op["path"] == ["messages", "1", "content"]) == text[
-        len(chunks[0].content) :
-    ]
+    assert (
+        "".join(op["value"] for op in appends if op["path"] == ["messages", "1", "content"])
+        == text[len(chunks[0].content) :]
+    )
     assert [op["path"] for op in seen.operations if op["type"] == "set"] == [["messages", "1"]]
 
 
@@ -151,8 +152,12 @@ async def _check_tool_call_chunks(lg: ModuleType, rng: random.Random) -> None:
                     content="",
                     id="m",
                     tool_call_chunks=[
-                        {"name": name if n == 0 else None, "id": call_id if n == 0 else None,
-                         "args": piece, "index": index}
+                        {
+                            "name": name if n == 0 else None,
+                            "id": call_id if n == 0 else None,
+                            "args": piece,
+                            "index": index,
+                        }
                     ],
                 )
             )
@@ -193,8 +198,16 @@ async def test_content_blocks_merge_by_index(lg: ModuleType) -> None:
 
 async def test_messages_are_replaced_by_id_or_tool_call_id(lg: ModuleType) -> None:
     events: list[Event] = [
-        ((), "messages", (AIMessageChunk(content="", id="m", tool_call_chunks=[
-            {"name": "add", "id": "c1", "args": '{"a": 1}', "index": 0}]), {})),
+        (
+            (),
+            "messages",
+            (
+                AIMessageChunk(
+                    content="", id="m", tool_call_chunks=[{"name": "add", "id": "c1", "args": '{"a": 1}', "index": 0}]
+                ),
+                {},
+            ),
+        ),
         ((), "messages", (ToolMessage(content="pending", tool_call_id="c1"), {})),
         ((), "messages", (ToolMessage(content="2", tool_call_id="c1", artifact={"sum": 2}), {})),
         ((), "messages", (HumanMessage(content="draft", id="h"), {})),
@@ -206,7 +219,10 @@ async def test_messages_are_replaced_by_id_or_tool_call_id(lg: ModuleType) -> No
 
     seen = await _observe(body, initial={"messages": []})
     assert [(m["type"], m["content"]) for m in seen.client["messages"]] == [
-        ("ai", ""), ("tool", "2"), ("human", "final")]
+        ("ai", ""),
+        ("tool", "2"),
+        ("human", "final"),
+    ]
     assert seen.client["messages"][1]["artifact"] == {"sum": 2}
 
 
@@ -214,8 +230,13 @@ async def test_a_chunk_that_shrinks_a_field_replaces_the_message(lg: ModuleType)
     """Arguments that stop parsing move a tool call to invalid_tool_calls: the message is sent whole."""
     pieces = ['{"a": "x', '"', "[", ""]
     chunks = [
-        AIMessageChunk(content="", id="m", tool_call_chunks=[
-            {"name": "f" if n == 0 else None, "id": "c1" if n == 0 else None, "args": piece, "index": 0}])
+        AIMessageChunk(
+            content="",
+            id="m",
+            tool_call_chunks=[
+                {"name": "f" if n == 0 else None, "id": "c1" if n == 0 else None, "args": piece, "index": 0}
+            ],
+        )
         for n, piece in enumerate(pieces)
     ]
 
@@ -365,18 +386,31 @@ class ScriptedChatModel(BaseChatModel):
             args = str(call["args"]).replace("'", '"')
             for start in range(0, len(args), 5):
                 first = start == 0
-                yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=[{
-                    "name": call["name"] if first else None, "id": call["id"] if first else None,
-                    "args": args[start : start + 5], "index": index}]))
+                yield ChatGenerationChunk(
+                    message=AIMessageChunk(
+                        content="",
+                        tool_call_chunks=[
+                            {
+                                "name": call["name"] if first else None,
+                                "id": call["id"] if first else None,
+                                "args": args[start : start + 5],
+                                "index": index,
+                            }
+                        ],
+                    )
+                )
 
 
 def _parent_script(messages: list[BaseMessage]) -> AIMessage:
     results = [m for m in messages if isinstance(m, ToolMessage)]
     if not results:
-        return AIMessage("Let me look that up.", tool_calls=[
-            {"id": "call_add", "name": "add", "args": {"a": 2, "b": 3}},
-            {"id": "call_research", "name": "research", "args": {"topic": "Lisbon"}},
-        ])
+        return AIMessage(
+            "Let me look that up.",
+            tool_calls=[
+                {"id": "call_add", "name": "add", "args": {"a": 2, "b": 3}},
+                {"id": "call_research", "name": "research", "args": {"topic": "Lisbon"}},
+            ],
+        )
     return AIMessage("Done: " + ", ".join(str(m.content) for m in results))
 
 
@@ -465,9 +499,13 @@ def _check_graph_run(seen: Observed) -> None:
     assert [m["type"] for m in messages] == ["human", "ai", "tool", "tool", "ai"]
     assert messages[1]["content"] == "Let me look that up. "
     assert [(c["name"], c["args"]) for c in messages[1]["tool_calls"]] == [
-        ("add", {"a": 2, "b": 3}), ("research", {"topic": "Lisbon"})]
+        ("add", {"a": 2, "b": 3}),
+        ("research", {"topic": "Lisbon"}),
+    ]
     assert {m["tool_call_id"]: m["content"] for m in messages[2:4]} == {
-        "call_add": "5", "call_research": "Lisbon is sunny today "}
+        "call_add": "5",
+        "call_research": "Lisbon is sunny today ",
+    }
     assert messages[4]["content"].startswith("Done: ")
     assert seen.client["status"] == "answered"
     assert seen.client["plan"] == {"steps": ["look up", "answer"], "meta": {"round": 4}}

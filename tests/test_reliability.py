@@ -364,9 +364,7 @@ bodies = st.binary(max_size=600) | json_values.map(lambda v: json.dumps(v).encod
 def request_of(body: bytes, piece: int) -> Request:
     """A Starlette request whose body arrives in pieces of ``piece`` bytes."""
     pieces = [body[i : i + piece] for i in range(0, len(body), piece)] or [b""]
-    messages = [
-        {"type": "http.request", "body": p, "more_body": i < len(pieces) - 1} for i, p in enumerate(pieces)
-    ]
+    messages = [{"type": "http.request", "body": p, "more_body": i < len(pieces) - 1} for i, p in enumerate(pieces)]
 
     async def receive() -> dict[str, Any]:
         return messages.pop(0)

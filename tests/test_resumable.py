@@ -84,7 +84,7 @@ async def _collect(store: ResumableStreamStore, stream_id: str, cursor: str = ""
 async def test_roles_append_resume_exactly_once(store: ResumableStreamStore) -> None:
     assert await store.acquire("s1") == "producer"
     assert await store.acquire("s1") == "consumer"
-    frames = [f"0:\"{i}\"\n".encode() for i in range(7)]
+    frames = [f'0:"{i}"\n'.encode() for i in range(7)]
     for frame in frames:
         await store.append("s1", frame)
     await store.finalize("s1", "done")

@@ -49,9 +49,7 @@ async def _consume_until_error(run: Run, form: str) -> tuple[list[AssistantStrea
     return received, raised.value
 
 
-async def test_callback_raising_gives_an_error_chunk_then_the_same_exception(
-    anyio_backend: str, form: str
-) -> None:
+async def test_callback_raising_gives_an_error_chunk_then_the_same_exception(anyio_backend: str, form: str) -> None:
     boom = ValueError("the model is down")
     outcomes: list[RunOutcome] = []
 

@@ -89,7 +89,7 @@ def _draw_write(model: dict[str, Any], draw: st.DrawFn) -> tuple[Write, dict[str
         path, node = draw(st.sampled_from(lists))
         if kind == "set list item":
             index, value = draw(st.integers(0, len(node))), draw(JSON)  # len(node) appends
-            node[index:index + 1] = [copy.deepcopy(value)]
+            node[index : index + 1] = [copy.deepcopy(value)]
             return Write(kind, (*path, index), value), model
         value = draw(st.lists(JSON, max_size=3)) if kind == "+= list" else draw(JSON)
         node += copy.deepcopy(value) if kind == "+= list" else [copy.deepcopy(value)]

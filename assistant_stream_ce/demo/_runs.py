@@ -56,8 +56,13 @@ class RunRecord:
         how = " by a stop request" if outcome.status == "cancelled" and self.stop_requested else ""
         logger.info(
             "run %s %s%s: on_finish got %d chars of text, %d/%d tool results, %d sources",
-            self.run_id, outcome.status, how, self.report.text_chars,
-            self.report.tool_results, self.report.tool_calls, self.report.sources,
+            self.run_id,
+            outcome.status,
+            how,
+            self.report.text_chars,
+            self.report.tool_results,
+            self.report.tool_calls,
+            self.report.sources,
         )
         self.done.set()
 
@@ -89,4 +94,3 @@ class RunBook:
         finished = [key for key, record in self._runs.items() if record.done.is_set()]
         for key in finished[: max(0, len(finished) - KEEP_FINISHED + 1)]:
             del self._runs[key]
-

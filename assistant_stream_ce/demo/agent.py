@@ -19,7 +19,14 @@ from ..create_run import RunController
 from ..tool_calls import ToolCall, ToolFunction
 
 __all__ = [
-    "TOOL_DELAYS", "TOOL_NAMES", "TaskList", "canned_result", "initial_state", "plan_trip", "task_titles", "topic_of",
+    "TOOL_DELAYS",
+    "TOOL_NAMES",
+    "TaskList",
+    "canned_result",
+    "initial_state",
+    "plan_trip",
+    "task_titles",
+    "topic_of",
 ]
 
 logger = logging.getLogger("assistant_stream_ce.demo")

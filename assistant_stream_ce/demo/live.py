@@ -44,8 +44,10 @@ _PLACE = {"type": "string", "description": "a city"}
 TOOL_SCHEMAS = [
     _function("get_weather", "The weather forecast for a place this weekend.", {"place": _PLACE}, ["place"]),
     _function(
-        "find_events", "What is on in a place this weekend.",
-        {"place": _PLACE, "limit": {"type": "integer", "minimum": 1}}, ["place"],
+        "find_events",
+        "What is on in a place this weekend.",
+        {"place": _PLACE, "limit": {"type": "integer", "minimum": 1}},
+        ["place"],
     ),
     _function("estimate_travel", "How long the trip to a place takes.", {"to": _PLACE}, ["to"]),
 ]

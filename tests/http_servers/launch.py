@@ -56,12 +56,42 @@ def free_port() -> int:
 def _command(stack: str, app: str, port: int) -> list[str]:
     target = {"fastapi": "http_servers.fastapi_app:app", "starlette": "http_servers.apps:starlette_app"}.get(app, app)
     if stack == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
-                "--loop", "asyncio", "--backlog", "1024", "--log-level", "warning", "--no-access-log",
-                "--timeout-graceful-shutdown", "1"]
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--loop",
+            "asyncio",
+            "--backlog",
+            "1024",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "1",
+        ]
     worker = stack.removeprefix("hypercorn-")
-    return [sys.executable, "-m", "hypercorn", target, "--bind", f"127.0.0.1:{port}", "-k", worker,
-            "--backlog", "1024", "--log-level", "warning", "--graceful-timeout", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "hypercorn",
+        target,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "-k",
+        worker,
+        "--backlog",
+        "1024",
+        "--log-level",
+        "warning",
+        "--graceful-timeout",
+        "1",
+    ]
 
 
 def _die_with_parent() -> None:
