@@ -3,11 +3,13 @@
 In each wire format the page decodes the stream itself; the test sees reasoning, text, the three
 tool results in call order (held back while a later call has already finished), the task list
 updating from the run state, and the sources. Then Stop cancels a run on the server. The page
-after the first answer is saved as docs/screenshot.png, the README's picture.
+after the first answer is saved as a screenshot in the test's temporary folder; with
+``UPDATE_SCREENSHOT=1`` it replaces docs/screenshot.png, the README's picture.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,16 @@ from assistant_stream_ce.demo.agent import TOOL_NAMES
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
+README_SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
 #: Milliseconds any one thing may take to show up on the page.
 TIMEOUT_MS = 20_000
 
@@ -80,9 +88,9 @@ def _check_answer(page: Page, index: int, place: str) -> None:
 
     log: list[str] = page.evaluate("window.taskLog")
     assert log[-1] == " ".join(f"{task}=done" for task in ("read", *TOOL_NAMES, "answer"))
-    assert any(
-        "find_events=done" in state and "get_weather=running" in state for state in log
-    ), f"the task list showed the quick tool done while the slow one ran: {log}"
+    assert any("find_events=done" in state and "get_weather=running" in state for state in log), (
+        f"the task list showed the quick tool done while the slow one ran: {log}"
+    )
     assert len(log) >= 6, f"the task list updated live: {log}"
 
     page.wait_for_selector("[data-testid=server-outcome][data-status=completed]", timeout=TIMEOUT_MS)
@@ -112,8 +120,11 @@ def test_demo_page_in_chromium(tmp_path: Path) -> None:
                 _check_answer(page, index, place)
                 assert page.get_by_test_id("wire").inner_text().strip(), "the wire panel shows the frames"
                 if index == 0:
-                    SCREENSHOT.parent.mkdir(exist_ok=True)
-                    page.screenshot(path=str(SCREENSHOT))
+                    screenshot = (
+                        README_SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "page.png"
+                    )
+                    page.screenshot(path=str(screenshot))
+                    assert screenshot.stat().st_size > 0
 
             _send(page, "What about Porto?")
             stopped = page.locator("[data-testid=assistant-message]").nth(len(FORMATS))
