@@ -14,6 +14,10 @@ import msgspec
 _encode = msgspec.json.encode
 _SCALARS = (str, bool, int, type(None))
 
+#: The deepest a state tree may nest objects and lists. The clients and the encoder follow any real
+#: state's depth; a deeper tree is an attack or a bug, and would exhaust the stack of the code that walks it.
+MAX_DEPTH = 64
+
 
 def encoded_size(value: Any, what: str) -> int:
     """Encode ``value`` as JSON and return its size; TypeError naming ``what`` if it can't be."""
@@ -27,7 +31,9 @@ def copy_json_tree(value: Any, what: str, path: tuple[str, ...] = ()) -> Any:
     """Return a private copy of a JSON-like tree (dict, list, str, number, bool, None).
 
     State lives both here and on the client, so it must be plain JSON that
-    both sides see the same way: no custom objects, no non-string keys, no NaN.
+    both sides see the same way: no custom objects, no non-string keys, no NaN,
+    and objects and lists no more than :data:`MAX_DEPTH` deep counted from the
+    state's root (``path`` is where ``value`` goes).
     """
     if isinstance(value, _SCALARS):
         return value
@@ -35,6 +41,8 @@ def copy_json_tree(value: Any, what: str, path: tuple[str, ...] = ()) -> Any:
         if not math.isfinite(value):
             raise TypeError(f"{what} at {list(path)} is {value!r}, which JSON cannot carry")
         return value
+    if isinstance(value, (dict, list, tuple)) and len(path) >= MAX_DEPTH:
+        raise ValueError(f"{what} at {list(path)} nests deeper than {MAX_DEPTH} levels of objects and lists")
     if isinstance(value, dict):
         copied = {}
         for key, item in value.items():

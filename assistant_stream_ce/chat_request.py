@@ -16,22 +16,29 @@ parts are one struct per protocol with the fields any part type may carry
 are open-ended (``tool-<name>``, ``data-<name>``).
 
 :func:`read_chat_request` reads a body into one of these (or any msgspec
-Struct), with a size limit, and raises :class:`ChatRequestError`, a Starlette
-``HTTPException`` that Starlette and FastAPI turn into a 413 or 422 response
-with a one-line reason.
+Struct), with limits on its size, its nesting depth and its number of JSON
+values, and raises :class:`ChatRequestError`, a Starlette ``HTTPException``
+that Starlette and FastAPI turn into a 413 or 422 response with a short
+one-line reason.
 """
 
 from __future__ import annotations
 
+import re
 from contextlib import aclosing
+from itertools import accumulate
 from typing import Any, ClassVar, Literal, TypeVar
 
 import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from ._json import MAX_DEPTH
+
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_VALUES",
     "AddMessageCommand",
     "AddToolResultCommand",
     "AssistantTransportCommand",
@@ -50,6 +57,11 @@ __all__ = [
 
 #: Default body size limit of :func:`read_chat_request`: 4 MiB.
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+#: Default nesting limit of :func:`read_chat_request`: objects and arrays 64 deep (the state's own limit).
+DEFAULT_MAX_DEPTH = MAX_DEPTH
+#: Default limit of :func:`read_chat_request` on the JSON values of a body (objects, arrays, strings,
+#: numbers, literals; not keys), which bounds the memory its decoding takes.
+DEFAULT_MAX_VALUES = 100_000
 
 
 class _Wire(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -217,30 +229,86 @@ class ChatRequestError(HTTPException):
 T = TypeVar("T")
 
 
-async def read_chat_request(request: Request, request_type: type[T], *, max_bytes: int = DEFAULT_MAX_BYTES) -> T:
+async def read_chat_request(
+    request: Request,
+    request_type: type[T],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_values: int = DEFAULT_MAX_VALUES,
+) -> T:
     """Read and decode the JSON body of ``request`` into ``request_type`` (a msgspec-decodable type).
 
     Raises :class:`ChatRequestError` with status 413 when the body is larger
-    than ``max_bytes`` (checked against ``Content-Length`` and while reading),
-    or 422 with the first problem (``Expected `str`, got `int` - at
-    `$.messages[0].role```) when it is not JSON or not of that shape.
+    than ``max_bytes`` (checked against ``Content-Length`` and while reading)
+    or holds more than ``max_values`` JSON values, or 422 when objects and
+    arrays nest deeper than ``max_depth`` or it is not JSON or not of that
+    shape, with the first problem (``Expected `str`, got `int` - at
+    `$.messages[0].role```). The counts come from the raw bytes, before
+    anything is decoded.
     """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise _too_large(max_bytes)
+        raise _too_large(f"the limit is {max_bytes} bytes")
     body = bytearray()
     async with aclosing(request.stream()) as pieces:
         async for piece in pieces:
             body += piece
             if len(body) > max_bytes:
-                raise _too_large(max_bytes)
+                raise _too_large(f"the limit is {max_bytes} bytes")
+    _check_shape(body, max_depth, max_values)
     try:
         return msgspec.json.decode(body, type=request_type)
     # ValidationError is a DecodeError too; invalid UTF-8 inside a JSON string raises UnicodeDecodeError.
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        reason = " ".join(str(exc).split())
-        raise ChatRequestError(422, f"invalid request body: {reason}") from None
+        raise _invalid(_short(" ".join(str(exc).split()))) from None
+    except RecursionError:  # only with a max_depth above what the decoder can follow
+        raise _invalid("JSON nested too deeply to decode") from None
 
 
-def _too_large(max_bytes: int) -> ChatRequestError:
-    return ChatRequestError(413, f"request body too large: the limit is {max_bytes} bytes")
+#: A JSON string, escapes included (unrolled, so that long strings match quickly).
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_WHITESPACE = b" \t\r\n"
+#: Opening brackets to +1, closing ones to -1 (as signed bytes); everything else is deleted.
+_BRACKET_STEPS = bytes.maketrans(b"{[}]", bytes([1, 1, 255, 255]))
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"{[}]")
+
+
+def _check_shape(body: bytearray, max_depth: int, max_values: int) -> None:
+    """Count the JSON values in ``body`` and measure its nesting without decoding it.
+
+    With the strings replaced by one character, a JSON text holds one value,
+    plus one for each comma and each non-empty object or array.
+    """
+    structure = _STRING.sub(b"0", body).translate(None, _WHITESPACE)
+    containers = structure.count(b"{") + structure.count(b"[")
+    empty = structure.count(b"{}") + structure.count(b"[]")
+    if 1 + structure.count(b",") + containers - empty > max_values:
+        raise _too_large(f"more than {max_values} JSON values")
+    if containers > max_depth:
+        steps = memoryview(structure.translate(_BRACKET_STEPS, _NOT_BRACKETS)).cast("b")
+        if max(accumulate(steps)) > max_depth:
+            raise _invalid(f"JSON nested deeper than {max_depth} levels")
+
+
+#: How much of a decoder's message a 422 reason keeps before the path; the rest may echo a value of any size.
+_REASON_CHARS = 80
+
+
+def _short(reason: str) -> str:
+    """``reason`` with its message cut to a few words and the path (`` - at `$...` ``) kept."""
+    message, at, path = reason.rpartition(" - at `")
+    if not at:
+        message, path = reason, ""
+    if len(message) > _REASON_CHARS:
+        quote = "'" if message.endswith("'") else ""
+        message = f"{message[:_REASON_CHARS]}...{quote}"
+    return message + at + path
+
+
+def _invalid(reason: str) -> ChatRequestError:
+    return ChatRequestError(422, f"invalid request body: {reason}")
+
+
+def _too_large(reason: str) -> ChatRequestError:
+    return ChatRequestError(413, f"request body too large: {reason}")

@@ -87,7 +87,7 @@ def apply_operations(state: Any, operations: Sequence[ObjectStreamOperation]) ->
     root = copy_json_tree(state, "state")
     for op in operations:
         if op["type"] == "set":
-            root = _assign(root, op["path"], copy_json_tree(op["value"], "state value"))
+            root = _assign(root, op["path"], copy_json_tree(op["value"], "state value", tuple(op["path"])))
         elif op["type"] == "append-text":
             root = _append_text(root, op["path"], op["value"])
         else:

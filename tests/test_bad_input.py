@@ -21,6 +21,7 @@ from assistant_stream_ce import (
     UpdateStateChunk,
     create_run,
 )
+from assistant_stream_ce.state import apply_operations
 
 pytestmark = pytest.mark.anyio
 
@@ -199,3 +200,50 @@ async def test_any_controller_call_after_the_run_ended_is_a_runtime_error(anyio_
     with pytest.raises(RuntimeError, match="the run has ended"):
         await _call(CALLS_AFTER_THE_END[call], controller, tool)
     assert controller.state == {"text": "t", "list": []}, "a refused write leaves the state as it was"
+
+
+def _nested(depth: int) -> Any:
+    """``depth`` objects and lists nested in each other, alternating from an object outside, around a 1."""
+    value: Any = 1
+    for level in range(depth):
+        value = {"k": value} if (depth - level) % 2 else [value]
+    return value
+
+
+@pytest.mark.parametrize("depth", [65, 600, 5000])
+async def test_initial_state_nested_deeper_than_the_limit_is_a_value_error(anyio_backend: str, depth: int) -> None:
+    async def callback(controller: RunController) -> None:
+        """Never runs."""
+
+    with pytest.raises(ValueError, match=r"^initial state at \['k', '0', .*\] nests deeper than 64 levels"):
+        create_run(callback, state=_nested(depth))
+
+
+async def test_state_up_to_the_depth_limit_is_accepted(anyio_backend: str) -> None:
+    async def callback(controller: RunController) -> None:
+        assert controller.state == _nested(64)
+        controller.state["k"] = _nested(63)
+
+    chunks = await _run(callback, state=_nested(64))
+    assert chunks == [UpdateStateChunk([{"type": "set", "path": ["k"], "value": _nested(63)}])]
+
+
+async def test_a_state_write_nested_deeper_than_the_limit_fails_and_changes_nothing(anyio_backend: str) -> None:
+    async def callback(controller: RunController) -> None:
+        with pytest.raises(ValueError, match=r"^state value at \['k', 'k', '0', .*\] nests deeper than 64 levels"):
+            controller.state["k"] = _nested(64)
+        with pytest.raises(ValueError, match="nests deeper than 64 levels"):
+            controller.state["k"]["0"] = _nested(999)
+        with pytest.raises(ValueError, match="nests deeper than 64 levels"):
+            controller.state = [_nested(64)]
+        assert controller.state == {"k": [1]}
+        controller.state["k"] = _nested(63)
+
+    chunks = await _run(callback, state={"k": [1]})
+    assert chunks == [UpdateStateChunk([{"type": "set", "path": ["k"], "value": _nested(63)}])]
+
+
+def test_applying_operations_checks_the_depth_of_the_result() -> None:
+    with pytest.raises(ValueError, match=r"state value at \['a', 'k', .*\] nests deeper than 64 levels"):
+        apply_operations({"a": None}, [{"type": "set", "path": ["a"], "value": _nested(64)}])
+    assert apply_operations({"a": None}, [{"type": "set", "path": ["a"], "value": _nested(63)}]) == {"a": _nested(63)}

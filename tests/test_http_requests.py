@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from assistant_stream_ce.chat_request import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_VALUES,
     AddMessageCommand,
     AddToolResultCommand,
     AssistantTransportRequest,
@@ -108,8 +111,17 @@ async def echo(request: Request) -> Response:
     return JSONResponse(msgspec.to_builtins(body))
 
 
-starlette_app = Starlette(routes=[Route("/{kind}", echo, methods=["POST"])])
+async def echo_with_limits(request: Request) -> Response:
+    """Like ``echo``, with the default size limit and the depth and value limits from the query string."""
+    limits = {key: int(value) for key, value in request.query_params.items()}
+    body = await read_chat_request(request, AssistantTransportRequest, **limits)
+    return JSONResponse(msgspec.to_builtins(body))
+
+
+routes = [Route("/limits", echo_with_limits, methods=["POST"]), Route("/{kind}", echo, methods=["POST"])]
+starlette_app = Starlette(routes=routes)
 fastapi_app = FastAPI()
+fastapi_app.add_api_route("/limits", echo_with_limits, methods=["POST"])
 fastapi_app.add_api_route("/{kind}", echo, methods=["POST"])
 
 
@@ -244,3 +256,115 @@ async def test_an_oversize_body_without_content_length_stops_being_read(app: Any
 async def test_a_lying_content_length_is_caught_while_reading(app: Any) -> None:
     status, _ = await asgi_post(app, [(b"content-length", b"10")], pieces=100)
     assert status == 413
+
+
+def nested(depth: int) -> bytes:
+    """A JSON value of ``depth`` nested arrays and objects, alternating."""
+    opening = b"".join(b"[" if level % 2 == 0 else b'{"k":' for level in range(depth))
+    closing = b"".join(b"]" if level % 2 == 0 else b"}" for level in reversed(range(depth)))
+    return opening + b"1" + closing
+
+
+def transport_body(state: bytes, **extra: bytes) -> bytes:
+    fields = b"".join(b',"' + key.encode() + b'":' + value for key, value in extra.items())
+    return b'{"commands":[],"state":' + state + fields + b"}"
+
+
+async def post(client: httpx.AsyncClient, path: str, content: bytes) -> httpx.Response:
+    return await client.post(path, content=content, headers={"content-type": "application/json"})
+
+
+async def test_nesting_up_to_the_depth_limit_is_accepted(client: httpx.AsyncClient) -> None:
+    assert DEFAULT_MAX_DEPTH == 64
+    response = await post(client, "/limits", transport_body(nested(DEFAULT_MAX_DEPTH - 1)))
+    assert response.status_code == 200
+    assert msgspec.json.encode(response.json()["state"]) == nested(DEFAULT_MAX_DEPTH - 1)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        transport_body(nested(DEFAULT_MAX_DEPTH)),  # the state: one level below the body's own object
+        transport_body(b"null", ignored=nested(5000)),  # a field that no struct reads
+        transport_body(b"null", system=b'"' + b"[" * 5000 + b'"', ignored=nested(DEFAULT_MAX_DEPTH)),
+    ],
+    ids=["state", "ignored field", "after brackets in a string"],
+)
+async def test_nesting_deeper_than_the_limit_is_a_422(client: httpx.AsyncClient, body: bytes) -> None:
+    response = await post(client, "/limits", body)
+    assert response.status_code == 422
+    assert reason(response) == f"invalid request body: JSON nested deeper than {DEFAULT_MAX_DEPTH} levels"
+
+
+async def test_brackets_inside_strings_do_not_count(client: httpx.AsyncClient) -> None:
+    text = '[{"\\"\\\\[' * 10_000
+    body = msgspec.json.encode({"commands": [], "state": {"text": text}, "system": text})
+    response = await post(client, "/limits", body)
+    assert response.status_code == 200
+    assert response.json()["state"] == {"text": text}
+
+
+async def test_a_raised_depth_limit_still_answers_422_where_the_decoder_gives_up(client: httpx.AsyncClient) -> None:
+    response = await post(client, "/limits?max_depth=100000", transport_body(nested(5000)))
+    assert response.status_code == 422
+    assert reason(response) == "invalid request body: JSON nested too deeply to decode"
+    assert (await post(client, "/limits?max_depth=100", transport_body(nested(99)))).status_code == 200
+
+
+def empty_objects(count: int) -> bytes:
+    return b"[" + b",".join([b"{}"] * count) + b"]"
+
+
+async def test_values_up_to_the_limit_are_accepted(client: httpx.AsyncClient) -> None:
+    assert DEFAULT_MAX_VALUES == 100_000
+    # The body's object, its two fields' values, the state's list: 4 values around the objects.
+    response = await post(client, "/limits", transport_body(empty_objects(DEFAULT_MAX_VALUES - 4), system=b'""'))
+    assert response.status_code == 200
+    assert len(response.json()["state"]) == DEFAULT_MAX_VALUES - 4
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "limit"),
+    [
+        ("/limits", transport_body(empty_objects(DEFAULT_MAX_VALUES - 3), system=b'""'), DEFAULT_MAX_VALUES),
+        ("/limits", transport_body(b"[" + b",".join([b"1"] * DEFAULT_MAX_VALUES) + b"]"), DEFAULT_MAX_VALUES),
+        (
+            "/limits",
+            transport_body(b"{" + b",".join(b'"k%d":""' % i for i in range(DEFAULT_MAX_VALUES)) + b"}"),
+            DEFAULT_MAX_VALUES,
+        ),
+        ("/limits?max_values=10", transport_body(b"[[],[],[],[],[],[],[],[]]"), 10),
+    ],
+    ids=["objects", "numbers", "strings", "raised limit"],
+)
+async def test_more_values_than_the_limit_is_a_413(
+    client: httpx.AsyncClient, path: str, body: bytes, limit: int
+) -> None:
+    response = await post(client, path, body)
+    assert response.status_code == 413
+    assert reason(response) == f"request body too large: more than {limit} JSON values"
+
+
+async def test_a_body_of_empty_objects_costs_a_few_times_its_size() -> None:
+    """Under the byte limit, 1.3 million empty objects once took 100 MB to decode; now they are refused unread."""
+    body = transport_body(empty_objects(1_300_000))
+    assert len(body) < 4 * 1024 * 1024
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=starlette_app), base_url="http://test") as client:
+        tracemalloc.start()
+        try:
+            response = await post(client, "/limits", body)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert response.status_code == 413
+    assert peak < 5 * len(body)
+
+
+async def test_a_422_reason_is_short_whatever_the_value(client: httpx.AsyncClient) -> None:
+    huge = "x" * 3_000_000
+    body = msgspec.json.encode({"commands": [{"type": "add-message", "message": {"role": huge, "parts": []}}]})
+    response = await post(client, "/limits", body)
+    assert response.status_code == 422
+    assert len(reason(response)) < 200
+    assert reason(response).startswith("invalid request body: Invalid enum value 'xxx")
+    assert reason(response).endswith("' - at `$.commands[0].message.role`")
