@@ -6,12 +6,18 @@
   Aborting the request cancels the run (the response notices the disconnect).
 - ``POST /api/cancel/{run_id}``: cancels a run from another request, then reports how it ended.
 - ``GET /api/runs/{run_id}``: how a run ended, as its ``on_finish`` hook saw it.
+
+A run may spend an API key, so the POST routes only answer the page itself: JSON bodies only
+(a form or ``text/plain`` post from another site is a 415), no ``Origin`` but the demo's own and
+no ``Host`` but an IP address or ``localhost`` (a 403, which also stops DNS rebinding), and bodies
+within :func:`~assistant_stream_ce.chat_request.read_chat_request`'s limits.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import ipaddress
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -26,6 +32,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
+from ..chat_request import ChatRequestError, read_chat_request
 from ..create_run import RunController, create_run
 from ._formats import FORMATS, FORMATS_BY_ID, Format
 from ._runs import RunBook, RunRecord
@@ -43,7 +50,7 @@ CANCEL_WAIT = 5.0
 #: The longest ``GET /api/runs/{id}?wait=S`` waits for a run to end.
 MAX_REPORT_WAIT = 10.0
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ROLES = ("user", "assistant")  # what the page may send a model (never a system prompt)
 
 
@@ -75,6 +82,31 @@ def _error(status_code: int, message: str) -> Response:
     return _json({"error": message}, status_code)
 
 
+def _cross_origin(request: Request) -> str | None:
+    """Why ``request`` does not come from the demo's own page, or None if it may.
+
+    ``Host`` must name the server by address or as ``localhost``: a page whose own name has been
+    pointed at this machine (DNS rebinding) is same-origin to the browser, but sends that name.
+    A browser's ``Origin`` must be this server's; scripts that send none are no cross-site threat.
+    """
+    host = request.headers.get("host", "")
+    name = host[1 : host.find("]")] if host.startswith("[") else host.rpartition(":")[0] or host
+    if name != "localhost":
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return f"cross-origin request refused: the demo answers at an IP address or localhost, not {name!r}"
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{host}":
+        return "cross-origin request refused: only the demo's own page may start or stop runs"
+    return None
+
+
+def _is_json(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").partition(";")[0]
+    return media_type.strip().lower() == "application/json"
+
+
 class _ChatEndpoint:
     """``POST /api/chat``: an ASGI app, so that the run's response runs inside a cancel scope of its own."""
 
@@ -85,32 +117,37 @@ class _ChatEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
+        started = await self._start(request)
+        if isinstance(started, Response):
+            await started(scope, receive, send)
+            return
+        response, record = started
+        await _respond_until_stopped(response, record, scope, receive, send)
+
+    async def _start(self, request: Request) -> tuple[Response, RunRecord] | Response:
+        """The run's response and record, or the error response that refuses the request."""
+        refused = _cross_origin(request)
+        if refused is not None:
+            return _error(403, refused)
+        if not _is_json(request):
+            return _error(415, "a chat request must be application/json")
         format_id = request.query_params.get("format", "")
         fmt = FORMATS_BY_ID.get(format_id)
         if fmt is None:
-            await _error(400, f"unknown format {format_id!r}; choose one of {sorted(FORMATS_BY_ID)}")(
-                scope, receive, send
-            )
-            return
+            return _error(400, f"unknown format {format_id!r}; choose one of {sorted(FORMATS_BY_ID)}")
         try:
-            body = msgspec.json.decode(await request.body(), type=ChatRequest)
-        except msgspec.DecodeError as exc:
-            await _error(400, f"bad chat request: {exc}")(scope, receive, send)
-            return
+            body = await read_chat_request(request, ChatRequest)
+        except ChatRequestError as exc:
+            return _error(exc.status_code, exc.detail)
         prompts = [m.content for m in body.messages if m.role == "user"]
-        if not _RUN_ID.match(body.run_id) or not prompts:
-            await _error(400, "a chat request needs a runId (letters, digits, - and _) and a user message")(
-                scope, receive, send
-            )
-            return
+        if not _RUN_ID.fullmatch(body.run_id) or not prompts:
+            return _error(400, "a chat request needs a runId (letters, digits, - and _) and a user message")
         try:
             record = self._runs.open(body.run_id, format_id)
         except KeyError:
-            await _error(409, f"run {body.run_id!r} already exists")(scope, receive, send)
-            return
+            return _error(409, f"run {body.run_id!r} already exists")
         agent = self._agent(body.messages, prompts[-1], fmt, record)
-        run = create_run(agent, on_finish=record.on_finish)
-        await _respond_until_stopped(fmt.response(run), record, scope, receive, send)
+        return fmt.response(create_run(agent, on_finish=record.on_finish)), record
 
     def _agent(
         self, messages: list[ChatMessage], prompt: str, fmt: Format, record: RunRecord
@@ -176,6 +213,9 @@ async def _run_report(request: Request) -> Response:
 
 
 async def _cancel(request: Request) -> Response:
+    refused = _cross_origin(request)
+    if refused is not None:
+        return _error(403, refused)
     record = _record(request)
     if record is None:
         return _error(404, "no such run")
