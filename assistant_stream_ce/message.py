@@ -28,7 +28,7 @@ from .assistant_stream_chunk import (
     ToolResultChunk,
     UpdateStateChunk,
 )
-from .state import apply_operations
+from .state import fold_operations
 
 __all__ = [
     "AssistantMessage",
@@ -122,7 +122,10 @@ class AssistantMessage(msgspec.Struct):
 
 
 class MessageBuilder:
-    """Folds chunks into an :class:`AssistantMessage`, the way the clients do."""
+    """Folds chunks into an :class:`AssistantMessage`, the way the clients do.
+
+    State updates change ``initial_state`` in place: pass a tree that nothing else holds.
+    """
 
     def __init__(self, initial_state: Any = None) -> None:
         self.message = AssistantMessage(state=initial_state)
@@ -158,7 +161,7 @@ class MessageBuilder:
             case ErrorChunk():
                 message.errors.append(chunk.error)
             case UpdateStateChunk():
-                message.state = apply_operations(message.state, chunk.operations)
+                message.state = fold_operations(message.state, chunk.operations)
             case StepStartChunk():
                 message.steps.append(Step(message_id=chunk.message_id))
             case StepFinishChunk():

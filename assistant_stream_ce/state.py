@@ -84,7 +84,15 @@ def apply_operations(state: Any, operations: Sequence[ObjectStreamOperation]) ->
 
     This is what a client does with ``update-state`` chunks.
     """
-    root = copy_json_tree(state, "state")
+    return fold_operations(copy_json_tree(state, "state"), operations)
+
+
+def fold_operations(root: Any, operations: Sequence[ObjectStreamOperation]) -> Any:
+    """Apply wire operations to ``root`` itself and return the new root (a ``set`` of ``[]`` replaces it).
+
+    For a tree that only the caller holds: an update then costs what it changes,
+    not a copy of the whole state. The values are copied, as a chunk may be read twice.
+    """
     for op in operations:
         if op["type"] == "set":
             root = _assign(root, op["path"], copy_json_tree(op["value"], "state value", tuple(op["path"])))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import tracemalloc
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import httpx
 import msgspec
 import pytest
@@ -15,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from assistant_stream_ce import RunController, RunOutcome, create_run
 from assistant_stream_ce.chat_request import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_VALUES,
@@ -25,6 +29,7 @@ from assistant_stream_ce.chat_request import (
     DataStreamRequest,
     read_chat_request,
 )
+from assistant_stream_ce.serialization.assistant_transport import AssistantTransportResponse
 
 pytestmark = pytest.mark.anyio
 
@@ -368,3 +373,34 @@ async def test_a_422_reason_is_short_whatever_the_value(client: httpx.AsyncClien
     assert len(reason(response)) < 200
     assert reason(response).startswith("invalid request body: Invalid enum value 'xxx")
     assert reason(response).endswith("' - at `$.commands[0].message.role`")
+
+
+async def test_a_state_update_costs_what_changed_not_the_whole_state(anyio_backend: str) -> None:
+    """With ``on_finish``, the run folds what it sent onto its copy of the state: in place, not by copying it."""
+    peaks: list[int] = []
+    tails: list[Any] = []
+
+    async def route(request: Request) -> Response:
+        body = await read_chat_request(request, AssistantTransportRequest)
+
+        async def run(controller: RunController) -> None:
+            tracemalloc.start()  # the run's copies of the state exist already
+            for step in range(20):
+                controller.state.append(step)
+                await anyio.lowlevel.checkpoint()  # the response sends it: one update-state chunk each
+
+        def on_finish(outcome: RunOutcome) -> None:
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+            tails.append(outcome.message.state[-21:])
+
+        return AssistantTransportResponse(create_run(run, state=body.state, on_finish=on_finish))
+
+    app = Starlette(routes=[Route("/", route, methods=["POST"])])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        response = await post(client, "/", transport_body(empty_objects(50_000)))
+    assert response.status_code == 200
+    assert response.text.count('"type":"update-state"') > 1
+    assert tails == [[{}, *range(20)]]
+    state_size = 50_000 * (sys.getsizeof({}) + 8)
+    assert peaks[0] < state_size / 10
