@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 import tracemalloc
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +15,8 @@ import httpx
 import msgspec
 import pytest
 from fastapi import FastAPI
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,6 +30,7 @@ from assistant_stream_ce.chat_request import (
     AddToolResultCommand,
     AssistantTransportRequest,
     ChatRequest,
+    ChatRequestError,
     DataStreamRequest,
     read_chat_request,
 )
@@ -404,3 +409,54 @@ async def test_a_state_update_costs_what_changed_not_the_whole_state(anyio_backe
     assert tails == [[{}, *range(20)]]
     state_size = 50_000 * (sys.getsizeof({}) + 8)
     assert peaks[0] < state_size / 10
+
+
+async def test_escaped_quotes_without_an_end_are_scanned_in_one_pass(client: httpx.AsyncClient) -> None:
+    """A string that never ends, full of escaped quotes: each quote must not restart the scan to the end."""
+    body = b'{"commands":[],"system":"' + b'\\"' * 40_000
+    started = time.perf_counter()
+    response = await post(client, "/limits", body)
+    assert time.perf_counter() - started < 2  # a scan from every quote took 14 s
+    assert response.status_code == 422
+    assert reason(response) == "invalid request body: Input data was truncated"
+
+
+def json_values() -> st.SearchStrategy[Any]:
+    """Any JSON, with strings full of what the scan must see past: quotes, backslashes, brackets, commas."""
+    text = st.text(alphabet='ab"\\[]{},: \n', max_size=8)
+    scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | text
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4))
+
+
+def count_values(value: Any) -> tuple[int, int]:
+    """How many JSON values ``value`` holds, and how deep its objects and arrays nest."""
+    children = list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else []
+    counted = [count_values(child) for child in children]
+    depth = 1 + max((d for _, d in counted), default=0) if isinstance(value, (dict, list)) else 0
+    return 1 + sum(n for n, _ in counted), depth
+
+
+async def read_with_limits(content: bytes, max_depth: int, max_values: int) -> int:
+    """The status of ``read_chat_request`` with these limits (200 when it decodes)."""
+    chunks = [{"type": "http.request", "body": content, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return chunks.pop()
+
+    request = Request({"type": "http", "method": "POST", "headers": [], "query_string": b""}, receive)
+    try:
+        await read_chat_request(request, Any, max_depth=max_depth, max_values=max_values)  # type: ignore[arg-type]
+    except ChatRequestError as exc:
+        return exc.status_code
+    return 200
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values(), st.sampled_from([None, 0, 2]))
+def test_the_limits_count_exactly_what_the_body_holds(value: Any, indent: int | None) -> None:
+    content = json.dumps(value, indent=indent, separators=(" , ", " : ")).encode()
+    values, depth = count_values(value)
+    assert anyio.run(read_with_limits, content, depth, values) == 200
+    assert anyio.run(read_with_limits, content, depth, values - 1) == 413
+    if depth:
+        assert anyio.run(read_with_limits, content, depth - 1, values) == 422
