@@ -4,7 +4,7 @@ Mirrors the ``assistant_stream.resumable`` API of assistant-stream 0.0.36, on
 asyncio and trio, with an in-memory store and a Redis Streams store (coredis).
 """
 
-from .context import ResumableStreamContext, create_resumable_stream_context
+from .context import ProducerTask, ResumableStreamContext, create_resumable_stream_context
 from .errors import DEFAULT_TTL_MS, ResumableStreamError, ResumableStreamErrorCode, validate_stream_id
 from .response import (
     RESUMABLE_STREAM_ID_HEADER,
@@ -28,6 +28,7 @@ __all__ = [
     "RESUMABLE_STREAM_ID_HEADER",
     "CancellationSignal",
     "InMemoryResumableStreamStore",
+    "ProducerTask",
     "RedisResumableStreamStore",
     "ResumableStreamContext",
     "ResumableStreamEntry",
