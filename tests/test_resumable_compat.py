@@ -12,6 +12,7 @@ import pytest
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from assistant_stream_ce.resumable import (
+    ResumableStreamError,
     create_in_memory_resumable_stream_store,
     create_resumable_stream_context,
 )
@@ -125,3 +126,119 @@ async def test_wait_until_receives_the_producer(anyio_backend: str) -> None:
             await asyncio.gather(*producers)  # what 0.0.36's code does with its tasks
         assert [frame async for frame in body] == [b"x\n", b"y\n"]
         assert [frame async for frame in consumer_body] == [b"x\n", b"y\n"]
+
+
+# -- the in-memory store ---------------------------------------------------------------------
+
+
+async def test_in_memory_errors_are_0_0_36s_runtime_errors() -> None:
+    store = create_in_memory_resumable_stream_store(max_chunk_bytes=4, max_entries_per_stream=2, max_streams=2)
+    signal = anyio.Event()
+
+    async def message(operation: Any) -> str:
+        with pytest.raises(RuntimeError) as info:
+            await operation
+        return str(info.value)
+
+    assert await message(store.append("nope", b"x")) == "Stream not found: nope"
+    assert await message(store.finalize("nope", "done")) == "Stream not found: nope"
+    assert await message(_drain(store, "nope", signal)) == "Stream not found: nope"
+    await store.acquire("a")
+    assert await message(store.append("a", b"12345")) == "Chunk exceeds maxChunkBytes: 5"
+    await store.append("a", b"1")
+    await store.append("a", b"2")
+    assert await message(store.append("a", b"3")) == "Stream exceeded maxEntriesPerStream: a"
+    await store.acquire("b")
+    assert await message(store.acquire("c")) == "maxStreams exceeded"
+    await store.finalize("b", "error")
+    assert await message(_drain(store, "b", signal)) == "Stream errored"
+    await store.finalize("a", "done")
+    with pytest.raises(ResumableStreamError) as finalized:
+        await store.append("a", b"4")
+    assert isinstance(finalized.value, RuntimeError)
+    assert finalized.value.code == "finalized"
+    assert str(finalized.value) == "Stream already finalized: a"
+
+
+async def test_in_memory_read_ends_when_its_signal_is_set() -> None:
+    store = create_in_memory_resumable_stream_store()
+    await store.acquire("a")
+    await store.append("a", b"x")
+    signal = anyio.Event()
+    seen: list[bytes] = []
+
+    async def reader() -> None:
+        seen.extend(await _drain(store, "a", signal))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader)
+            await anyio.wait_all_tasks_blocked()
+            signal.set()
+    assert seen == [b"x"]
+    assert await store.status("a") == "streaming"
+
+
+async def test_in_memory_delete_ends_open_reads() -> None:
+    store = create_in_memory_resumable_stream_store()
+    await store.acquire("a")
+    await store.append("a", b"x")
+    seen: list[list[bytes]] = []
+
+    async def reader() -> None:
+        seen.append(await _drain(store, "a", anyio.Event()))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader)
+            tg.start_soon(reader)
+            await anyio.wait_all_tasks_blocked()
+            await store.delete("a")
+    assert seen == [[b"x"], [b"x"]]
+    assert await store.status("a") == "missing"
+    with pytest.raises(RuntimeError, match="Stream not found: a"):
+        await store.append("a", b"y")
+
+
+async def test_in_memory_reader_ends_when_its_stream_expires() -> None:
+    store = create_in_memory_resumable_stream_store(default_ttl_ms=50)
+    await store.acquire("a")
+    await store.append("a", b"x")
+    seen: list[bytes] = []
+    with anyio.fail_after(5), pytest.raises(RuntimeError) as info:
+        await _extend(seen, (entry.chunk async for entry in store.read("a", "", anyio.Event())))
+    assert str(info.value) == "Stream expired"
+    assert seen == [b"x"]
+    assert await store.status("a") == "missing"
+
+
+async def test_in_memory_gc_interval_sweeps_streams_nobody_touches() -> None:
+    clock = [0.0]
+    store = create_in_memory_resumable_stream_store(default_ttl_ms=10**9, gc_interval_ms=50, now=lambda: clock[0])
+    await store.acquire("idle")
+    await store.append("idle", b"x")
+    outcome: list[str] = []
+
+    async def reader() -> None:
+        try:
+            await _drain(store, "idle", anyio.Event())
+        except RuntimeError as err:
+            outcome.append(str(err))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader)
+            await anyio.wait_all_tasks_blocked()
+            clock[0] = 2.0 * 10**9
+            # Any use of the store after the interval sweeps every expired stream, not just the one used.
+            assert await store.status("other") == "missing"
+    assert outcome == ["Stream expired"]
+
+
+async def test_in_memory_dispose() -> None:
+    for gc_interval_ms in (50, None):
+        store = create_in_memory_resumable_stream_store(gc_interval_ms=gc_interval_ms)
+        await store.acquire("a")
+        store.dispose()
+        store.dispose()
+        assert await store.status("a") == "streaming"
