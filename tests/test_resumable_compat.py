@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
 from typing import Any
 
 import anyio
 import msgspec
 import pytest
+from resumable.servers import RedisServer
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from assistant_stream_ce.resumable import (
     ResumableStreamError,
     create_in_memory_resumable_stream_store,
+    create_redis_resumable_stream_store,
     create_resumable_stream_context,
 )
 from assistant_stream_ce.resumable.types import CancellationSignal, ResumableStreamStore
@@ -242,3 +245,94 @@ async def test_in_memory_dispose() -> None:
         store.dispose()
         store.dispose()
         assert await store.status("a") == "streaming"
+
+
+# -- the Redis store with redis-py-compatible clients ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+class Wrapped:
+    """A client wrapped by the application (instrumentation, retries, ...): forwards every attribute."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.used: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        self.used.add(name)
+        return getattr(self.inner, name)
+
+
+def _redis_py_client(kind: str, port: int, **options: Any) -> Any:
+    import redis.asyncio
+
+    class AppRedis(redis.asyncio.Redis):  # type: ignore[misc]
+        """An application's own subclass."""
+
+    if kind == "subclass":
+        return AppRedis(port=port, **options)
+    if kind == "resp3":
+        return redis.asyncio.Redis(port=port, protocol=3, **options)
+    return Wrapped(redis.asyncio.Redis(port=port, **options))
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("kind", ["subclass", "wrapped", "resp3"])
+async def test_redis_store_takes_any_redis_py_compatible_client(kind: str, redis_server: RedisServer) -> None:
+    client = _redis_py_client(kind, redis_server.port)
+    try:
+        store = create_redis_resumable_stream_store(client, key_prefix=uuid.uuid4().hex, poll_interval_ms=100)
+        assert await store.acquire("s") == "producer"
+        assert await store.acquire("s") == "consumer"
+        frames = [bytes([i]) * 3 + b"\n" for i in range(256)]
+        seen: list[bytes] = []
+
+        async def reader() -> None:
+            seen.extend([frame async for frame in create_resumable_stream_context(store=store).read("s")])
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(reader)
+                for frame in frames:
+                    await store.append("s", frame)
+                await store.finalize("s", "done")
+        assert seen == frames
+        assert await store.status("s") == "done"
+        if isinstance(client, Wrapped):
+            assert client.used
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("kind", ["subclass", "wrapped"])
+async def test_redis_store_refuses_a_client_that_decodes_responses(kind: str, redis_server: RedisServer) -> None:
+    client = _redis_py_client(kind, redis_server.port, decode_responses=True)
+    try:
+        with pytest.raises(ValueError, match="decode_responses"):
+            create_redis_resumable_stream_store(client)
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("kind", ["subclass", "wrapped", "resp3"])
+async def test_redis_like_client_is_a_protocol_of_redis_py_compatible_clients(kind: str) -> None:
+    from assistant_stream_ce.resumable import RedisLikeClient
+
+    assert getattr(RedisLikeClient, "_is_protocol", False)
+    client = _redis_py_client(kind, 1)  # never connects
+    try:
+        assert isinstance(client, RedisLikeClient)
+        assert not isinstance(object(), RedisLikeClient)
+    finally:
+        await client.aclose()

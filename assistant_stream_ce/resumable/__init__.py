@@ -12,6 +12,7 @@ from .response import (
     create_resume_assistant_stream_response,
     resume_cursor,
 )
+from .stores._redis_clients import RedisLikeClient
 from .stores.in_memory import InMemoryResumableStreamStore, create_in_memory_resumable_stream_store
 from .stores.redis import RedisResumableStreamStore, create_redis_resumable_stream_store
 from .types import (
@@ -29,6 +30,7 @@ __all__ = [
     "CancellationSignal",
     "InMemoryResumableStreamStore",
     "ProducerTask",
+    "RedisLikeClient",
     "RedisResumableStreamStore",
     "ResumableStreamContext",
     "ResumableStreamEntry",
