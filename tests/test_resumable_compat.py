@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import msgspec
 import pytest
+import test_resumable
 from resumable.servers import RedisServer
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from assistant_stream_ce import RunController, RunOutcome
 from assistant_stream_ce.resumable import (
+    ResumableStreamContext,
+    ResumableStreamEntry,
     ResumableStreamError,
+    ResumableStreamRole,
+    ResumableStreamStatus,
     create_in_memory_resumable_stream_store,
     create_redis_resumable_stream_store,
+    create_resumable_assistant_stream_response,
     create_resumable_stream_context,
+    create_resume_assistant_stream_response,
 )
+from assistant_stream_ce.resumable.stores.in_memory import InMemoryResumableStreamStore
 from assistant_stream_ce.resumable.types import CancellationSignal, ResumableStreamStore
 
 pytestmark = pytest.mark.anyio
+
+redis_server = test_resumable.redis_server  # the same fixture: one redis-server for this module
 
 
 class ModelWentAway(Exception):
@@ -45,6 +57,12 @@ async def _body(response: Response) -> bytes:
         async for part in chunks:
             parts.append(part if isinstance(part, bytes) else str(part).encode())
     return b"".join(parts)
+
+
+def _ends_with_error(body: bytes, text: bytes) -> bool:
+    """The data stream ends with an error frame carrying ``text``, then the finish frame for an error."""
+    lines = body.splitlines()
+    return lines[-2] == b'3:"' + text + b'"' and lines[-1].startswith(b'd:{"finishReason":"error"')
 
 
 def _json(response: Response) -> Any:
@@ -250,16 +268,6 @@ async def test_in_memory_dispose() -> None:
 # -- the Redis store with redis-py-compatible clients ------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 class Wrapped:
     """A client wrapped by the application (instrumentation, retries, ...): forwards every attribute."""
 
@@ -336,3 +344,203 @@ async def test_redis_like_client_is_a_protocol_of_redis_py_compatible_clients(ki
         assert not isinstance(object(), RedisLikeClient)
     finally:
         await client.aclose()
+
+
+# -- HTTP: status codes ------------------------------------------------------------------------
+
+
+async def test_resume_with_a_malformed_id_is_not_found() -> None:
+    context = create_resumable_stream_context(store=create_in_memory_resumable_stream_store())
+    for stream_id in ("x" * 300, "bad{id}", "a/b", ""):
+        response = await create_resume_assistant_stream_response(context=context, stream_id=stream_id)
+        assert response.status_code == 404
+        assert _json(response)["error"].startswith("stream not found")
+        custom = await create_resume_assistant_stream_response(
+            context=context, stream_id=stream_id, missing_response=lambda: Response("gone", status_code=410)
+        )
+        assert (custom.status_code, custom.body) == (410, b"gone")
+
+
+async def _forever(controller: RunController, *, finished: list[bool], stopped: anyio.Event) -> None:
+    try:
+        while True:
+            controller.append_text("tick ")
+            await anyio.sleep(0.005)
+    finally:
+        finished.append(controller.is_cancelled)
+        stopped.set()
+
+
+async def test_start_and_cancel_answer_400_and_404() -> None:
+    from assistant_stream_ce.resumable import create_cancel_assistant_stream_response
+
+    outcomes: list[RunOutcome] = []
+    finished: list[bool] = []
+    stopped, reported = anyio.Event(), anyio.Event()
+
+    def on_finish(outcome: RunOutcome) -> None:
+        outcomes.append(outcome)
+        reported.set()
+
+    async def callback(controller: RunController) -> None:
+        await _forever(controller, finished=finished, stopped=stopped)
+
+    with anyio.fail_after(5):
+        async with create_resumable_stream_context(store=create_in_memory_resumable_stream_store()) as context:
+            response = await create_resumable_assistant_stream_response(
+                context=context, stream_id="bad{id}", callback=callback
+            )
+            assert response.status_code == 400
+            assert "invalid stream id" in _json(response)["error"]
+
+            response = await create_cancel_assistant_stream_response(context=context, stream_id="bad{id}")
+            assert response.status_code == 400
+            assert "invalid stream id" in _json(response)["error"]
+            response = await create_cancel_assistant_stream_response(context=context, stream_id="unknown")
+            assert response.status_code == 404
+            assert _json(response)["error"].startswith("stream not found")
+
+            started = await create_resumable_assistant_stream_response(
+                context=context, stream_id="live", callback=callback, on_finish=on_finish
+            )
+            assert started.status_code == 200
+            response = await create_cancel_assistant_stream_response(context=context, stream_id="live")
+            assert response.status_code == 204
+            await stopped.wait()
+            await reported.wait()
+    assert finished == [True]
+    assert [outcome.status for outcome in outcomes] == ["cancelled"]
+
+
+# -- error texts: one hook, a safe default for the store -------------------------------------
+
+
+async def _failing_callback(controller: RunController) -> None:
+    controller.append_text("working ")
+    raise ModelWentAway("db password is hunter2")
+
+
+async def test_error_message_hook_turns_run_errors_into_the_clients_text() -> None:
+    seen: list[BaseException] = []
+
+    def error_message(exc: BaseException) -> str:
+        seen.append(exc)
+        return "Something went wrong"
+
+    with anyio.fail_after(5):
+        async with create_resumable_stream_context(store=create_in_memory_resumable_stream_store()) as context:
+            body = await _body(
+                await create_resumable_assistant_stream_response(
+                    context=context, stream_id="s", callback=_failing_callback, error_message=error_message
+                )
+            )
+            replay = await _body(await create_resume_assistant_stream_response(context=context, stream_id="s"))
+            default = await _body(
+                await create_resumable_assistant_stream_response(
+                    context=context, stream_id="t", callback=_failing_callback
+                )
+            )
+    assert b'3:"Something went wrong"\n' in body
+    assert b"hunter2" not in body
+    assert replay == body
+    assert [type(exc) for exc in seen] == [ModelWentAway]
+    # The default is the run's: the exception's message.
+    assert b'3:"db password is hunter2"\n' in default
+
+
+class BrokenStore:
+    """A store whose connection fails: reads after the first frame, or every call."""
+
+    def __init__(self, inner: InMemoryResumableStreamStore, broken: Literal["reads", "everything"]) -> None:
+        self.inner = inner
+        self.broken = broken
+
+    def _fail(self) -> None:
+        raise ConnectionError("Error 111 connecting to 10.1.2.3:6379. Connection refused.")
+
+    async def acquire(self, stream_id: str, *, ttl_ms: int | None = None) -> ResumableStreamRole:
+        if self.broken == "everything":
+            self._fail()
+        return await self.inner.acquire(stream_id, ttl_ms=ttl_ms)
+
+    async def append(self, stream_id: str, chunk: bytes) -> None:
+        await self.inner.append(stream_id, chunk)
+
+    async def finalize(self, stream_id: str, status: Literal["done", "error"], error: str | None = None) -> None:
+        await self.inner.finalize(stream_id, status, error)
+
+    async def read(
+        self, stream_id: str, cursor: str, signal: CancellationSignal
+    ) -> AsyncIterator[ResumableStreamEntry]:
+        async with aclosing(self.inner.read(stream_id, cursor, signal)) as entries:
+            async for entry in entries:
+                yield entry
+                self._fail()
+
+    async def status(self, stream_id: str) -> ResumableStreamStatus:
+        if self.broken == "everything":
+            self._fail()
+        return await self.inner.status(stream_id)
+
+    async def delete(self, stream_id: str) -> None:
+        await self.inner.delete(stream_id)
+
+
+async def _hello(controller: RunController) -> None:
+    controller.append_text("hello")
+
+
+async def _started(context: ResumableStreamContext, **options: Any) -> Response:
+    options.setdefault("callback", _hello)
+    return await create_resumable_assistant_stream_response(context=context, stream_id="s", **options)
+
+
+async def _resumed(context: ResumableStreamContext, **options: Any) -> Response:
+    await _body(await _started(context))  # the run, read through the failing store
+    return await create_resume_assistant_stream_response(context=context, stream_id="s", **options)
+
+
+@pytest.mark.parametrize("respond", [_started, _resumed], ids=["start", "resume"])
+async def test_store_failures_send_a_safe_text_and_log_the_real_one(
+    respond: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with anyio.fail_after(5):
+        async with create_resumable_stream_context(
+            store=BrokenStore(create_in_memory_resumable_stream_store(), "reads")
+        ) as context:
+            body = await _body(await respond(context))
+            custom = await _body(
+                await respond(context, error_message=lambda exc: f"try again later ({type(exc.__cause__).__name__})")
+            )
+    assert _ends_with_error(body, b"stream unavailable"), body
+    assert b"10.1.2.3" not in body
+    assert b'3:"try again later (ConnectionError)"\n' in custom
+    assert any("10.1.2.3" in record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR)
+
+
+@pytest.mark.parametrize("respond", [_started, _resumed], ids=["start", "resume"])
+async def test_a_store_that_is_down_answers_503(respond: Any, caplog: pytest.LogCaptureFixture) -> None:
+    store = BrokenStore(create_in_memory_resumable_stream_store(), "everything")
+    context = create_resumable_stream_context(store=store)
+    with anyio.fail_after(5):
+        if respond is _started:
+            response = await _started(context)
+        else:
+            response = await create_resume_assistant_stream_response(context=context, stream_id="s")
+    assert response.status_code == 503
+    assert _json(response) == {"error": "stream unavailable"}
+    assert any("10.1.2.3" in record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR)
+
+
+@pytest.mark.parametrize("max_entries", [0, 1], ids=["text-frame", "finish-frame"])
+async def test_a_store_that_refuses_a_frame_fails_the_stream_instead_of_ending_it_early(max_entries: int) -> None:
+    store = create_in_memory_resumable_stream_store(max_entries_per_stream=max_entries)
+    with anyio.fail_after(5):
+        async with create_resumable_stream_context(store=store) as context:
+            body = await _body(await _started(context))
+            replay = await _body(await create_resume_assistant_stream_response(context=context, stream_id="s"))
+            assert await store.status("s") == "error"
+    assert _ends_with_error(body, b"stream unavailable"), body
+    assert (b'0:"hello"\n' in body) == (max_entries == 1)
+    assert b"maxEntriesPerStream" not in body
+    assert replay == body

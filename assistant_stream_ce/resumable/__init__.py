@@ -8,6 +8,7 @@ from .context import ProducerTask, ResumableStreamContext, create_resumable_stre
 from .errors import DEFAULT_TTL_MS, ResumableStreamError, ResumableStreamErrorCode, validate_stream_id
 from .response import (
     RESUMABLE_STREAM_ID_HEADER,
+    create_cancel_assistant_stream_response,
     create_resumable_assistant_stream_response,
     create_resume_assistant_stream_response,
     resume_cursor,
@@ -40,6 +41,7 @@ __all__ = [
     "ResumableStreamStatus",
     "ResumableStreamStore",
     "SupportsCancel",
+    "create_cancel_assistant_stream_response",
     "create_in_memory_resumable_stream_store",
     "create_redis_resumable_stream_store",
     "create_resumable_assistant_stream_response",
