@@ -244,7 +244,9 @@ async def test_validation_and_missing(instances: tuple[Server, Server]) -> None:
     first, _ = instances
     async with httpx.AsyncClient(timeout=10) as client:
         assert (await client.get(f"{first.url}/runs/unknown-id")).status_code == 404
-        assert (await client.get(f"{first.url}/runs/bad%7Bid%7D")).status_code == 400
+        assert (await client.get(f"{first.url}/runs/bad%7Bid%7D")).status_code == 404  # nothing exists there
+        assert (await client.post(f"{first.url}/runs/bad%7Bid%7D")).status_code == 400
+        assert (await client.post(f"{first.url}/runs/bad%7Bid%7D/cancel")).status_code == 400
         assert (await client.get(f"{first.url}/runs/x?cursor=-1")).status_code == 400
         assert (await client.get(f"{first.url}/runs/x?cursor=abc")).status_code == 400
         assert (await client.post(f"{first.url}/runs/unknown-id/cancel")).status_code == 404
@@ -259,7 +261,7 @@ async def test_cancel_through_the_other_instance_stops_the_producer(instances: t
             frames = await _read_frames(client, "POST", f"{first.url}/runs/{stream_id}?scenario=forever", b"\n", 3)
             assert len(frames) == 3
             response = await client.post(f"{second.url}/runs/{stream_id}/cancel")
-            assert response.status_code == 200
+            assert response.status_code == 204
             await _wait_for_event(client, first, {"event": "finally", "stream": stream_id, "cancelled": True})
             await _wait_for_event(client, first, {"event": "on_finish", "stream": stream_id, "status": "cancelled"})
             # The stream ends for readers, well-formed, once the producer stopped.

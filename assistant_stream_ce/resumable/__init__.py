@@ -4,14 +4,16 @@ Mirrors the ``assistant_stream.resumable`` API of assistant-stream 0.0.36, on
 asyncio and trio, with an in-memory store and a Redis Streams store (coredis).
 """
 
-from .context import ResumableStreamContext, create_resumable_stream_context
+from .context import ProducerTask, ResumableStreamContext, create_resumable_stream_context
 from .errors import DEFAULT_TTL_MS, ResumableStreamError, ResumableStreamErrorCode, validate_stream_id
 from .response import (
     RESUMABLE_STREAM_ID_HEADER,
+    create_cancel_assistant_stream_response,
     create_resumable_assistant_stream_response,
     create_resume_assistant_stream_response,
     resume_cursor,
 )
+from .stores._redis_clients import RedisLikeClient
 from .stores.in_memory import InMemoryResumableStreamStore, create_in_memory_resumable_stream_store
 from .stores.redis import RedisResumableStreamStore, create_redis_resumable_stream_store
 from .types import (
@@ -28,6 +30,8 @@ __all__ = [
     "RESUMABLE_STREAM_ID_HEADER",
     "CancellationSignal",
     "InMemoryResumableStreamStore",
+    "ProducerTask",
+    "RedisLikeClient",
     "RedisResumableStreamStore",
     "ResumableStreamContext",
     "ResumableStreamEntry",
@@ -37,6 +41,7 @@ __all__ = [
     "ResumableStreamStatus",
     "ResumableStreamStore",
     "SupportsCancel",
+    "create_cancel_assistant_stream_response",
     "create_in_memory_resumable_stream_store",
     "create_redis_resumable_stream_store",
     "create_resumable_assistant_stream_response",

@@ -11,7 +11,7 @@ runs in a task the context owns, like ``async for`` over a run.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, Literal
 
@@ -19,10 +19,11 @@ import anyio
 import anyio.abc
 
 from .. import _detached
+from .._run import default_error_message, unwrap
 from .errors import ResumableStreamError
 from .types import ResumableStreamRole, ResumableStreamStatus, ResumableStreamStore, SupportsCancel
 
-__all__ = ["ResumableStreamContext", "create_resumable_stream_context"]
+__all__ = ["ProducerTask", "ResumableStreamContext", "create_resumable_stream_context"]
 
 logger = logging.getLogger("assistant_stream_ce.resumable")
 
@@ -33,6 +34,7 @@ OnAcquire = Callable[[str, ResumableStreamRole], None]
 OnAppend = Callable[[str, int], None]
 OnFinalize = Callable[[str, Literal["done", "error"], str | None], None]
 OnError = Callable[[str, object], None]
+WaitUntil = Callable[["ProducerTask"], object]
 
 
 def _call_hook(hook: Callable[..., Any] | None, *args: Any) -> None:
@@ -65,6 +67,24 @@ class _Flag:
         return True
 
 
+class ProducerTask:
+    """The producer of one stream, as ``wait_until`` receives it: ``await`` it to wait until it has ended.
+
+    0.0.36 passes an asyncio task; this works on asyncio (``await``,
+    ``asyncio.gather``) and on trio alike. It never raises: the producer's
+    errors go to the store, the log and ``on_error``.
+    """
+
+    def __init__(self) -> None:
+        self._ended = anyio.Event()
+
+    def done(self) -> bool:
+        return self._ended.is_set()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        return self._ended.wait().__await__()
+
+
 def split_frames(data: bytes, separator: bytes) -> list[bytes]:
     """Cut encoder output into wire frames, each ending in ``separator``."""
     frames, start = [], 0
@@ -88,6 +108,7 @@ class ResumableStreamContext:
         on_append: OnAppend | None = None,
         on_finalize: OnFinalize | None = None,
         on_error: OnError | None = None,
+        wait_until: WaitUntil | None = None,
         grace_period: float = 5.0,
     ) -> None:
         self.store = store
@@ -96,6 +117,7 @@ class ResumableStreamContext:
         self._on_append = on_append
         self._on_finalize = on_finalize
         self._on_error = on_error
+        self._wait_until = wait_until
         self._grace_period = grace_period
         self._tg: anyio.abc.TaskGroup | None = None
 
@@ -123,14 +145,20 @@ class ResumableStreamContext:
         role = await self.store.acquire(stream_id, ttl_ms=self._ttl_ms)
         _call_hook(self._on_acquire, stream_id, role)
         if role == "producer":
+            task = ProducerTask()
 
             async def produce() -> None:
-                await self._produce(stream_id, source, separator)
+                try:
+                    await self._produce(stream_id, source, separator)
+                finally:
+                    task._ended.set()
 
             if self._tg is not None:
                 self._tg.start_soon(produce, name=f"resumable producer {stream_id}")
             else:
                 _detached.spawn(produce)
+            if self._wait_until is not None:
+                self._wait_until(task)
         return role
 
     async def _produce(self, stream_id: str, source: Source, separator: bytes | None) -> None:
@@ -149,8 +177,9 @@ class ResumableStreamContext:
                     await source(emit)
                 finally:
                     tg.cancel_scope.cancel()
-        except Exception as exc:
-            status, error = "error", str(exc) or type(exc).__name__
+        except Exception as group:
+            exc = unwrap(group)  # the source's own exception, not the task group's wrapper
+            status, error = "error", default_error_message(exc)
             logger.error("resumable stream %s: producer failed: %s", stream_id, error, exc_info=exc)
             _call_hook(self._on_error, stream_id, exc)
         finally:
@@ -222,15 +251,14 @@ def create_resumable_stream_context(
     *,
     store: ResumableStreamStore,
     ttl_ms: int | None = None,
-    wait_until: Callable[[Any], None] | None = None,
+    wait_until: WaitUntil | None = None,
     on_acquire: OnAcquire | None = None,
     on_append: OnAppend | None = None,
     on_finalize: OnFinalize | None = None,
     on_error: OnError | None = None,
 ) -> ResumableStreamContext:
-    """A context on ``store``. ``wait_until`` is accepted for compatibility and unused:
-    producers are owned by the context, not by the request."""
-    del wait_until
+    """A context on ``store``. ``wait_until`` receives each producer this context starts
+    (a :class:`ProducerTask`), for hosts that must keep the process alive until it ends."""
     return ResumableStreamContext(
         store,
         ttl_ms=ttl_ms,
@@ -238,4 +266,5 @@ def create_resumable_stream_context(
         on_append=on_append,
         on_finalize=on_finalize,
         on_error=on_error,
+        wait_until=wait_until,
     )

@@ -18,8 +18,12 @@ _STREAM_ID = re.compile(r"[A-Za-z0-9_.:-]{1,256}")
 _CURSOR = re.compile(r"[0-9]{0,19}")
 
 
-class ResumableStreamError(Exception):
-    """A resumable-stream operation failed; ``code`` says why."""
+class ResumableStreamError(RuntimeError):
+    """A resumable-stream operation failed; ``code`` says why.
+
+    A RuntimeError, as the stores of assistant-stream 0.0.36 raise for a
+    missing, finished or full stream, so code catching either works.
+    """
 
     def __init__(self, code: ResumableStreamErrorCode, message: str) -> None:
         super().__init__(message)

@@ -1,4 +1,13 @@
-"""HTTP responses for resumable runs: start one, or resume one by id and cursor."""
+"""HTTP responses for resumable runs: start one, resume one by id and cursor, or cancel one.
+
+Status codes: 400 for a malformed id (start, cancel) or cursor, 404 for a
+stream that does not exist (and, as in 0.0.36, for a malformed id on resume,
+under which nothing can exist), 503 when the store fails. Error texts go
+through ``error_message``, the run's hook: a run's error is its message by
+default; a store failure reaches the hook as a ResumableStreamError that says
+"stream unavailable" (the real one is its ``__cause__``, and is logged), so
+internal addresses never reach the client unless the hook sends them.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +19,17 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from .._run import OnFinish
+from .._run import OnFinish, default_error_message
 from ..assistant_stream_chunk import ErrorChunk
 from ..create_run import RunController, create_run
 from ..serialization.data_stream import DataStreamEncoder
-from ..serialization.stream_encoder import StreamEncoder
+from ..serialization.stream_encoder import FinishStatus, StreamEncoder
 from .context import Emit, ResumableStreamContext
 from .errors import ResumableStreamError, parse_cursor, validate_stream_id
 
 __all__ = [
     "RESUMABLE_STREAM_ID_HEADER",
+    "create_cancel_assistant_stream_response",
     "create_resumable_assistant_stream_response",
     "create_resume_assistant_stream_response",
     "resume_cursor",
@@ -28,6 +38,25 @@ __all__ = [
 logger = logging.getLogger("assistant_stream_ce.resumable")
 
 RESUMABLE_STREAM_ID_HEADER = "x-resumable-stream-id"
+
+ErrorMessage = Callable[[BaseException], str]
+_NOT_FOUND = "stream not found or expired"
+
+
+def _store_failed(exc: BaseException, stream_id: str, error_message: ErrorMessage) -> str:
+    """Log a store failure; the client's text is the hook's, for an error that says only "stream unavailable"."""
+    logger.error("resumable stream %s: the store failed: %s", stream_id, exc, exc_info=exc)
+    unavailable = ResumableStreamError("unavailable", "stream unavailable")
+    unavailable.__cause__ = exc
+    try:
+        return error_message(unavailable)
+    except Exception:
+        logger.exception("resumable stream %s: the error_message hook raised", stream_id)
+        return default_error_message(unavailable)
+
+
+def _error(message: str, status_code: int) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status_code)
 
 
 def _separator(encoder: StreamEncoder) -> bytes:
@@ -47,6 +76,7 @@ async def _relay(
     body: AsyncIterator[bytes],
     encoder: StreamEncoder,
     stream_id: str,
+    error_message: ErrorMessage,
     on_hang_up: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[bytes]:
     """Frames from the store; if the store fails, a well-formed error ending instead of a cut."""
@@ -57,9 +87,8 @@ async def _relay(
         ended = True
     except Exception as exc:
         ended = True
-        logger.error("resumable stream %s: reading failed: %s", stream_id, exc)
         writer = encoder.open()
-        yield writer.encode(ErrorChunk(error=f"stream unavailable: {exc}")) + writer.finish("error")
+        yield writer.encode(ErrorChunk(error=_store_failed(exc, stream_id, error_message))) + writer.finish("error")
     finally:
         with anyio.move_on_after(5, shield=True):
             aclose = getattr(body, "aclose", None)
@@ -74,29 +103,31 @@ def _run_source(
     encoder: StreamEncoder,
     state: Any,
     on_finish: OnFinish | None,
+    error_message: ErrorMessage,
 ) -> Callable[[Emit], Awaitable[None]]:
     async def source(emit: Emit) -> None:
         writer = encoder.open()
-        status: Any = "completed"
+        status: FinishStatus = "cancelled"
+        stored = True  # False while a write is in flight: the store failing fails the stream, never ends it early
         try:
-            async with create_run(callback, state=state, on_finish=on_finish) as chunks:
+            async with create_run(callback, state=state, on_finish=on_finish, error_message=error_message) as chunks:
                 try:
                     async for chunk in chunks:
                         frames = writer.encode(chunk)
                         if frames:
+                            stored = False
                             await emit(frames)
+                            stored = True
+                    status = "completed"
                 except Exception:
+                    if not stored:
+                        raise
                     status = "error"  # the run already emitted its error chunk
                     logger.exception("resumable run failed")
-        except BaseException:
-            status = "cancelled" if status == "completed" else status
-            raise
         finally:
-            with anyio.move_on_after(5, shield=True):
-                try:
+            if stored:
+                with anyio.move_on_after(5, shield=True):
                     await emit(writer.finish(status))
-                except Exception as exc:
-                    logger.error("resumable run: could not store its last frames: %s", exc)
 
     return source
 
@@ -111,16 +142,27 @@ async def create_resumable_assistant_stream_response(
     state: Any = None,
     on_finish: OnFinish | None = None,
     continue_without_client: bool = True,
+    error_message: ErrorMessage = default_error_message,
 ) -> Response:
     """Start the run as the producer of ``stream_id`` (if nobody is yet) and stream it from the start.
 
     The run keeps going when this client goes away (unless
     ``continue_without_client`` is false: then this client hanging up cancels
     it); a client resumes it with :func:`create_resume_assistant_stream_response`.
-    The stream id is sent in the ``x-resumable-stream-id`` header.
+    The stream id is sent in the ``x-resumable-stream-id`` header. A malformed
+    id answers 400; a store failure 503. ``error_message`` turns the run's
+    exception, or a store failure, into the text the client sees.
     """
     encoder = encoder if encoder is not None else DataStreamEncoder()
-    await context.start(stream_id, _run_source(callback, encoder, state, on_finish), separator=_separator(encoder))
+    try:
+        validate_stream_id(stream_id)
+    except ResumableStreamError as err:
+        return _error(str(err), 400)
+    source = _run_source(callback, encoder, state, on_finish, error_message)
+    try:
+        await context.start(stream_id, source, separator=_separator(encoder))
+    except Exception as exc:
+        return _error(_store_failed(exc, stream_id, error_message), 503)
 
     async def cancel_run() -> None:
         try:
@@ -129,7 +171,9 @@ async def create_resumable_assistant_stream_response(
             logger.warning("resumable stream %s: could not cancel after the client left: %s", stream_id, err)
 
     return StreamingResponse(
-        _relay(context.read(stream_id), encoder, stream_id, None if continue_without_client else cancel_run),
+        _relay(
+            context.read(stream_id), encoder, stream_id, error_message, None if continue_without_client else cancel_run
+        ),
         media_type=encoder.get_media_type(),
         headers=_headers(encoder, headers, stream_id),
     )
@@ -148,25 +192,56 @@ async def create_resume_assistant_stream_response(
     headers: Mapping[str, str] | None = None,
     missing_response: Callable[[], Response] | None = None,
     cursor: str | None = None,
+    error_message: ErrorMessage = default_error_message,
 ) -> Response:
     """Replay ``stream_id`` after ``cursor`` (frames the client already has), then follow it live.
 
-    400 for a malformed id or cursor, 404 (or ``missing_response()``) when the
-    stream does not exist or has expired.
+    404 (or ``missing_response()``) when the stream does not exist, has
+    expired or has a malformed id; 400 for a malformed cursor; 503 when the
+    store fails (its text from ``error_message``).
     """
     encoder = encoder if encoder is not None else DataStreamEncoder()
     try:
-        validate_stream_id(stream_id)
         parse_cursor(cursor)
     except ResumableStreamError as err:
-        return JSONResponse({"error": str(err)}, status_code=400)
-    body = await context.resume(stream_id, cursor or "")
+        return _error(str(err), 400)
+    try:
+        validate_stream_id(stream_id)
+        body = await context.resume(stream_id, cursor or "")
+    except ResumableStreamError as err:
+        if err.code != "invalid-id":
+            return _error(_store_failed(err, stream_id, error_message), 503)
+        body = None
+    except Exception as exc:
+        return _error(_store_failed(exc, stream_id, error_message), 503)
     if body is None:
-        if missing_response is not None:
-            return missing_response()
-        return JSONResponse({"error": "stream not found or expired"}, status_code=404)
+        return missing_response() if missing_response is not None else _error(_NOT_FOUND, 404)
     return StreamingResponse(
-        _relay(body, encoder, stream_id),
+        _relay(body, encoder, stream_id, error_message),
         media_type=encoder.get_media_type(),
         headers=_headers(encoder, headers, stream_id),
     )
+
+
+async def create_cancel_assistant_stream_response(
+    *,
+    context: ResumableStreamContext,
+    stream_id: str,
+    error_message: ErrorMessage = default_error_message,
+) -> Response:
+    """Ask the producer of ``stream_id`` to stop, wherever it runs: 204.
+
+    400 for a malformed id, 404 when the stream does not exist or has expired,
+    503 when the store fails or cannot carry cancel requests.
+    """
+    try:
+        await context.cancel(stream_id)
+    except ResumableStreamError as err:
+        if err.code == "invalid-id":
+            return _error(str(err), 400)
+        if err.code == "missing":
+            return _error(_NOT_FOUND, 404)
+        return _error(_store_failed(err, stream_id, error_message), 503)
+    except Exception as exc:
+        return _error(_store_failed(exc, stream_id, error_message), 503)
+    return Response(status_code=204)

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from assistant_stream_ce import RunController, RunOutcome
 from assistant_stream_ce.resumable import (
     ResumableStreamContext,
-    ResumableStreamError,
+    create_cancel_assistant_stream_response,
     create_in_memory_resumable_stream_store,
     create_redis_resumable_stream_store,
     create_resumable_assistant_stream_response,
@@ -108,17 +108,14 @@ async def start(request: Request) -> Response:
     encoder = ENCODERS[request.query_params.get("format", "data-stream")]()
     stream_id = request.path_params["stream_id"]
     scenario = SCENARIOS[request.query_params.get("scenario", "story")]
-    try:
-        return await create_resumable_assistant_stream_response(
-            context=_context(request),
-            stream_id=stream_id,
-            callback=functools.partial(scenario, stream_id=stream_id),
-            encoder=encoder,
-            on_finish=on_finish(stream_id),
-            continue_without_client=request.query_params.get("detach", "yes") == "yes",
-        )
-    except ResumableStreamError as err:
-        return JSONResponse({"error": str(err)}, status_code=400)
+    return await create_resumable_assistant_stream_response(
+        context=_context(request),
+        stream_id=stream_id,
+        callback=functools.partial(scenario, stream_id=stream_id),
+        encoder=encoder,
+        on_finish=on_finish(stream_id),
+        continue_without_client=request.query_params.get("detach", "yes") == "yes",
+    )
 
 
 async def resume(request: Request) -> Response:
@@ -132,11 +129,9 @@ async def resume(request: Request) -> Response:
 
 
 async def cancel(request: Request) -> Response:
-    try:
-        await _context(request).cancel(request.path_params["stream_id"])
-    except ResumableStreamError as err:
-        return JSONResponse({"error": str(err)}, status_code=404 if err.code == "missing" else 400)
-    return JSONResponse({"cancelled": True})
+    return await create_cancel_assistant_stream_response(
+        context=_context(request), stream_id=request.path_params["stream_id"]
+    )
 
 
 async def events(request: Request) -> Response:

@@ -1,9 +1,9 @@
-"""The few Redis commands the store needs, over coredis (asyncio, trio) or redis-py (asyncio)."""
+"""The few Redis commands the store needs, over coredis (asyncio, trio) or a redis-py-compatible client (asyncio)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 #: One entry of a Redis Stream: its id and its fields, as bytes.
 Entry = tuple[bytes, dict[bytes, bytes]]
@@ -65,10 +65,28 @@ class CoredisCommands:
         ]
 
 
-class RedisPyCommands:
-    """A ``redis.asyncio.Redis`` client (asyncio only; made without ``decode_responses``)."""
+@runtime_checkable
+class RedisLikeClient(Protocol):
+    """A client with redis-py's asyncio API: ``redis.asyncio.Redis``, a subclass, fakeredis, valkey, a wrapper.
 
-    def __init__(self, client: Any) -> None:
+    Only the methods the store calls are required; the client must not decode responses.
+    """
+
+    def get(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def set(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def xread(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class RedisPyCommands:
+    """A :class:`RedisLikeClient` (asyncio only; made without ``decode_responses``)."""
+
+    def __init__(self, client: RedisLikeClient) -> None:
         self._client = client
 
     async def get(self, key: str) -> bytes | None:
@@ -96,19 +114,20 @@ class RedisPyCommands:
         reply = await self._client.xread({key: after}, count=count, block=block_ms)
         if not reply:
             return []
-        _, entries = reply[0]
+        # RESP2 answers [[key, entries]], RESP3 (protocol=3) {key: [entries]}.
+        entries = next(iter(reply.values()))[0] if isinstance(reply, dict) else reply[0][1]
         return [(_bytes(entry_id), {_bytes(k): _bytes(v) for k, v in fields.items()}) for entry_id, fields in entries]
 
 
 def commands_for(client: Any) -> RedisCommands:
-    """Wrap a coredis client, or a redis-py asyncio client."""
-    module = type(client).__module__.partition(".")[0]
-    if module == "coredis":
+    """Wrap a coredis client (or a subclass of one), or else any client with redis-py's asyncio API."""
+    if any(cls.__module__.partition(".")[0] == "coredis" for cls in type(client).__mro__):
         if client.decode_responses:
             raise ValueError("make the coredis client without decode_responses: frames are bytes")
         return CoredisCommands(client)
-    if type(client).__module__.startswith("redis.asyncio"):
-        if client.connection_pool.connection_kwargs.get("decode_responses"):
-            raise ValueError("make the redis client without decode_responses: frames are bytes")
-        return RedisPyCommands(client)
-    raise TypeError(f"expected a coredis.Redis or redis.asyncio.Redis client, not {type(client).__name__}")
+    if not isinstance(client, RedisLikeClient):
+        raise TypeError(f"expected a coredis client or a redis.asyncio-compatible client, not {type(client).__name__}")
+    options = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    if isinstance(options, dict) and options.get("decode_responses"):
+        raise ValueError("make the redis client without decode_responses: frames are bytes")
+    return RedisPyCommands(client)

@@ -1,7 +1,16 @@
-"""The embedded store: frames in this process's memory, for one instance."""
+"""The embedded store: frames in this process's memory, for one instance.
+
+Expiry needs no background task. A stream expires ``ttl_ms`` after its last
+write; every call that names it checks that, a reader waiting on it stops
+waiting at that moment, and expired streams that nobody names any more are
+swept by later calls: by every ``acquire``, or, with ``gc_interval_ms``, by
+any call once that interval has passed since the last sweep. Memory is freed
+by the traffic that could fill it, and nothing outlives the caller's tasks.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -26,10 +35,20 @@ class _Stream:
     cancel: anyio.Event | None = None
     cancel_requested: bool = False
 
+    def end(self, status: Literal["done", "error"], error: str | None = None) -> None:
+        """Finish the stream (if it was not already): its readers drain it and stop."""
+        if self.status == "streaming":
+            self.status, self.error = status, error
+        self.notify()
+
     def notify(self) -> None:
         if self.changed is not None:
             self.changed.set()
             self.changed = None
+
+
+def _missing(stream_id: str) -> ResumableStreamError:
+    return ResumableStreamError("missing", f"Stream not found: {stream_id}")
 
 
 class InMemoryResumableStreamStore:
@@ -43,76 +62,82 @@ class InMemoryResumableStreamStore:
         max_chunk_bytes: int | None = None,
         max_entries_per_stream: int | None = None,
         max_streams: int | None = None,
+        gc_interval_ms: int | None = None,
     ) -> None:
         self._ttl_ms = default_ttl_ms
         self._now = now or (lambda: time.monotonic() * 1000)
         self._max_chunk_bytes = max_chunk_bytes
         self._max_entries = max_entries_per_stream
         self._max_streams = max_streams
+        self._gc_interval_ms = gc_interval_ms
+        self._swept_at = -math.inf
         self._streams: dict[str, _Stream] = {}
 
+    def _sweep(self, now: float) -> None:
+        """Remove every expired stream; readers of one that was still streaming get "Stream expired"."""
+        self._swept_at = now
+        for stream_id in [key for key, stream in self._streams.items() if stream.expires_at <= now]:
+            self._streams.pop(stream_id).end("error", "Stream expired")
+
     def _live(self, stream_id: str) -> _Stream | None:
+        """The stream, unless it is missing or expired (then it is removed)."""
         validate_stream_id(stream_id)
+        now = self._now()
+        if self._gc_interval_ms is not None and now >= self._swept_at + self._gc_interval_ms:
+            self._sweep(now)
         stream = self._streams.get(stream_id)
-        if stream is not None and stream.expires_at <= self._now():
+        if stream is not None and stream.expires_at <= now:
             del self._streams[stream_id]
-            stream.notify()
+            stream.end("error", "Stream expired")
             return None
         return stream
 
-    def _sweep(self) -> None:
-        now = self._now()
-        for stream_id in [key for key, stream in self._streams.items() if stream.expires_at <= now]:
-            self._streams.pop(stream_id).notify()
-
-    def _writable(self, stream_id: str) -> _Stream:
+    def _existing(self, stream_id: str) -> _Stream:
         stream = self._live(stream_id)
         if stream is None:
-            raise ResumableStreamError("missing", f"resumable stream not found: {stream_id}")
-        if stream.status != "streaming":
-            raise ResumableStreamError("finalized", f"resumable stream already finished: {stream_id}")
-        stream.expires_at = self._now() + stream.ttl_ms
+            raise _missing(stream_id)
         return stream
 
     async def acquire(self, stream_id: str, *, ttl_ms: int | None = None) -> ResumableStreamRole:
         await anyio.lowlevel.checkpoint()
-        self._sweep()
+        if self._gc_interval_ms is None:
+            self._sweep(self._now())
         if self._live(stream_id) is not None:
             return "consumer"
         if self._max_streams is not None and len(self._streams) >= self._max_streams:
-            raise ResumableStreamError("unavailable", f"too many resumable streams (max {self._max_streams})")
+            raise ResumableStreamError("unavailable", "maxStreams exceeded")
         ttl = self._ttl_ms if ttl_ms is None else ttl_ms
         self._streams[stream_id] = _Stream(ttl_ms=ttl, expires_at=self._now() + ttl)
         return "producer"
 
     async def append(self, stream_id: str, chunk: bytes) -> None:
         await anyio.lowlevel.checkpoint()
-        stream = self._writable(stream_id)
+        validate_stream_id(stream_id)
         if self._max_chunk_bytes is not None and len(chunk) > self._max_chunk_bytes:
-            raise ResumableStreamError("unavailable", f"frame of {len(chunk)} bytes exceeds {self._max_chunk_bytes}")
+            raise ResumableStreamError("unavailable", f"Chunk exceeds maxChunkBytes: {len(chunk)}")
+        stream = self._existing(stream_id)
+        if stream.status != "streaming":
+            raise ResumableStreamError("finalized", f"Stream already finalized: {stream_id}")
         if self._max_entries is not None and len(stream.frames) >= self._max_entries:
-            raise ResumableStreamError("unavailable", f"stream {stream_id} exceeds {self._max_entries} frames")
+            raise ResumableStreamError("unavailable", f"Stream exceeded maxEntriesPerStream: {stream_id}")
         stream.frames.append(bytes(chunk))
+        stream.expires_at = self._now() + stream.ttl_ms
         stream.notify()
 
     async def finalize(self, stream_id: str, status: Literal["done", "error"], error: str | None = None) -> None:
         await anyio.lowlevel.checkpoint()
-        stream = self._live(stream_id)
-        if stream is None or stream.status != "streaming":
-            return
-        stream.status = status
-        stream.error = (error or "stream failed") if status == "error" else None
-        stream.expires_at = self._now() + stream.ttl_ms
-        stream.notify()
+        stream = self._existing(stream_id)
+        if stream.status == "streaming":
+            stream.expires_at = self._now() + stream.ttl_ms
+            stream.end(status, (error or "Stream errored") if status == "error" else None)
 
     async def read(
         self, stream_id: str, cursor: str, signal: CancellationSignal
     ) -> AsyncIterator[ResumableStreamEntry]:
         position = parse_cursor(cursor)
+        stream = self._existing(stream_id)
+        # The reader follows this stream object: a delete or an expiry ends it instead of losing it.
         while not signal.is_set():
-            stream = self._live(stream_id)
-            if stream is None:
-                raise ResumableStreamError("missing", f"resumable stream not found: {stream_id}")
             while position < len(stream.frames):
                 position += 1
                 yield ResumableStreamEntry(str(position), stream.frames[position - 1])
@@ -121,10 +146,25 @@ class InMemoryResumableStreamStore:
             if stream.status == "done":
                 return
             if stream.status == "error":
-                raise ResumableStreamError("failed", stream.error or "stream failed")
-            if stream.changed is None:
-                stream.changed = anyio.Event()
-            await stream.changed.wait()
+                raise ResumableStreamError("failed", stream.error or "Stream errored")
+            await self._wait(stream, signal)
+            self._live(stream_id)  # ends the stream if it expired while this reader waited
+
+    async def _wait(self, stream: _Stream, signal: CancellationSignal) -> None:
+        """Until the stream changes, the reader's signal is set, or the stream expires."""
+        if stream.changed is None:
+            stream.changed = anyio.Event()
+        changed = stream.changed
+        with anyio.move_on_after(max(0.0, (stream.expires_at - self._now()) / 1000)):
+            async with anyio.create_task_group() as tg:
+
+                async def until_signal() -> None:
+                    await signal.wait()
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(until_signal)
+                await changed.wait()
+                tg.cancel_scope.cancel()
 
     async def status(self, stream_id: str) -> ResumableStreamStatus:
         await anyio.lowlevel.checkpoint()
@@ -132,26 +172,25 @@ class InMemoryResumableStreamStore:
         return "missing" if stream is None else stream.status
 
     async def delete(self, stream_id: str) -> None:
+        """Remove the stream; its open readers end after the frames it had."""
         await anyio.lowlevel.checkpoint()
-        stream = self._streams.pop(stream_id, None) if self._live(stream_id) else None
-        if stream is not None:
-            stream.notify()
+        if self._live(stream_id) is not None:
+            self._streams.pop(stream_id).end("done")
+
+    def dispose(self) -> None:
+        """Accepted for 0.0.36 code: this store runs no background task, so there is nothing to stop."""
 
     async def request_cancel(self, stream_id: str) -> None:
         """Ask the producer of ``stream_id`` to stop."""
         await anyio.lowlevel.checkpoint()
-        stream = self._live(stream_id)
-        if stream is None:
-            raise ResumableStreamError("missing", f"resumable stream not found: {stream_id}")
+        stream = self._existing(stream_id)
         stream.cancel_requested = True
         if stream.cancel is not None:
             stream.cancel.set()
 
     async def wait_cancel(self, stream_id: str) -> None:
         """Return once a cancel was requested for ``stream_id``."""
-        stream = self._live(stream_id)
-        if stream is None:
-            raise ResumableStreamError("missing", f"resumable stream not found: {stream_id}")
+        stream = self._existing(stream_id)
         if stream.cancel_requested:
             return
         if stream.cancel is None:
@@ -168,12 +207,12 @@ def create_in_memory_resumable_stream_store(
     max_streams: int | None = None,
     gc_interval_ms: int | None = None,
 ) -> InMemoryResumableStreamStore:
-    """An in-memory store (expired streams are swept whenever a stream is acquired)."""
-    del gc_interval_ms  # accepted for compatibility: expiry is checked on every access
+    """An in-memory store; ``now`` is a clock in milliseconds, ``gc_interval_ms`` how often calls sweep."""
     return InMemoryResumableStreamStore(
         default_ttl_ms=default_ttl_ms,
         now=now,
         max_chunk_bytes=max_chunk_bytes,
         max_entries_per_stream=max_entries_per_stream,
         max_streams=max_streams,
+        gc_interval_ms=gc_interval_ms,
     )
