@@ -10,7 +10,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from .._run import OnFinish
+from .._run import OnFinish, RunOutcome
 from ..assistant_stream_chunk import ErrorChunk
 from ..create_run import RunController, create_run
 from ..serialization.data_stream import DataStreamEncoder
@@ -78,8 +78,17 @@ def _run_source(
     async def source(emit: Emit) -> None:
         writer = encoder.open()
         status: Any = "completed"
+
+        def report(outcome: RunOutcome) -> Awaitable[None] | None:
+            # The store failing (frames lost, lease lost) stopped the run: an error, not a cancel.
+            failure = getattr(emit, "failure", None)
+            if failure is not None and outcome.status != "error":
+                outcome = RunOutcome("error", outcome.message, failure)
+            assert on_finish is not None
+            return on_finish(outcome)
+
         try:
-            async with create_run(callback, state=state, on_finish=on_finish) as chunks:
+            async with create_run(callback, state=state, on_finish=on_finish and report) as chunks:
                 try:
                     async for chunk in chunks:
                         frames = writer.encode(chunk)
