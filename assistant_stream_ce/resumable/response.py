@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -69,6 +70,17 @@ async def _relay(
                 await on_hang_up()
 
 
+async def _report(on_finish: OnFinish, outcome: RunOutcome, store_failure: Exception | None) -> None:
+    if store_failure is not None and outcome.status != "error":
+        outcome = RunOutcome("error", outcome.message, store_failure)
+    try:
+        result = on_finish(outcome)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        logger.exception("resumable run: on_finish raised")
+
+
 def _run_source(
     callback: Callable[[RunController], Awaitable[None]],
     encoder: StreamEncoder,
@@ -78,17 +90,11 @@ def _run_source(
     async def source(emit: Emit) -> None:
         writer = encoder.open()
         status: Any = "completed"
-
-        def report(outcome: RunOutcome) -> Awaitable[None] | None:
-            # The store failing (frames lost, lease lost) stopped the run: an error, not a cancel.
-            failure = getattr(emit, "failure", None)
-            if failure is not None and outcome.status != "error":
-                outcome = RunOutcome("error", outcome.message, failure)
-            assert on_finish is not None
-            return on_finish(outcome)
-
+        # Reported once the last frames are stored: the store failing (frames lost, lease
+        # lost) makes the outcome an error, even when the run itself had completed.
+        outcomes: list[RunOutcome] = []
         try:
-            async with create_run(callback, state=state, on_finish=on_finish and report) as chunks:
+            async with create_run(callback, state=state, on_finish=on_finish and outcomes.append) as chunks:
                 try:
                     async for chunk in chunks:
                         frames = writer.encode(chunk)
@@ -106,6 +112,8 @@ def _run_source(
                     await emit(writer.finish(status))
                 except Exception as exc:
                     logger.error("resumable run: could not store its last frames: %s", exc)
+                if on_finish is not None and outcomes:
+                    await _report(on_finish, outcomes[0], getattr(emit, "failure", None))
 
     return source
 
