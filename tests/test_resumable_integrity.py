@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, aclosing
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 import redis
-from resumable.harness import redis_server
+from http_servers.launch import Server
+from resumable.harness import read_frames, redis_server, running_instances, wait_for_event
 from resumable.servers import RedisServer
 
 from assistant_stream_ce.resumable import (
@@ -222,3 +224,109 @@ async def test_a_live_producer_renews_its_lease(make_store: MakeStore) -> None:
             await _follow(reader_store, "r", seen)
     assert seen == [f'0:"w{i}"\n'.encode() for i in range(9)]
     assert finalized == [("r", "done", None)]
+
+
+# -- end to end: two instances, one Redis ------------------------------------------------------
+
+# The HTTP client runs on asyncio; the instances on asyncio (uvicorn) and trio (hypercorn -k trio).
+E2E = pytest.mark.parametrize("anyio_backend", ["asyncio"])
+LEASE_MS = 1000
+
+
+@pytest.fixture(scope="module")
+def app_env(redis_server: RedisServer) -> dict[str, str]:
+    port = str(redis_server.port)
+    return {
+        "STORE": "redis",
+        "REDIS_PORT": port,
+        "KEY_PREFIX": "integrity",
+        "POLL_MS": "200",
+        "LEASE_MS": str(LEASE_MS),
+    }
+
+
+@pytest.fixture(scope="module")
+def instances(app_env: dict[str, str]) -> Iterator[list[Server]]:
+    with running_instances(("uvicorn", "hypercorn-trio"), app_env) as servers:
+        yield servers
+
+
+async def _read_body(client: httpx.AsyncClient, method: str, url: str, marker: bytes, reached: anyio.Event) -> bytes:
+    """The whole body; ``reached`` is set once ``marker`` arrived."""
+    body = b""
+    async with client.stream(method, url) as response:
+        assert response.status_code == 200, await response.aread()
+        async with aclosing(response.aiter_raw()) as chunks:
+            async for data in chunks:
+                body += data
+                if marker in body:
+                    reached.set()
+    return body
+
+
+def _ends_with_an_error(body: bytes) -> None:
+    lines = body.splitlines()
+    assert lines[-1].startswith(b'd:{"finishReason":"error"'), lines[-3:]
+    assert lines[-2].startswith(b"3:"), lines[-3:]
+
+
+@E2E
+@pytest.mark.parametrize("loss", ["flushall", "sigkill-restart"])
+async def test_a_stream_redis_lost_ends_with_an_error_on_both_instances(
+    instances: list[Server], redis_server: RedisServer, admin: redis.Redis, loss: str
+) -> None:
+    first, second = instances
+    stream_id = f"lost-{loss}-{uuid.uuid4().hex}"
+    bodies: dict[str, bytes] = {}
+    async with httpx.AsyncClient(timeout=10) as client:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+
+                async def read(name: str, method: str, url: str, reached: anyio.Event) -> None:
+                    bodies[name] = await _read_body(client, method, url, b"word4", reached)
+
+                started, following = anyio.Event(), anyio.Event()
+                tg.start_soon(read, "started", "POST", f"{first.url}/runs/{stream_id}?scenario=gated", started)
+                await started.wait()
+                tg.start_soon(read, "following", "GET", f"{second.url}/runs/{stream_id}", following)
+                await following.wait()
+                _lose(loss, redis_server, admin, f"integrity:{{{stream_id}}}")
+                assert (await client.post(f"{first.url}/_release/{stream_id}")).status_code == 200
+            await wait_for_event(client, first, {"event": "on_finalize", "stream": stream_id, "status": "error"})
+            await wait_for_event(client, first, {"event": "on_finish", "stream": stream_id, "status": "error"})
+            for cursor in ("0", "5"):
+                bodies[cursor] = await _read_body(
+                    client, "GET", f"{second.url}/runs/{stream_id}?cursor={cursor}", b"", anyio.Event()
+                )
+    for name, body in bodies.items():
+        assert b"word5" not in body, (name, body)
+        _ends_with_an_error(body)
+
+
+@E2E
+async def test_a_producer_that_died_ends_readers_on_the_other_instance(
+    instances: list[Server], app_env: dict[str, str]
+) -> None:
+    _, second = instances
+    stream_id = f"died-{uuid.uuid4().hex}"
+    # uvicorn: one process (hypercorn serves from a worker process that a SIGKILL of its parent leaves running).
+    with running_instances(("uvicorn",), app_env) as [doomed]:
+        async with httpx.AsyncClient(timeout=10) as client:
+            with anyio.fail_after(30):
+                started = await read_frames(client, "POST", f"{doomed.url}/runs/{stream_id}?scenario=forever", b"\n", 1)
+                assert started
+                body = b""
+                response = client.stream("GET", f"{second.url}/runs/{stream_id}")
+                async with response as opened, aclosing(opened.aiter_raw()) as chunks:
+                    async for data in chunks:
+                        body += data
+                        # At most 100 ticks a second: the producer renewed its lease for more than one lease.
+                        if body.count(b"tick") >= LEASE_MS // 10 * 1.2 and doomed.process.poll() is None:
+                            doomed.process.kill()
+                _ends_with_an_error(body)
+                assert b"lease" in body.splitlines()[-2]
+                # A new start with the same id is a new run, not the dead stream.
+                again = await read_frames(client, "POST", f"{second.url}/runs/{stream_id}", b"\n", None)
+    assert b"tick" not in b"".join(again)
+    assert any(b"tail9" in frame for frame in again)
+    assert again[-1].startswith(b'd:{"finishReason":"stop"')
