@@ -60,15 +60,19 @@ return 1
 
 # KEYS: meta, data, lease. ARGV: generation, entry id, previous entry id ('' for none),
 # checked ('1': the lease must be held and the previous entry the last one), TTL (s),
-# final meta ('' while streaming), then the entry's fields and values.
+# final meta ('' while streaming), then the entry's fields and values. The entry already
+# being the last one is this very write sent again by the client (a retry after a
+# connection error): it is not written twice.
 _WRITE = """
 local meta = redis.call('GET', KEYS[1])
 if meta and cjson.decode(meta).gen ~= ARGV[1] then return 'replaced' end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
+last = last and last[1] or ''
+if last == ARGV[2] then return 'ok' end
 if ARGV[4] == '1' then
   if not meta then return 'lost' end
   if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 'lapsed' end
-  local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
-  if (last and last[1] or '') ~= ARGV[3] then return 'lost' end
+  if last ~= ARGV[3] then return 'lost' end
 end
 redis.call('XADD', KEYS[2], ARGV[2], unpack(ARGV, 7))
 redis.call('EXPIRE', KEYS[2], ARGV[5])
