@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
-from typing import Any
 
 import anyio
 import httpx
 import pytest
 from conformance_helpers import adecode
 from http_servers.launch import Server, spawn, stop, wait_ready
+from resumable.harness import APP, read_frames, recorded_events, redis_server, running_instances, wait_for_event
 from resumable.servers import RedisServer
 
 from assistant_stream_ce.resumable import (
@@ -25,15 +25,7 @@ from assistant_stream_ce.resumable.types import ResumableStreamStore
 
 pytestmark = pytest.mark.anyio
 
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
+__all__ = ["redis_server"]  # the fixture, for this module
 
 
 # Every store on every backend it supports: redis-py is asyncio-only, coredis covers trio.
@@ -164,53 +156,14 @@ async def test_in_memory_ttl_expiry() -> None:
 
 # -- end to end: two instances, one Redis ------------------------------------------------------
 
-APP = "resumable.app:app"
 STACKS = [("uvicorn", "hypercorn-trio"), ("hypercorn-trio", "hypercorn-asyncio")]
 
 
 @pytest.fixture(scope="module", params=STACKS, ids=["uvicorn+hypercorn-trio", "hypercorn-trio+hypercorn-asyncio"])
 def instances(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterator[tuple[Server, Server]]:
     env = {"STORE": "redis", "REDIS_PORT": str(redis_server.port), "KEY_PREFIX": "e2e"}
-    first, second = spawn(request.param[0], APP, env), spawn(request.param[1], APP, env)
-    try:
-        wait_ready(first)
-        wait_ready(second)
+    with running_instances(request.param, env) as (first, second):
         yield first, second
-    finally:
-        stop(first)
-        stop(second)
-
-
-def _split(data: bytes, separator: bytes) -> list[bytes]:
-    parts = data.split(separator)
-    return [part + separator for part in parts[:-1]]
-
-
-async def _read_frames(
-    client: httpx.AsyncClient, method: str, url: str, separator: bytes, limit: int | None
-) -> list[bytes]:
-    """Read whole frames; with ``limit``, hang up after that many (dropping any partial rest)."""
-    buffer = b""
-    async with client.stream(method, url) as response:
-        assert response.status_code == 200, await response.aread()
-        assert response.headers["x-resumable-stream-id"]
-        async with aclosing(response.aiter_raw()) as chunks:
-            async for data in chunks:
-                buffer += data
-                if limit is not None and len(_split(buffer, separator)) >= limit:
-                    break
-    frames = _split(buffer, separator)
-    return frames if limit is None else frames[:limit]
-
-
-async def _events(client: httpx.AsyncClient, server: Server) -> list[dict[str, Any]]:
-    response = await client.get(f"{server.url}/_events")
-    return list(response.json())
-
-
-async def _wait_for_event(client: httpx.AsyncClient, server: Server, wanted: dict[str, Any]) -> None:
-    response = await client.post(f"{server.url}/_events/wait", json=wanted, timeout=15)
-    assert response.status_code == 200, response.json()
 
 
 # The HTTP client runs on asyncio (its backend is not what is tested); the
@@ -225,11 +178,11 @@ async def test_resume_on_another_instance_is_exactly_once(
     stream_id = f"resume-{fmt}-{k}-{uuid.uuid4().hex}"
     async with httpx.AsyncClient(timeout=10) as client:
         with anyio.fail_after(20):
-            head = await _read_frames(client, "POST", f"{first.url}/runs/{stream_id}?format={fmt}", separator, k)
-            tail = await _read_frames(
+            head = await read_frames(client, "POST", f"{first.url}/runs/{stream_id}?format={fmt}", separator, k)
+            tail = await read_frames(
                 client, "GET", f"{second.url}/runs/{stream_id}?format={fmt}&cursor={k}", separator, None
             )
-            whole = await _read_frames(client, "GET", f"{first.url}/runs/{stream_id}?format={fmt}", separator, None)
+            whole = await read_frames(client, "GET", f"{first.url}/runs/{stream_id}?format={fmt}", separator, None)
     assert len(head) == k
     assert b"".join(head + tail) == b"".join(whole)
     assert any(b"tail9" in frame for frame in whole)
@@ -258,15 +211,15 @@ async def test_cancel_through_the_other_instance_stops_the_producer(instances: t
     stream_id = f"cancel-{uuid.uuid4().hex}"
     async with httpx.AsyncClient(timeout=10) as client:
         with anyio.fail_after(20):
-            frames = await _read_frames(client, "POST", f"{first.url}/runs/{stream_id}?scenario=forever", b"\n", 3)
+            frames = await read_frames(client, "POST", f"{first.url}/runs/{stream_id}?scenario=forever", b"\n", 3)
             assert len(frames) == 3
             response = await client.post(f"{second.url}/runs/{stream_id}/cancel")
             assert response.status_code == 204
-            await _wait_for_event(client, first, {"event": "finally", "stream": stream_id, "cancelled": True})
-            await _wait_for_event(client, first, {"event": "on_finish", "stream": stream_id, "status": "cancelled"})
+            await wait_for_event(client, first, {"event": "finally", "stream": stream_id, "cancelled": True})
+            await wait_for_event(client, first, {"event": "on_finish", "stream": stream_id, "status": "cancelled"})
             # The stream ends for readers, well-formed, once the producer stopped.
-            rest = await _read_frames(client, "GET", f"{second.url}/runs/{stream_id}?cursor=3", b"\n", None)
-            events = await _events(client, first)
+            rest = await read_frames(client, "GET", f"{second.url}/runs/{stream_id}?cursor=3", b"\n", None)
+            events = await recorded_events(client, first)
     assert rest[-1].startswith(b"d:"), (rest[-3:], events[-4:])
 
 
@@ -276,10 +229,10 @@ async def test_run_can_be_tied_to_its_first_client(instances: tuple[Server, Serv
     stream_id = f"tied-{uuid.uuid4().hex}"
     async with httpx.AsyncClient(timeout=10) as client:
         url = f"{first.url}/runs/{stream_id}?scenario=forever&detach=no"
-        frames = await _read_frames(client, "POST", url, b"\n", 2)
+        frames = await read_frames(client, "POST", url, b"\n", 2)
         assert len(frames) == 2
-        await _wait_for_event(client, first, {"event": "finally", "stream": stream_id, "cancelled": True})
-        await _wait_for_event(client, first, {"event": "on_finish", "stream": stream_id, "status": "cancelled"})
+        await wait_for_event(client, first, {"event": "finally", "stream": stream_id, "cancelled": True})
+        await wait_for_event(client, first, {"event": "on_finish", "stream": stream_id, "status": "cancelled"})
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
@@ -295,7 +248,7 @@ async def test_other_tenants_and_expired_streams_are_not_found(
     try:
         wait_ready(other_tenant)
         async with httpx.AsyncClient(timeout=10) as client:
-            whole = await _read_frames(client, "POST", f"{first.url}/runs/{stream_id}", b"\n", None)
+            whole = await read_frames(client, "POST", f"{first.url}/runs/{stream_id}", b"\n", None)
             assert whole
             assert (await client.get(f"{other_tenant.url}/runs/{stream_id}")).status_code == 404
             async with coredis.Redis(port=redis_server.port) as redis:
@@ -330,9 +283,9 @@ async def test_redis_going_away_ends_streams_with_an_error_frame() -> None:
                 lines = buffer.splitlines()
                 assert any(line.startswith(b"3:") and b"unavailable" in line for line in lines), lines[-3:]
                 assert lines[-1].startswith(b"d:")
-                await _wait_for_event(client, app, {"event": "log", "level": "ERROR"})
+                await wait_for_event(client, app, {"event": "log", "level": "ERROR"})
                 redis.start()  # same port: Redis is back
-                whole = await _read_frames(client, "POST", f"{app.url}/runs/outage-2", b"\n", None)
+                whole = await read_frames(client, "POST", f"{app.url}/runs/outage-2", b"\n", None)
                 assert any(b"tail9" in frame for frame in whole)
     finally:
         stop(app)

@@ -21,7 +21,7 @@ import anyio.abc
 from .. import _detached
 from .._run import default_error_message, unwrap
 from .errors import ResumableStreamError
-from .types import ResumableStreamRole, ResumableStreamStatus, ResumableStreamStore, SupportsCancel
+from .types import ResumableStreamRole, ResumableStreamStatus, ResumableStreamStore, SupportsCancel, SupportsLease
 
 __all__ = ["ProducerTask", "ResumableStreamContext", "create_resumable_stream_context"]
 
@@ -96,6 +96,35 @@ def split_frames(data: bytes, separator: bytes) -> list[bytes]:
     return frames
 
 
+class StoreWriter:
+    """The ``emit`` a producer's source writes with: frames go to the store.
+
+    ``failure`` is what ended the stream's writes (the store refused one, e.g.
+    because it lost frames, or the producer lost its lease); every later
+    write raises it, and the stream ends as an error whatever the source does.
+    """
+
+    def __init__(
+        self, store: ResumableStreamStore, stream_id: str, separator: bytes | None, on_append: OnAppend | None
+    ) -> None:
+        self.store = store
+        self.stream_id = stream_id
+        self.separator = separator
+        self.on_append = on_append
+        self.failure: Exception | None = None
+
+    async def __call__(self, data: bytes) -> None:
+        for frame in [data] if self.separator is None else split_frames(data, self.separator):
+            if self.failure is not None:
+                raise self.failure
+            try:
+                await self.store.append(self.stream_id, frame)
+            except Exception as exc:
+                self.failure = exc
+                raise
+            _call_hook(self.on_append, self.stream_id, len(frame))
+
+
 class ResumableStreamContext:
     """Starts producers and opens readers on one store."""
 
@@ -162,21 +191,24 @@ class ResumableStreamContext:
         return role
 
     async def _produce(self, stream_id: str, source: Source, separator: bytes | None) -> None:
-        async def emit(data: bytes) -> None:
-            for frame in [data] if separator is None else split_frames(data, separator):
-                await self.store.append(stream_id, frame)
-                _call_hook(self._on_append, stream_id, len(frame))
-
+        emit = StoreWriter(self.store, stream_id, separator, self._on_append)
         status: Literal["done", "error"] = "done"
         error: str | None = None
         try:
             async with anyio.create_task_group() as tg:
                 if isinstance(self.store, SupportsCancel):
                     tg.start_soon(self._watch_cancel, stream_id, tg.cancel_scope)
+                if isinstance(self.store, SupportsLease):
+                    tg.start_soon(self._hold_lease, emit, tg.cancel_scope)
                 try:
                     await source(emit)
+                except Exception:
+                    if emit.failure is None:
+                        raise  # otherwise the source failed because the store did: that is the error
                 finally:
                     tg.cancel_scope.cancel()
+            if emit.failure is not None:
+                raise emit.failure
         except Exception as group:
             exc = unwrap(group)  # the source's own exception, not the task group's wrapper
             status, error = "error", default_error_message(exc)
@@ -185,10 +217,23 @@ class ResumableStreamContext:
         finally:
             with anyio.move_on_after(self._grace_period, shield=True):
                 try:
-                    await self.store.finalize(stream_id, status, error)
+                    try:
+                        await self.store.finalize(stream_id, status, error)
+                    except ResumableStreamError as exc:
+                        if exc.code != "lost":
+                            raise
+                        status, error = "error", str(exc)  # the store ended the stream as an error instead
                     _call_hook(self._on_finalize, stream_id, status, error)
                 except Exception as exc:
                     logger.error("resumable stream %s: finalize failed: %s", stream_id, exc)
+
+    async def _hold_lease(self, writer: StoreWriter, scope: anyio.CancelScope) -> None:
+        assert isinstance(self.store, SupportsLease)
+        try:
+            await self.store.hold_lease(writer.stream_id)
+        except Exception as exc:
+            writer.failure = exc
+            scope.cancel()
 
     async def _watch_cancel(self, stream_id: str, scope: anyio.CancelScope) -> None:
         assert isinstance(self.store, SupportsCancel)

@@ -7,8 +7,10 @@ from typing import Literal
 
 __all__ = ["DEFAULT_TTL_MS", "ResumableStreamError", "ResumableStreamErrorCode", "parse_cursor", "validate_stream_id"]
 
+#: ``lost``: the store lost frames of the stream, or its producer's lease lapsed
+#: (the producer died); readers end with this error instead of a gap.
 ResumableStreamErrorCode = Literal[
-    "missing", "exists", "finalized", "invalid-id", "invalid-cursor", "failed", "unavailable"
+    "missing", "exists", "finalized", "invalid-id", "invalid-cursor", "failed", "unavailable", "lost"
 ]
 
 #: How long a stream's frames are kept after its last write.

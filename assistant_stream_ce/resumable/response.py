@@ -11,6 +11,7 @@ internal addresses never reach the client unless the hook sends them.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -19,7 +20,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from .._run import OnFinish, default_error_message
+from .._run import OnFinish, RunOutcome, default_error_message
 from ..assistant_stream_chunk import ErrorChunk
 from ..create_run import RunController, create_run
 from ..serialization.data_stream import DataStreamEncoder
@@ -44,10 +45,19 @@ _NOT_FOUND = "stream not found or expired"
 
 
 def _store_failed(exc: BaseException, stream_id: str, error_message: ErrorMessage) -> str:
-    """Log a store failure; the client's text is the hook's, for an error that says only "stream unavailable"."""
+    """Log a store failure; the client's text is the hook's, for the store's own error.
+
+    A ``ResumableStreamError`` of code ``"lost"`` (frames lost, the producer's
+    lease lapsed) says nothing internal and goes to the hook as it is; any
+    other failure (a connection error naming an address) as an error that says
+    only "stream unavailable".
+    """
     logger.error("resumable stream %s: the store failed: %s", stream_id, exc, exc_info=exc)
-    unavailable = ResumableStreamError("unavailable", "stream unavailable")
-    unavailable.__cause__ = exc
+    if isinstance(exc, ResumableStreamError) and exc.code == "lost":
+        unavailable = exc
+    else:
+        unavailable = ResumableStreamError("unavailable", "stream unavailable")
+        unavailable.__cause__ = exc
     try:
         return error_message(unavailable)
     except Exception:
@@ -98,6 +108,17 @@ async def _relay(
                 await on_hang_up()
 
 
+async def _report(on_finish: OnFinish, outcome: RunOutcome, store_failure: Exception | None) -> None:
+    if store_failure is not None and outcome.status != "error":
+        outcome = RunOutcome("error", outcome.message, store_failure)
+    try:
+        result = on_finish(outcome)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        logger.exception("resumable run: on_finish raised")
+
+
 def _run_source(
     callback: Callable[[RunController], Awaitable[None]],
     encoder: StreamEncoder,
@@ -109,8 +130,12 @@ def _run_source(
         writer = encoder.open()
         status: FinishStatus = "cancelled"
         stored = True  # False while a write is in flight: the store failing fails the stream, never ends it early
+        # Reported once the last frames are stored: the store failing (frames lost, lease
+        # lost) makes the outcome an error, even when the run itself had completed.
+        outcomes: list[RunOutcome] = []
+        report = outcomes.append if on_finish is not None else None
         try:
-            async with create_run(callback, state=state, on_finish=on_finish, error_message=error_message) as chunks:
+            async with create_run(callback, state=state, on_finish=report, error_message=error_message) as chunks:
                 try:
                     async for chunk in chunks:
                         frames = writer.encode(chunk)
@@ -125,9 +150,13 @@ def _run_source(
                     status = "error"  # the run already emitted its error chunk
                     logger.exception("resumable run failed")
         finally:
-            if stored:
-                with anyio.move_on_after(5, shield=True):
-                    await emit(writer.finish(status))
+            with anyio.move_on_after(5, shield=True):
+                try:
+                    if stored:
+                        await emit(writer.finish(status))
+                finally:
+                    if on_finish is not None and outcomes:
+                        await _report(on_finish, outcomes[0], getattr(emit, "failure", None))
 
     return source
 

@@ -13,6 +13,7 @@ __all__ = [
     "ResumableStreamStatus",
     "ResumableStreamStore",
     "SupportsCancel",
+    "SupportsLease",
 ]
 
 ResumableStreamRole = Literal["producer", "consumer"]
@@ -56,3 +57,12 @@ class SupportsCancel(Protocol):
     async def request_cancel(self, stream_id: str) -> None: ...
 
     async def wait_cancel(self, stream_id: str) -> None: ...
+
+
+@runtime_checkable
+class SupportsLease(Protocol):
+    """Stores whose producers hold a lease, so that readers notice a producer that died."""
+
+    async def hold_lease(self, stream_id: str) -> None:
+        """Renew the lease of ``stream_id`` until cancelled; raise once it is lost."""
+        ...

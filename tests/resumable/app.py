@@ -1,7 +1,8 @@
 """A resumable-streams app for end-to-end tests: one process is one instance.
 
-Environment: STORE (memory | redis), REDIS_PORT, KEY_PREFIX. Several
-instances started with the same Redis share their streams.
+Environment: STORE (memory | redis), REDIS_PORT, KEY_PREFIX, LEASE_MS and
+POLL_MS (the Redis store's lease and poll interval). Several instances
+started with the same Redis share their streams.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ ENCODERS: dict[str, type[StreamEncoder]] = {
 }
 EVENTS: list[dict[str, Any]] = []
 _changed: list[anyio.Event] = []
+_gates: dict[str, anyio.Event] = {}
 
 
 def record(event: dict[str, Any]) -> None:
@@ -89,7 +91,21 @@ async def forever(controller: RunController, stream_id: str) -> None:
         record({"event": "finally", "stream": stream_id, "cancelled": controller.is_cancelled})
 
 
-SCENARIOS = {"story": story, "forever": forever}
+def _gate(stream_id: str) -> anyio.Event:
+    return _gates.setdefault(stream_id, anyio.Event())
+
+
+async def gated(controller: RunController, stream_id: str) -> None:
+    """Five words, then waits for ``POST /_release/<stream id>``, then five more."""
+    for i in range(5):
+        controller.append_text(f"word{i} ")
+    record({"event": "gated", "stream": stream_id})
+    await _gate(stream_id).wait()
+    for i in range(5, 10):
+        controller.append_text(f"word{i} ")
+
+
+SCENARIOS = {"story": story, "forever": forever, "gated": gated}
 
 
 def on_finish(stream_id: str) -> Callable[[RunOutcome], None]:
@@ -134,6 +150,11 @@ async def cancel(request: Request) -> Response:
     )
 
 
+async def release(request: Request) -> Response:
+    _gate(request.path_params["stream_id"]).set()
+    return JSONResponse({"released": True})
+
+
 async def events(request: Request) -> Response:
     return JSONResponse(EVENTS)
 
@@ -165,8 +186,20 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
     client = coredis.Redis(port=int(os.environ["REDIS_PORT"]), stream_timeout=5, connect_timeout=2)
     async with client:
-        store = create_redis_resumable_stream_store(client, key_prefix=os.environ.get("KEY_PREFIX", "test"))
-        async with create_resumable_stream_context(store=store, ttl_ms=60_000) as context:
+        store = create_redis_resumable_stream_store(
+            client,
+            key_prefix=os.environ.get("KEY_PREFIX", "test"),
+            **{
+                option: int(os.environ[variable])
+                for option, variable in (("lease_ms", "LEASE_MS"), ("poll_interval_ms", "POLL_MS"))
+                if variable in os.environ
+            },
+        )
+
+        def on_finalize(stream_id: str, status: str, error: str | None) -> None:
+            record({"event": "on_finalize", "stream": stream_id, "status": status, "error": error})
+
+        async with create_resumable_stream_context(store=store, ttl_ms=60_000, on_finalize=on_finalize) as context:
             app.state.context = context
             yield
 
@@ -176,6 +209,7 @@ app = Starlette(
         Route("/runs/{stream_id}", start, methods=["POST"]),
         Route("/runs/{stream_id}", resume, methods=["GET"]),
         Route("/runs/{stream_id}/cancel", cancel, methods=["POST"]),
+        Route("/_release/{stream_id}", release, methods=["POST"]),
         Route("/_events", events),
         Route("/health", health),
         Route("/_events/wait", wait_for_event, methods=["POST"]),

@@ -7,14 +7,12 @@ from typing import Any, Protocol, runtime_checkable
 
 #: One entry of a Redis Stream: its id and its fields, as bytes.
 Entry = tuple[bytes, dict[bytes, bytes]]
-#: A write in a transaction: ("xadd", key, id, fields), ("expire", key, seconds) or ("set", key, value, seconds).
+#: A write in a transaction: ("xadd", key, id, fields) or ("expire", key, seconds).
 Write = tuple[Any, ...]
 
 
 class RedisCommands(Protocol):
     async def get(self, key: str) -> bytes | None: ...
-
-    async def set_nx(self, key: str, value: bytes, ttl_sec: int) -> bool: ...
 
     async def delete(self, keys: Sequence[str]) -> None: ...
 
@@ -22,25 +20,35 @@ class RedisCommands(Protocol):
 
     async def xread(self, key: str, after: str, count: int, block_ms: int | None) -> list[Entry]: ...
 
+    async def script(self, source: str, keys: Sequence[str], args: Sequence[str | bytes | int]) -> Any: ...
+
 
 def _bytes(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
-class CoredisCommands:
+class _Scripts:
+    """Lua scripts run by their digest (EVALSHA); both clients reload one the server forgot."""
+
+    _client: Any
+    _scripts: dict[str, Any]
+
+    async def script(self, source: str, keys: Sequence[str], args: Sequence[str | bytes | int]) -> Any:
+        if source not in self._scripts:
+            self._scripts[source] = self._client.register_script(source)
+        return await self._scripts[source](keys=list(keys), args=list(args))
+
+
+class CoredisCommands(_Scripts):
     """A ``coredis.Redis`` client (entered by the application)."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
+        self._scripts = {}
 
     async def get(self, key: str) -> bytes | None:
         value = await self._client.get(key)
         return None if value is None else _bytes(value)
-
-    async def set_nx(self, key: str, value: bytes, ttl_sec: int) -> bool:
-        from coredis import PureToken
-
-        return bool(await self._client.set(key, value, condition=PureToken.NX, ex=ttl_sec))
 
     async def delete(self, keys: Sequence[str]) -> None:
         await self._client.delete(list(keys))
@@ -50,10 +58,8 @@ class CoredisCommands:
             for write in writes:
                 if write[0] == "xadd":
                     pipe.xadd(write[1], write[3], identifier=write[2])
-                elif write[0] == "expire":
-                    pipe.expire(write[1], write[2])
                 else:
-                    pipe.set(write[1], write[2], ex=write[3])
+                    pipe.expire(write[1], write[2])
 
     async def xread(self, key: str, after: str, count: int, block_ms: int | None) -> list[Entry]:
         reply = await self._client.xread({key: after}, count=count, block=block_ms)
@@ -74,27 +80,25 @@ class RedisLikeClient(Protocol):
 
     def get(self, *args: Any, **kwargs: Any) -> Any: ...
 
-    def set(self, *args: Any, **kwargs: Any) -> Any: ...
-
     def delete(self, *args: Any, **kwargs: Any) -> Any: ...
 
     def pipeline(self, *args: Any, **kwargs: Any) -> Any: ...
 
     def xread(self, *args: Any, **kwargs: Any) -> Any: ...
 
+    def register_script(self, *args: Any, **kwargs: Any) -> Any: ...
 
-class RedisPyCommands:
+
+class RedisPyCommands(_Scripts):
     """A :class:`RedisLikeClient` (asyncio only; made without ``decode_responses``)."""
 
     def __init__(self, client: RedisLikeClient) -> None:
         self._client = client
+        self._scripts = {}
 
     async def get(self, key: str) -> bytes | None:
         value = await self._client.get(key)
         return None if value is None else _bytes(value)
-
-    async def set_nx(self, key: str, value: bytes, ttl_sec: int) -> bool:
-        return bool(await self._client.set(key, value, nx=True, ex=ttl_sec))
 
     async def delete(self, keys: Sequence[str]) -> None:
         await self._client.delete(*keys)
@@ -104,10 +108,8 @@ class RedisPyCommands:
         for write in writes:
             if write[0] == "xadd":
                 pipe.xadd(write[1], dict(write[3]), id=write[2])
-            elif write[0] == "expire":
-                pipe.expire(write[1], write[2])
             else:
-                pipe.set(write[1], write[2], ex=write[3])
+                pipe.expire(write[1], write[2])
         await pipe.execute()
 
     async def xread(self, key: str, after: str, count: int, block_ms: int | None) -> list[Entry]:
