@@ -28,6 +28,7 @@ __all__ = [
     "StepStartChunk",
     "TextDeltaChunk",
     "ToolCallArgsFinishChunk",
+    "ToolCallArgsTextFinishChunk",
     "ToolCallBeginChunk",
     "ToolCallDeltaChunk",
     "ToolResultChunk",
@@ -74,6 +75,10 @@ class ToolCallArgsFinishChunk(_Chunk, tag="tool-call-args-text-finish"):
     """A tool call's arguments are complete (no more deltas for it)."""
 
     tool_call_id: str
+
+
+ToolCallArgsTextFinishChunk = ToolCallArgsFinishChunk
+"""The name assistant-stream's releases after 0.0.36 give :class:`ToolCallArgsFinishChunk`."""
 
 
 class ToolResultChunk(_Chunk, tag="tool-result"):

@@ -50,7 +50,10 @@ from .tool_calls import (
     start_tool_call,
 )
 
-__all__ = ["CancellationSignal", "Run", "RunController", "RunOutcome", "create_run"]
+__all__ = ["CancellationSignal", "ReadOnlyCancellationSignal", "Run", "RunController", "RunOutcome", "create_run"]
+
+ReadOnlyCancellationSignal = CancellationSignal
+"""assistant-stream 0.0.36's name for :class:`CancellationSignal`."""
 
 
 def _check_str(value: object, name: str) -> None:

@@ -15,7 +15,10 @@ from typing import Any
 from ._json import copy_json_tree
 from .assistant_stream_chunk import ObjectStreamOperation
 
-__all__ = ["StateKeyError", "StateProxy", "apply_operations"]
+__all__ = ["StateKeyError", "StateOperation", "StateProxy", "apply_operations"]
+
+StateOperation = ObjectStreamOperation
+"""One state operation (``set`` or ``append-text``), under assistant-stream 0.0.36's name."""
 
 _PRIMITIVES = (str, int, float, bool, type(None))
 
@@ -220,7 +223,8 @@ class StateProxy:
         path = [*self._path, segment]
         if isinstance(value, str):
             current = _item(container, segment)
-            if isinstance(current, str) and current and value.startswith(current):
+            # Only a longer string extends: writing the same text again is a `set`, as in 0.0.36.
+            if isinstance(current, str) and current and len(value) > len(current) and value.startswith(current):
                 self._store.extend_text(container, path, value, len(current))
                 return
         self._store.set(path, value)

@@ -1,7 +1,10 @@
 """Every public name of DESIGN §2 imports from the module path users import it from.
 
 Extend ``PUBLIC_NAMES`` when a module gains public names (the serialization
-package adds its encoders and responses).
+package adds its encoders and responses). Every public module path and name of
+assistant-stream 0.0.36 (tests/data/upstream_public_names.txt, written by
+scripts/upstream_public_names.py from its wheel) imports too, but for the few
+that name its private state engine.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import typing
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -46,6 +50,14 @@ PUBLIC_NAMES: list[tuple[str, str]] = [
     ("assistant_stream_ce.assistant_stream_chunk", "ObjectStreamAppendTextOperation"),
     ("assistant_stream_ce.modules.tool_call", "ToolCallController"),
 ]
+
+UPSTREAM_NAMES = (Path(__file__).parent / "data" / "upstream_public_names.txt").read_text().split()
+
+# 0.0.36's state engine, replaced by this package's (docs/compatibility.md, "State").
+NOT_PROVIDED = {
+    f"assistant_stream_ce.state:{name}"
+    for name in ("AssistantState", "Flusher", "StateDraft", "StateOpHost", "deep_apply", "lookup_state")
+}
 
 # Controller methods of 0.0.36 with their parameters (name, kind), DESIGN §2.
 _P, _K = inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY
@@ -142,3 +154,81 @@ def test_create_run_signature() -> None:
     assert list(parameters)[:2] == ["callback", "state"]
     assert parameters["state"].kind is inspect.Parameter.KEYWORD_ONLY
     assert parameters["state"].default is None
+
+
+@pytest.mark.parametrize("entry", [entry for entry in UPSTREAM_NAMES if entry not in NOT_PROVIDED])
+def test_upstream_public_name_imports(entry: str) -> None:
+    module_path, _, name = entry.partition(":")
+    module = importlib.import_module(module_path)
+    if name:
+        assert hasattr(module, name), f"{module_path} has no {name}"
+
+
+def test_not_provided_names_are_upstream_names() -> None:
+    """The exceptions name real 0.0.36 names (a typo would hide a missing one)."""
+    assert set(UPSTREAM_NAMES) >= NOT_PROVIDED
+
+
+def test_names_of_later_upstream_releases() -> None:
+    assert assistant_stream_ce.ToolCallArgsTextFinishChunk is assistant_stream_ce.ToolCallArgsFinishChunk
+    assert assistant_stream_chunk.ToolCallArgsTextFinishChunk is assistant_stream_chunk.ToolCallArgsFinishChunk
+
+
+@pytest.mark.anyio
+async def test_read_only_cancellation_signal_is_what_cancelled_event_gives() -> None:
+    from assistant_stream_ce.create_run import ReadOnlyCancellationSignal
+
+    seen: list[object] = []
+
+    async def callback(controller: assistant_stream_ce.RunController) -> None:
+        seen.append(controller.cancelled_event)
+
+    async for _ in assistant_stream_ce.create_run(callback):
+        pass
+    assert isinstance(seen[0], ReadOnlyCancellationSignal)
+    assert not seen[0].is_set()
+
+
+def test_generate_openai_style_id() -> None:
+    from assistant_stream_ce.serialization.openai_stream import generate_openai_style_id
+
+    ids = {generate_openai_style_id() for _ in range(10)}
+    assert len(ids) == 10
+    for value in ids:
+        assert value.startswith("chatcmpl-")
+        assert len(value) == len("chatcmpl-") + 24
+        assert value.removeprefix("chatcmpl-").isalnum()
+
+
+@pytest.mark.anyio
+async def test_create_tool_call_streams_one_call_until_its_result() -> None:
+    from assistant_stream_ce.modules.tool_call import create_tool_call
+
+    stream, tool = await create_tool_call("lookup", "c1", parent_id="p1")
+    tool.append_args_text('{"q": 1}')
+    tool.set_response({"ok": True})
+    chunks = [chunk async for chunk in stream]
+
+    assert [chunk.type for chunk in chunks] == [
+        "tool-call-begin",
+        "tool-call-delta",
+        "tool-call-args-text-finish",
+        "tool-result",
+    ]
+    assert chunks[0] == assistant_stream_ce.ToolCallBeginChunk(tool_call_id="c1", tool_name="lookup", parent_id="p1")
+    with pytest.raises(RuntimeError):
+        tool.append_args_text("late")
+
+
+@pytest.mark.anyio
+async def test_create_tool_call_stream_ends_on_close_and_feeds_a_run() -> None:
+    from assistant_stream_ce.modules.tool_call import create_tool_call
+
+    async def callback(controller: assistant_stream_ce.RunController) -> None:
+        stream, tool = await create_tool_call("client_side", "c2")
+        controller.add_stream(stream)
+        tool.append_args_text("{}")
+        tool.close()
+
+    types = [chunk.type async for chunk in assistant_stream_ce.create_run(callback)]
+    assert types == ["tool-call-begin", "tool-call-delta", "tool-call-args-text-finish"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import secrets
 import string
 import warnings
+from collections.abc import AsyncIterator
 from typing import Any
 
 from .._json import encoded_size
 from .._merger import Merger
-from ..assistant_stream_chunk import ToolResultChunk
+from ..assistant_stream_chunk import AssistantStreamChunk, ToolResultChunk
 
-__all__ = ["ToolCallController", "generate_openai_style_tool_call_id"]
+__all__ = ["ToolCallController", "create_tool_call", "generate_openai_style_tool_call_id"]
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -57,3 +58,33 @@ class ToolCallController:
     def close(self) -> None:
         """Finish the arguments without a result (the client will run the tool)."""
         self._merger.finish_args(self.tool_call_id)
+
+
+class _OwnStreamToolCall(ToolCallController):
+    """A tool call with a chunk stream of its own, which its result or ``close()`` ends."""
+
+    def set_response(self, result: Any, *, artifact: Any | None = None, is_error: bool = False) -> None:
+        super().set_response(result, artifact=artifact, is_error=is_error)
+        self._merger.close()
+
+    def close(self) -> None:
+        super().close()
+        self._merger.close()
+
+
+async def create_tool_call(
+    tool_name: str, tool_call_id: str, parent_id: str | None = None
+) -> tuple[AsyncIterator[AssistantStreamChunk], ToolCallController]:
+    """A tool call outside any run: its chunk stream (begin, arguments, result) and its controller.
+
+    As in assistant-stream 0.0.36: pass the stream to ``controller.add_stream``
+    of a run, or encode it yourself; ``set_response()`` or ``close()`` ends it.
+    """
+    merger = Merger()
+    merger.begin_tool(tool_call_id, tool_name, parent_id)
+
+    async def chunks() -> AsyncIterator[AssistantStreamChunk]:
+        while (chunk := await merger.get()) is not None:
+            yield chunk
+
+    return chunks(), _OwnStreamToolCall(merger, tool_name, tool_call_id)

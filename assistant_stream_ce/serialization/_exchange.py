@@ -157,7 +157,8 @@ class Exchange:
 
     async def _keep_time(self) -> float | None:
         """Do what is due now: the time of the next duty, or None once a stuck client was dropped."""
-        timeout, heartbeat = self._settings.send_timeout, self._settings.heartbeat
+        timeout = self._settings.send_timeout
+        heartbeat = self._settings.heartbeat if self._keepalive else None  # no keepalive token: no heartbeats
         # Wait at most a heartbeat, and at most one send_timeout: a send that starts
         # later is stuck one send_timeout after it started at the earliest.
         nap = timeout if heartbeat is None else min(heartbeat, timeout)

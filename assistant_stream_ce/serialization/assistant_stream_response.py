@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 
+import anyio
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from .._run import OnFinish
 from ..assistant_stream_chunk import AssistantStreamChunk
-from ._exchange import Exchange, Settings, positive_seconds, resolve_heartbeat
-from .stream_encoder import StreamEncoder
+from ._exchange import Exchange, Settings, positive_seconds
+from ._feed import DetachedFeed, Put
+from .heartbeat import DEFAULT_HEARTBEAT_INTERVAL, HeartbeatOption, resolve_heartbeat_interval
+from .stream_encoder import StreamEncoder, split_frames, writes_frames
 
 __all__ = ["DEFAULT_HEARTBEAT_INTERVAL", "DEFAULT_SEND_TIMEOUT", "AssistantStreamResponse"]
 
-DEFAULT_HEARTBEAT_INTERVAL = 15.0
 DEFAULT_SEND_TIMEOUT = 30.0
 
 _STREAMING_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -40,14 +42,17 @@ class AssistantStreamResponse(Response):
     stream's own cleanup. If the stream raises, the client gets the format's
     error frame and then its finish frames, and the exception is logged to the
     ``assistant_stream_ce`` logger.
+
+    :attr:`body_iterator` gives the body as a plain async iterator, for code
+    that reads a response without serving it.
     """
 
     def __init__(
         self,
         stream: AsyncIterable[AssistantStreamChunk],
         stream_encoder: StreamEncoder,
+        heartbeat: HeartbeatOption = DEFAULT_HEARTBEAT_INTERVAL,
         *,
-        heartbeat: float | bool | None = DEFAULT_HEARTBEAT_INTERVAL,
         send_timeout: float = DEFAULT_SEND_TIMEOUT,
         on_finish: OnFinish | None = None,
         grace_period: float = 5.0,
@@ -65,7 +70,7 @@ class AssistantStreamResponse(Response):
             merged.update((name.lower(), value) for name, value in extra.items())
         self.init_headers(merged)
         self._settings = Settings(
-            heartbeat=resolve_heartbeat(heartbeat, DEFAULT_HEARTBEAT_INTERVAL),
+            heartbeat=resolve_heartbeat_interval(heartbeat),
             send_timeout=positive_seconds(send_timeout, "send_timeout"),
             grace_period=positive_seconds(grace_period, "grace_period"),
             on_finish=on_finish,
@@ -78,3 +83,32 @@ class AssistantStreamResponse(Response):
         self._started = True
         start = {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         await Exchange(self.stream, self.stream_encoder, start, self._settings, receive, send).run()
+
+    @property
+    def body_iterator(self) -> AsyncIterator[str]:
+        """The body, one frame per item (keepalives included), as a client reading it would get it.
+
+        For code written against assistant-stream 0.0.36, whose responses were
+        Starlette ``StreamingResponse`` objects: ``async for frame in
+        response.body_iterator``. The response is served exactly as over HTTP
+        (same run, heartbeats, ``send_timeout``, ``on_finish``) to an in-memory
+        client, from a task that the iterator owns; ``aclose()`` on it, or
+        leaving it, disconnects that client. Like serving it, this consumes the
+        response once.
+        """
+        return DetachedFeed(self._serve_in_memory, self._settings.grace_period)
+
+    async def _serve_in_memory(self, put: Put[str]) -> None:
+        encoder = self.stream_encoder
+        split = writes_frames(encoder)  # an encode_stream-only encoder: one item per string it yields
+
+        async def receive() -> Message:
+            await anyio.Event().wait()  # this client leaves only by stopping its reads, which cancels the exchange
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            body = message.get("body", b"") if message["type"] == "http.response.body" else b""
+            for frame in split_frames(body, encoder) if split else [body.decode()] if body else []:
+                await put(frame)
+
+        await self({"type": "http", "asgi": {"version": "3.0"}}, receive, send)

@@ -34,9 +34,11 @@ from ..assistant_stream_chunk import (
 from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, Usage, sse
 from ._tools import EMPTY_ARGS, ToolCall, ToolCalls, finish_reason
 from .assistant_stream_response import AssistantStreamResponse
+from .data_stream import StateProxyJSONEncoder
+from .heartbeat import HeartbeatOption
 from .stream_encoder import FinishStatus, StreamEncoder
 
-__all__ = ["AssistantTransportEncoder", "AssistantTransportResponse"]
+__all__ = ["AssistantTransportEncoder", "AssistantTransportResponse", "StateProxyJSONEncoder"]
 
 
 class _Part(msgspec.Struct, tag_field="type", rename="camel", omit_defaults=True):
@@ -260,5 +262,7 @@ class AssistantTransportEncoder(StreamEncoder):
 class AssistantTransportResponse(AssistantStreamResponse):
     """A streaming HTTP response in the assistant-transport format."""
 
-    def __init__(self, stream: AsyncIterable[AssistantStreamChunk], **kwargs: Any) -> None:
-        super().__init__(stream, AssistantTransportEncoder(), **kwargs)
+    def __init__(
+        self, stream: AsyncIterable[AssistantStreamChunk], heartbeat: HeartbeatOption = True, **kwargs: Any
+    ) -> None:
+        super().__init__(stream, AssistantTransportEncoder(), heartbeat, **kwargs)

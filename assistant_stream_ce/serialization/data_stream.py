@@ -7,8 +7,9 @@ frames (``e:`` for a step still open, then ``d:``), which 0.0.36 did not send.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterable
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 
@@ -29,15 +30,23 @@ from ..assistant_stream_chunk import (
     ToolResultChunk,
     UpdateStateChunk,
 )
+from ..state import StateProxy
 from ._frames import GENERIC_ERROR, Usage, dumps
 from ._tools import EMPTY_ARGS, ToolCall, ToolCalls, finish_reason
 from .assistant_stream_response import AssistantStreamResponse
+from .heartbeat import DATA_STREAM_KEEPALIVE_LINE, HeartbeatOption
 from .stream_encoder import FinishStatus, StreamEncoder
 
-__all__ = ["DataStreamEncoder", "DataStreamResponse"]
+__all__ = ["DataStreamEncoder", "DataStreamResponse", "StateProxyJSONEncoder"]
 
-KEEPALIVE: Final = "\n"
-"""A blank line: the data stream clients skip it."""
+
+class StateProxyJSONEncoder(json.JSONEncoder):
+    """``json.dumps(value, cls=StateProxyJSONEncoder)`` writes a :class:`StateProxy` as the value it views."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, StateProxy):
+            return o._value()
+        return super().default(o)
 
 
 class _Frame(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -192,6 +201,8 @@ class _DataStreamWriter:
 class DataStreamEncoder(StreamEncoder):
     """The data stream format (``x-vercel-ai-data-stream: v1``), read by assistant-ui's ``DataStreamDecoder``."""
 
+    frame_end = "\n"
+
     def get_media_type(self) -> str:
         return "text/plain; charset=utf-8"
 
@@ -199,14 +210,20 @@ class DataStreamEncoder(StreamEncoder):
         return {"x-vercel-ai-data-stream": "v1"}
 
     def get_keepalive_token(self) -> str:
-        return KEEPALIVE
+        return DATA_STREAM_KEEPALIVE_LINE
 
     def open(self) -> _DataStreamWriter:
         return _DataStreamWriter()
 
 
 class DataStreamResponse(AssistantStreamResponse):
-    """A streaming HTTP response in the data stream format."""
+    """A streaming HTTP response in the data stream format.
 
-    def __init__(self, stream: AsyncIterable[AssistantStreamChunk], **kwargs: Any) -> None:
-        super().__init__(stream, DataStreamEncoder(), **kwargs)
+    As in assistant-stream 0.0.36, it writes no keepalives unless ``heartbeat``
+    asks for them (``True`` for every 15 s, or seconds).
+    """
+
+    def __init__(
+        self, stream: AsyncIterable[AssistantStreamChunk], heartbeat: HeartbeatOption = False, **kwargs: Any
+    ) -> None:
+        super().__init__(stream, DataStreamEncoder(), heartbeat, **kwargs)

@@ -28,11 +28,17 @@ from ..assistant_stream_chunk import (
 from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, sse
 from ._tools import EMPTY_ARGS, ToolCall, ToolCalls
 from .assistant_stream_response import AssistantStreamResponse
+from .heartbeat import HeartbeatOption
 from .stream_encoder import FinishStatus, StreamEncoder
 
-__all__ = ["OpenAIStreamEncoder", "OpenAIStreamResponse"]
+__all__ = ["OpenAIStreamEncoder", "OpenAIStreamResponse", "generate_openai_style_id"]
 
 _ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def generate_openai_style_id() -> str:
+    """A fresh completion id shaped like OpenAI's (``chatcmpl-`` and 24 letters or digits)."""
+    return "chatcmpl-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
 
 
 class _Function(msgspec.Struct, omit_defaults=True):
@@ -82,7 +88,7 @@ class _Error(msgspec.Struct):
 
 class _OpenAIWriter:
     def __init__(self, model: str, system_fingerprint: str) -> None:
-        self._id = "chatcmpl-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+        self._id = generate_openai_style_id()
         self._created = int(time.time())
         self._model = model
         self._fingerprint = system_fingerprint
@@ -178,6 +184,11 @@ class OpenAIStreamResponse(AssistantStreamResponse):
     """A streaming HTTP response of OpenAI chat-completions chunks."""
 
     def __init__(
-        self, stream: AsyncIterable[AssistantStreamChunk], *, model: str = "assistant_stream", **kwargs: Any
+        self,
+        stream: AsyncIterable[AssistantStreamChunk],
+        heartbeat: HeartbeatOption = True,
+        *,
+        model: str = "assistant_stream",
+        **kwargs: Any,
     ) -> None:
-        super().__init__(stream, OpenAIStreamEncoder(model=model), **kwargs)
+        super().__init__(stream, OpenAIStreamEncoder(model=model), heartbeat, **kwargs)

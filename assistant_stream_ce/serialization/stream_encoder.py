@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterable
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 from ..assistant_stream_chunk import AssistantStreamChunk, ErrorChunk
 from ._frames import SSE_KEEPALIVE, SSE_MEDIA_TYPE
@@ -38,6 +38,9 @@ class FrameWriter(Protocol):
 class StreamEncoder(ABC):
     """A wire format: what to send for a stream of chunks, and how to label it."""
 
+    frame_end: ClassVar[str] = "\n\n"
+    """What ends each frame of the format's writer: an SSE event's blank line (the data stream: ``"\\n"``)."""
+
     @abstractmethod
     def get_media_type(self) -> str:
         """The response's content type."""
@@ -58,8 +61,21 @@ class StreamEncoder(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} only implements encode_stream()")
 
+    def encode_chunk(self, chunk: AssistantStreamChunk) -> str:
+        """The frames for one chunk, as assistant-stream 0.0.36's encoders had it.
+
+        Successive calls continue one stream of this encoder's own (a tool
+        result needs its tool call's begin first); :meth:`encode_stream` and the
+        responses each start their own stream. No terminal frames are written.
+        """
+        writer: FrameWriter | None = getattr(self, "_chunk_writer", None)
+        if writer is None:
+            writer = self._chunk_writer = self.open()
+        return writer.encode(chunk).decode()
+
     async def encode_stream(self, stream: AsyncIterable[AssistantStreamChunk]) -> AsyncGenerator[str, None]:
-        """Encode a whole stream as ``str`` frames, ending with the terminal frames.
+        """Encode a whole stream, one frame per item (a data-stream line, an SSE event), ending with the
+        terminal frames.
 
         If ``stream`` raises, the exception is logged and the stream still ends
         well-formed: an error frame (unless the stream sent an error chunk just
@@ -79,16 +95,36 @@ class StreamEncoder(ABC):
                     logger.error("the stream being encoded raised", exc_info=exc)
                     status = "error"
                     if not isinstance(last, ErrorChunk):
-                        frames = writer.encode(ErrorChunk(error=str(exc) or type(exc).__name__))
-                        if frames:
-                            yield frames.decode()
+                        error = ErrorChunk(error=str(exc) or type(exc).__name__)
+                        for frame in split_frames(writer.encode(error), self):
+                            yield frame
                     break
                 last = chunk
-                frames = writer.encode(chunk)
-                if frames:
-                    yield frames.decode()
-            yield writer.finish(status).decode()
+                for frame in split_frames(writer.encode(chunk), self):
+                    yield frame
+            for frame in split_frames(writer.finish(status), self):
+                yield frame
         finally:
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+
+def writes_frames(encoder: object) -> bool:
+    """Whether ``encoder`` has a frame writer (:meth:`StreamEncoder.open`); 0.0.36-style encoders only stream."""
+    open_writer = getattr(type(encoder), "open", None)
+    return open_writer is not None and open_writer is not StreamEncoder.open
+
+
+def split_frames(data: bytes, encoder: StreamEncoder) -> list[str]:
+    """What ``encoder``'s writer wrote at once, one frame per item.
+
+    Frames end in ``encoder.frame_end`` and hold no raw line break of their
+    own (JSON escapes them), so cutting there is exact.
+    """
+    end = encoder.frame_end
+    pieces = data.decode().split(end)
+    frames = [piece + end for piece in pieces[:-1]]
+    if pieces[-1]:
+        frames.append(pieces[-1])
+    return frames
