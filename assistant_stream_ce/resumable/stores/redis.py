@@ -31,9 +31,30 @@ import msgspec
 
 from ..errors import DEFAULT_TTL_MS, ResumableStreamError, parse_cursor, validate_stream_id
 from ..types import CancellationSignal, ResumableStreamEntry, ResumableStreamRole, ResumableStreamStatus
-from ._redis_clients import RedisCommands, commands_for
+from ._redis_clients import RedisCommands, RedisLikeClient, commands_for
 
-__all__ = ["DEFAULT_LEASE_MS", "RedisResumableStreamStore", "create_redis_resumable_stream_store"]
+__all__ = [
+    "DEFAULT_LEASE_MS",
+    "FIELD_CHUNK",
+    "FIELD_ERROR",
+    "FIELD_FIN",
+    "FIN_DONE",
+    "FIN_ERROR",
+    "STREAM_START_ID",
+    "RedisLikeClient",
+    "RedisResumableStreamStore",
+    "create_redis_resumable_stream_store",
+]
+
+#: The fields of a stored entry, as assistant-stream 0.0.36 names them: a frame, or the end of a stream.
+FIELD_CHUNK = "c"
+FIELD_FIN = "fin"
+FIELD_ERROR = "error"
+#: The values of ``FIELD_FIN``.
+FIN_DONE = "done"
+FIN_ERROR = "error"
+#: The stream id before the first entry (XREAD from here reads everything).
+STREAM_START_ID = "0-0"
 
 logger = logging.getLogger("assistant_stream_ce.resumable")
 
@@ -193,7 +214,7 @@ class RedisResumableStreamStore:
             raise ResumableStreamError("finalized", f"stream {stream_id} is not being produced by this store")
         if self._max_chunk_bytes is not None and len(chunk) > self._max_chunk_bytes:
             raise ResumableStreamError("unavailable", f"frame of {len(chunk)} bytes exceeds {self._max_chunk_bytes}")
-        await self._write(stream_id, producing, {"c": bytes(chunk)})
+        await self._write(stream_id, producing, {FIELD_CHUNK: bytes(chunk)})
 
     async def finalize(self, stream_id: str, status: Literal["done", "error"], error: str | None = None) -> None:
         """End the stream. A "done" that finds frames lost ends it as an error instead, and raises."""
@@ -204,7 +225,10 @@ class RedisResumableStreamStore:
         if status == "done":
             try:
                 await self._write(
-                    stream_id, producing, {"fin": b"done"}, _Meta("done", producing.ttl, gen=producing.gen)
+                    stream_id,
+                    producing,
+                    {FIELD_FIN: FIN_DONE.encode()},
+                    _Meta("done", producing.ttl, gen=producing.gen),
                 )
                 return
             except ResumableStreamError as err:
@@ -212,7 +236,9 @@ class RedisResumableStreamStore:
         message = error or "stream failed"
         final = _Meta("error", producing.ttl, message, producing.gen)
         try:
-            await self._write(stream_id, producing, {"fin": b"error", "error": message.encode()}, final)
+            await self._write(
+                stream_id, producing, {FIELD_FIN: FIN_ERROR.encode(), FIELD_ERROR: message.encode()}, final
+            )
         except ResumableStreamError as err:
             lost = lost or err  # another producer took the stream over: its keys are not this one's to end
         if lost is not None:
@@ -273,15 +299,15 @@ class RedisResumableStreamStore:
                 entry_gen, _, seq = identifier.decode().partition("-")
                 if entry_gen != gen:
                     raise _lost(_REFUSED[b"replaced"], stream_id)
-                if fields.get(b"fin") == b"error":
-                    raise ResumableStreamError("failed", fields.get(b"error", b"stream failed").decode())
+                if fields.get(FIELD_FIN.encode()) == FIN_ERROR.encode():
+                    raise ResumableStreamError("failed", fields.get(FIELD_ERROR.encode(), b"stream failed").decode())
                 if int(seq) != position + 1:
                     raise _lost(_REFUSED[b"lost"], stream_id)
-                if b"fin" in fields:
+                if FIELD_FIN.encode() in fields:
                     return
                 position += 1
                 last = identifier.decode()
-                yield ResumableStreamEntry(seq, fields[b"c"])
+                yield ResumableStreamEntry(seq, fields[FIELD_CHUNK.encode()])
                 if signal.is_set():
                     return
 
@@ -303,7 +329,7 @@ class RedisResumableStreamStore:
     async def wait_cancel(self, stream_id: str) -> None:
         """Return once a cancel was requested for ``stream_id``."""
         ctl = self._key(stream_id, "ctl")
-        while not await self._redis.xread(ctl, "0-0", 1, self._block_ms):
+        while not await self._redis.xread(ctl, STREAM_START_ID, 1, self._block_ms):
             await anyio.lowlevel.checkpoint()
 
 
