@@ -330,3 +330,33 @@ async def test_a_producer_that_died_ends_readers_on_the_other_instance(
     assert b"tick" not in b"".join(again)
     assert any(b"tail9" in frame for frame in again)
     assert again[-1].startswith(b'd:{"finishReason":"stop"')
+
+
+async def test_a_finalize_from_another_task_waits_for_the_write_in_flight(make_store: MakeStore) -> None:
+    """A reader that ends the stream as soon as it sees a frame, while that frame's write has not returned yet:
+    the end goes after the frame, and the stream ends done."""
+    store = await make_store()
+    signal = anyio.Event()
+    with anyio.fail_after(20):
+        for _ in range(100):  # the reader sees the frame before its write returns in some of these
+            stream_id = f"race-{uuid.uuid4().hex}"
+            assert await store.acquire(stream_id) == "producer"
+            await store.append(stream_id, b"one")
+            seen: list[bytes] = []
+            waiting = anyio.Event()
+
+            async def read_and_end(
+                stream_id: str = stream_id, seen: list[bytes] = seen, waiting: anyio.Event = waiting
+            ) -> None:
+                async for entry in store.read(stream_id, "", signal):
+                    seen.append(bytes(entry.chunk))
+                    waiting.set()  # the next read blocks in Redis until the next frame lands
+                    if len(seen) == 2:
+                        await store.finalize(stream_id, "done")
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read_and_end)
+                await waiting.wait()
+                await store.append(stream_id, b"two")
+            assert seen == [b"one", b"two"]
+            assert await store.status(stream_id) == "done"

@@ -23,7 +23,7 @@ import logging
 import math
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
@@ -136,6 +136,8 @@ class _Producing:
     gen: str
     next: int
     ttl: int
+    #: One write at a time: a frame's number and the check of the one before it go together.
+    writing: anyio.Lock = field(default_factory=anyio.Lock)
 
 
 def _ttl_sec(ttl_ms: int) -> int:
@@ -195,18 +197,19 @@ class RedisResumableStreamStore:
     ) -> None:
         """Store one entry; only an error ending (``final`` with status error) skips the checks."""
         checked = final is None or final.status != "error"
-        seq = producing.next if checked else _LAST_SEQ
-        previous = f"{producing.gen}-{producing.next - 1}" if producing.next > 1 else ""
         keys = [self._key(stream_id, part) for part in ("meta", "data", "lease")]
-        args: list[str | bytes | int] = [producing.gen, f"{producing.gen}-{seq}", previous, "1" if checked else ""]
-        args += [producing.ttl, b"" if final is None else msgspec.json.encode(final)]
-        args += [item for pair in fields.items() for item in pair]
-        # Shielded: a write cancelled after Redis took it would leave this store's count behind.
-        with anyio.CancelScope(shield=True):
-            reply = await self._redis.script(_WRITE, keys, args)
-        if reply != b"ok":
-            raise _lost(_REFUSED[reply], stream_id)
-        producing.next += 1
+        async with producing.writing:
+            seq = producing.next if checked else _LAST_SEQ
+            previous = f"{producing.gen}-{producing.next - 1}" if producing.next > 1 else ""
+            args: list[str | bytes | int] = [producing.gen, f"{producing.gen}-{seq}", previous, "1" if checked else ""]
+            args += [producing.ttl, b"" if final is None else msgspec.json.encode(final)]
+            args += [item for pair in fields.items() for item in pair]
+            # Shielded: a write cancelled after Redis took it would leave this store's count behind.
+            with anyio.CancelScope(shield=True):
+                reply = await self._redis.script(_WRITE, keys, args)
+            if reply != b"ok":
+                raise _lost(_REFUSED[reply], stream_id)
+            producing.next += 1
 
     async def append(self, stream_id: str, chunk: bytes) -> None:
         producing = self._producing.get(stream_id)
