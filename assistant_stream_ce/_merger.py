@@ -172,11 +172,11 @@ class Merger:
             self._reader = None
 
     def text(self, delta: str, parent_id: str | None, *, reasoning: bool = False) -> None:
-        if type(delta) is not str or self.mode is not _OPEN:  # the hot path checks only this
+        if type(delta) is not str or self.mode is not _OPEN or not delta:  # the hot path checks only this
             what = "append_reasoning()" if reasoning else "append_text()"
             if not isinstance(delta, str):
                 raise TypeError(f"{what} takes str, not {type(delta).__name__}")
-            if not self._writable(what):
+            if not self._writable(what) or not delta:  # an empty delta carries nothing: it costs nothing
                 return
         queue = self._queue
         tail = queue[-1] if queue else None
@@ -233,6 +233,8 @@ class Merger:
             return
         if self._phase(tool_call_id) is not _ARGS:
             raise RuntimeError(f"tool call {tool_call_id!r}: its arguments are already finished")
+        if not delta:
+            return
         run = self._open_args.get(tool_call_id)
         if run is not None:
             run.pieces.append(delta)

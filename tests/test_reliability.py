@@ -12,6 +12,7 @@ import gc
 import json
 import os
 import random
+import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +48,7 @@ from assistant_stream_ce import (
     Run,
     RunController,
     RunOutcome,
+    TextDeltaChunk,
     ToolCall,
     ToolCallArgsFinishChunk,
     ToolCallBeginChunk,
@@ -503,3 +505,82 @@ def test_fuzzed_bodies_never_get_a_500_or_hang_and_the_server_keeps_serving(
         assert client.get("/health").text == "ok"
         after = client.post("/stream/data-stream?run=after-fuzz&scenario=full", json=REQUESTS["data-stream"])
         assert data_stream_text(after.content) == full_text("hi")
+
+
+# -- 5. the run's life: what ends it, where it is dropped, how much it keeps --------------------------
+
+EMPTY_DELTAS = 20_000
+
+
+def empty_text(controller: RunController, tool: Any) -> None:
+    controller.append_text("")
+
+
+def empty_compat_args(controller: RunController, tool: Any) -> None:
+    tool.append_args_text("")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("write", [empty_text, empty_compat_args, None], ids=["text", "compat-args", "tool-args"])
+async def test_empty_deltas_cost_nothing_while_the_client_is_stalled(anyio_backend: str, write: Any) -> None:
+    """Empty deltas keep nothing in the buffer and send nothing; the text around them is unchanged."""
+    grown: list[int] = []
+    written = anyio.Event()
+
+    async def tool_fn(call: ToolCall) -> str:
+        await call.append_args_text('{"a": ')
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(EMPTY_DELTAS):
+            await call.append_args_text("")
+        await call.append_args_text("1}")
+        grown.append(tracemalloc.get_traced_memory()[0] - before)
+        return "ok"
+
+    async def callback(controller: RunController) -> None:
+        controller.append_text("a")
+        if write is None:
+            await controller.start_tool_call("t", tool_fn, tool_call_id="call_1")
+        else:
+            tool = await controller.add_tool_call("t", "call_1")
+            tool.append_args_text('{"a": ')
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(EMPTY_DELTAS):
+                write(controller, tool)
+            grown.append(tracemalloc.get_traced_memory()[0] - before)
+            tool.append_args_text("1}")
+            tool.set_response("ok")
+        controller.append_text("b")
+        written.set()
+
+    tracemalloc.start()
+    try:
+        with anyio.fail_after(20):
+            async with create_run(callback) as chunks:
+                await written.wait()  # the client reads nothing until everything was written
+                received = [chunk async for chunk in chunks]
+    finally:
+        tracemalloc.stop()
+    # 20,000 buffered empty pieces would hold 160 KB.
+    assert grown[0] < 16 * 1024, grown
+    assert [chunk for chunk in received if isinstance(chunk, ToolCallDeltaChunk)] == [
+        ToolCallDeltaChunk("call_1", '{"a": 1}')
+    ]
+    assert [chunk for chunk in received if isinstance(chunk, TextDeltaChunk)] == [
+        TextDeltaChunk("a"),
+        TextDeltaChunk("b"),
+    ]
+
+
+@pytest.mark.anyio
+async def test_an_empty_delta_alone_sends_nothing(anyio_backend: str, consume: Any) -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_text("")
+        controller.append_reasoning("")
+        tool = await controller.add_tool_call("t", "call_1")
+        tool.append_args_text("")
+        tool.close()
+
+    assert await consume(create_run(callback)) == [
+        ToolCallBeginChunk("call_1", "t"),
+        ToolCallArgsFinishChunk("call_1"),
+    ]
