@@ -74,6 +74,14 @@ def unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
+def _beyond_cancellation(exc: BaseException) -> BaseException | None:
+    """``exc`` without the backend's cancellation in it; None if it held nothing else."""
+    cancelled = anyio.get_cancelled_exc_class()
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(cancelled)[1]
+    return None if isinstance(exc, cancelled) else exc
+
+
 class RunCore:
     """State shared by a run's controller(s), its producer and its consumer."""
 
@@ -149,6 +157,10 @@ class RunCore:
             await child()
         except Exception as exc:
             self.fail(exc)
+        except BaseException as exc:
+            if (beyond := _beyond_cancellation(exc)) is None:
+                raise
+            self.fail(unwrap(beyond))  # SystemExit, KeyboardInterrupt, an application's own: the consumer raises it
 
     async def produce(self, callback: Callable[[], Awaitable[None]], *, shielded: bool = False) -> None:
         """The producer: runs the callback and its children, then ends the run.
@@ -167,11 +179,15 @@ class RunCore:
                     self._finish_dangling_calls()
                 self.merger.close()
                 await self.merger.drained()
-        except anyio.get_cancelled_exc_class():
-            self.cancel()  # an enclosing scope was cancelled: same as the consumer leaving
-            raise
-        except Exception as exc:  # a defect inside the run machinery itself
-            self.fail(unwrap(exc))
+        except BaseException as exc:
+            if (beyond := _beyond_cancellation(exc)) is None:
+                self.cancel()  # an enclosing scope was cancelled: same as the consumer leaving
+                raise
+            # Anything else: a BaseException that is not cancellation (SystemExit, KeyboardInterrupt, an application's
+            # own) from the callback or a child, or a defect of the run machinery: the run fails with it,
+            # and the consumer raises it. The producer itself never raises it: in the ``async for`` form
+            # nobody would receive it (trio: TrioInternalError; asyncio: an unretrieved task exception).
+            self.fail(unwrap(beyond))
         finally:
             self.finishing = True
             self.merger.close()
