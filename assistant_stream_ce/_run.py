@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import anyio.abc
 
+from ._detached import EventLoop
 from ._json import copy_json_tree
 from ._merger import Merger, Mode
 from .assistant_stream_chunk import AssistantStreamChunk, ErrorChunk
@@ -99,6 +100,7 @@ class RunCore:
         self.error_message = error_message
         # The builder folds what was sent onto its own copy: the live state runs ahead of the wire.
         self.builder = MessageBuilder(copy_json_tree(self.state.root, "state")) if on_finish is not None else None
+        self.loop: EventLoop | None = None  # the loop the run runs on, once it has started
         self.scope: anyio.CancelScope | None = None
         self.tg: anyio.abc.TaskGroup | None = None
         self.sequencer: ToolCallSequencer | None = None
@@ -167,6 +169,8 @@ class RunCore:
 
         ``shielded``: only ``cancel()`` stops it, not the scopes it runs in.
         """
+        self.loop = EventLoop()
+        self.merger.bind(self.loop)
         self.scope = anyio.CancelScope(shield=shielded)
         if self.cancelled:
             self.scope.cancel()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import functools
 import math
@@ -405,10 +404,12 @@ class Run:
                 await self._core.done_event().wait()
 
     def __del__(self) -> None:
-        if self._phase is _DETACHED and not self._core.is_done:
-            # If the event loop is already gone, nothing is left to cancel.
-            with contextlib.suppress(Exception):
-                self._core.cancel()
+        core = self._core
+        if self._phase is _DETACHED and not core.is_done:
+            # Collected in any thread, at any point: the run is cancelled on its loop's thread (the
+            # producer has started: it set the loop). If that loop has ended, nothing is left to cancel.
+            assert core.loop is not None
+            core.loop.call_soon(core.cancel)
 
 
 def create_run(

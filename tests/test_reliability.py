@@ -12,6 +12,7 @@ import gc
 import json
 import os
 import random
+import threading
 import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ import anyio.lowlevel
 import httpx
 import msgspec
 import pytest
+from anyio import from_thread
 from http_servers import launch, raw_client
 from http_servers.scenarios import full_text
 from hypothesis import HealthCheck, example, given, settings
@@ -584,3 +586,75 @@ async def test_an_empty_delta_alone_sends_nothing(anyio_backend: str, consume: A
         ToolCallBeginChunk("call_1", "t"),
         ToolCallArgsFinishChunk("call_1"),
     ]
+
+
+def test_a_run_dropped_in_another_thread_is_cancelled(anyio_backend: str) -> None:
+    """The iterator is collected in a thread that is not its loop's: the run is still cancelled there."""
+    cleaned_up = threading.Event()
+    reported = threading.Event()
+    outcomes: list[RunOutcome] = []
+
+    async def callback(controller: RunController) -> None:
+        controller.append_text("hi")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cleaned_up.set()
+
+    def on_finish(outcome: RunOutcome) -> None:
+        outcomes.append(outcome)
+        reported.set()
+
+    with from_thread.start_blocking_portal(anyio_backend) as portal:
+        run = create_run(callback, on_finish=on_finish)
+        assert portal.call(run.__anext__) == TextDeltaChunk("hi")
+        del run  # the last reference goes in this thread, not in the portal's
+        gc.collect()
+        assert cleaned_up.wait(5)
+        assert reported.wait(5)
+    assert [outcome.status for outcome in outcomes] == ["cancelled"]
+    assert outcomes[0].message.text == "hi"
+
+
+@pytest.mark.anyio
+async def test_controller_methods_called_from_a_worker_thread_are_live(anyio_backend: str, form: str) -> None:
+    """A synchronous SDK in ``to_thread.run_sync`` writes through the controller: each write is sent at once."""
+    seen = threading.Event()
+    finished: list[str] = []
+
+    def sdk(controller: RunController, tool: Any) -> None:
+        controller.append_text("live")
+        assert seen.wait(5), "the client did not get the text while the thread was still running"
+        controller.append_state_text(["log"], "x")
+        controller.state["n"] = 1
+        controller.add_data({"d": 1})
+        tool.append_args_text("{}")
+        tool.set_response("ok")
+        with pytest.raises(TypeError, match="takes str"):
+            controller.append_text(1)  # type: ignore[arg-type]
+        finished.append("sdk")
+
+    async def callback(controller: RunController) -> None:
+        tool = await controller.add_tool_call("t", "call_1")
+        await anyio.to_thread.run_sync(sdk, controller, tool)
+
+    received: list[AssistantStreamChunk] = []
+    run = create_run(callback, state={"log": "", "n": 0})
+    with anyio.fail_after(10):
+        if form == "structured":
+            async with run as chunks:
+                async for chunk in chunks:
+                    received.append(chunk)
+                    if chunk == TextDeltaChunk("live"):
+                        seen.set()
+        else:
+            async for chunk in run:
+                received.append(chunk)
+                if chunk == TextDeltaChunk("live"):
+                    seen.set()
+    assert finished == ["sdk"]
+    message = folded(received, {"log": "", "n": 0})
+    assert message["state"] == {"log": "x", "n": 1}
+    assert message["data"] == [{"d": 1}]
+    [part] = [part for part in message["parts"] if part["type"] == "tool-call"]
+    assert (part["tool_call_id"], part["args_text"], part["result"]) == ("call_1", "{}", "ok")
