@@ -105,6 +105,11 @@ class RunCore:
         self.tg: anyio.abc.TaskGroup | None = None
         self.sequencer: ToolCallSequencer | None = None
         self.error: BaseException | None = None
+        # A consumer that forwards chunks (a response) has delivered one only once it asks for the next:
+        # until then it is ``handed``, and the run's outcome waits for it.
+        self.confirms_delivery = False
+        self.handed: AssistantStreamChunk | None = None
+        self._asked: anyio.Event | None = None
         self.cancelled = False
         self.finishing = False
         self._cancelled_event: anyio.Event | None = None
@@ -125,10 +130,27 @@ class RunCore:
                 self._done.set()
         return self._done
 
-    def sent(self, chunk: AssistantStreamChunk) -> None:
-        """The consumer took ``chunk``."""
-        if self.builder is not None:
+    def took(self, chunk: AssistantStreamChunk) -> None:
+        """The consumer took ``chunk``: delivered, or handed over until it asks for more."""
+        if self.confirms_delivery:
+            self.handed = chunk
+        elif self.builder is not None:
             self.builder.add(chunk)
+
+    def asks(self) -> None:
+        """The consumer asks for the next chunk: the one it was handed has been delivered."""
+        if self.handed is not None:
+            if self.builder is not None:
+                self.builder.add(self.handed)
+            self.handed = None
+            if self._asked is not None:
+                self._asked.set()
+
+    async def _delivered(self) -> None:
+        """Wait until the consumer has delivered the last chunk it took (cancelled if it never does)."""
+        if self.handed is not None:
+            self._asked = anyio.Event()
+            await self._asked.wait()
 
     def cancel(self) -> None:
         """The consumer went away: stop the run and drop its pending output."""
@@ -183,6 +205,7 @@ class RunCore:
                     self._finish_dangling_calls()
                 self.merger.close()
                 await self.merger.drained()
+                await self._delivered()
         except BaseException as exc:
             if (beyond := _beyond_cancellation(exc)) is None:
                 self.cancel()  # an enclosing scope was cancelled: same as the consumer leaving

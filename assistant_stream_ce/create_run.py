@@ -334,9 +334,11 @@ class Run:
     def _start_in(self, tg: anyio.abc.TaskGroup) -> None:
         """The structured form in a task group the consumer already has (a response's): one group less.
 
-        The consumer reads the run, then ``await aclose()``; ``tg`` waits for the rest.
+        The consumer reads the run, then ``await aclose()``; ``tg`` waits for the rest. A chunk
+        counts as delivered (for ``on_finish``) once the consumer asks for the next one.
         """
         self._claim(_STRUCTURED)
+        self._core.confirms_delivery = True
         tg.start_soon(_produce_structured, self._core, self._callback)
 
     async def __aexit__(
@@ -368,6 +370,8 @@ class Run:
         elif self._phase is _ENDED:
             raise StopAsyncIteration
         core = self._core
+        if core.handed is not None:
+            core.asks()
         try:
             chunk = await core.merger.get()
             if chunk is None:
@@ -376,7 +380,7 @@ class Run:
             self._abandon()
             raise
         if chunk is not None:
-            core.sent(chunk)
+            core.took(chunk)
             return chunk
         if self._phase is _DETACHED:
             self._phase = _ENDED
