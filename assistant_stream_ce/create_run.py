@@ -410,8 +410,11 @@ class Run:
     def __del__(self) -> None:
         core = self._core
         if self._phase is _DETACHED and not core.is_done:
-            # Collected in any thread, at any point: the run is cancelled on its loop's thread (the
-            # producer has started: it set the loop). If that loop has ended, nothing is left to cancel.
+            # Collected in any thread, at any point: the run is cancelled through its loop's queue (the
+            # producer has started: it set the loop), also on the loop's own thread. Under asyncio.run,
+            # when main() returns right after dropping the run, the cancellation then reaches each task
+            # together with the shutdown's own, as one, and shielded cleanup is not cut short.
+            # If the loop has ended, nothing is left to cancel.
             assert core.loop is not None
             core.loop.call_soon(core.cancel)
 

@@ -7,6 +7,8 @@ The default sizes keep the file fast enough for CI and still test each property;
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import gc
 import json
@@ -24,6 +26,7 @@ import anyio.lowlevel
 import httpx
 import msgspec
 import pytest
+import trio
 from anyio import from_thread
 from http_servers import launch, raw_client
 from http_servers.scenarios import full_text
@@ -658,3 +661,54 @@ async def test_controller_methods_called_from_a_worker_thread_are_live(anyio_bac
     assert message["data"] == [{"d": 1}]
     [part] = [part for part in message["parts"] if part["type"] == "tool-call"]
     assert (part["tool_call_id"], part["args_text"], part["result"]) == ("call_1", "{}", "ok")
+
+
+def shielded_cleanup_run(log: list[str]) -> Run:
+    """A tool whose ``finally`` does shielded cleanup that takes a moment, and that logs its end."""
+
+    async def tool(call: ToolCall) -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.02)
+            log.append("tool cleanup done")
+
+    async def callback(controller: RunController) -> None:
+        controller.start_tool_call("slow", tool, args={}, tool_call_id="call_1")
+        await anyio.wait_all_tasks_blocked()  # the tool is inside its try block
+        controller.append_text("hi")
+        await anyio.sleep_forever()
+
+    return create_run(callback, on_finish=lambda outcome: log.append(outcome.status))
+
+
+async def break_at_the_end_of_main(log: list[str], form: str) -> None:
+    """Leave the run at the first text, as the last statement of ``main()``."""
+    run = shielded_cleanup_run(log)
+    if form == "structured":
+        async with run as chunks:
+            async for chunk in chunks:
+                if isinstance(chunk, TextDeltaChunk):
+                    break
+    elif form == "aclosing":
+        async with contextlib.aclosing(run):
+            async for chunk in run:
+                if isinstance(chunk, TextDeltaChunk):
+                    break
+    else:
+        async for chunk in run:
+            if isinstance(chunk, TextDeltaChunk):
+                break
+
+
+@pytest.mark.parametrize("form", ["structured", "aclosing", "compatible"])
+@pytest.mark.parametrize("runner", ["asyncio.run", "trio.run"])
+def test_leaving_a_run_at_the_end_of_main_completes_its_cleanup(runner: str, form: str) -> None:
+    """The loop's shutdown (asyncio.run cancels every task) does not cut the run's shielded cleanup short."""
+    log: list[str] = []
+    if runner == "asyncio.run":
+        asyncio.run(break_at_the_end_of_main(log, form))
+    else:
+        trio.run(break_at_the_end_of_main, log, form)
+    assert log == ["tool cleanup done", "cancelled"]
