@@ -15,8 +15,11 @@ one begin per id.
 from __future__ import annotations
 
 import enum
+import functools
 from collections import deque
 from collections.abc import Callable
+from threading import get_ident
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -32,6 +35,11 @@ from .assistant_stream_chunk import (
     ToolResultChunk,
     UpdateStateChunk,
 )
+
+if TYPE_CHECKING:
+    from ._detached import EventLoop
+
+_T = TypeVar("_T")
 
 #: What one buffered chunk counts for, beside the text it carries.
 ENTRY_COST = 64
@@ -146,6 +154,19 @@ class Merger:
         self._room: anyio.Event | None = None
         self._event_class: Callable[[], anyio.Event] | None = None
         self._skip_look_ahead = 0
+        self._loop: EventLoop | None = None
+        self._thread = get_ident()
+
+    def bind(self, loop: EventLoop) -> None:
+        """Writes from any other thread than ``loop``'s run there (the writer waits for them)."""
+        self._loop = loop
+        self._thread = loop.thread
+
+    def _hop(self, write: Callable[[], _T]) -> _T:
+        """A write from a worker thread: made on the run's loop thread, so that the reader wakes up."""
+        if self._loop is None:
+            raise RuntimeError("a controller can only be used while its run is running")
+        return self._loop.call(write)
 
     def _new_event(self) -> anyio.Event:
         """A new event of the running backend's class: ``anyio.Event()`` looks the backend up on every call."""
@@ -172,11 +193,14 @@ class Merger:
             self._reader = None
 
     def text(self, delta: str, parent_id: str | None, *, reasoning: bool = False) -> None:
-        if type(delta) is not str or self.mode is not _OPEN:  # the hot path checks only this
+        # The hot path checks only this.
+        if type(delta) is not str or self.mode is not _OPEN or not delta or get_ident() != self._thread:
+            if get_ident() != self._thread:
+                return self._hop(functools.partial(self.text, delta, parent_id, reasoning=reasoning))
             what = "append_reasoning()" if reasoning else "append_text()"
             if not isinstance(delta, str):
                 raise TypeError(f"{what} takes str, not {type(delta).__name__}")
-            if not self._writable(what):
+            if not self._writable(what) or not delta:  # an empty delta carries nothing: it costs nothing
                 return
         queue = self._queue
         tail = queue[-1] if queue else None
@@ -193,6 +217,8 @@ class Merger:
             self._push(run)
 
     def state(self, op: ObjectStreamOperation) -> None:
+        if get_ident() != self._thread:
+            return self._hop(functools.partial(self.state, op))
         if not self._writable("a state write"):
             return
         tail = self._queue[-1] if self._queue else None
@@ -203,10 +229,14 @@ class Merger:
 
     def chunk(self, chunk: AssistantStreamChunk, cost: int = ENTRY_COST) -> None:
         """Emit a chunk that does not coalesce (data, sources, errors, steps, ...)."""
+        if get_ident() != self._thread:
+            return self._hop(functools.partial(self.chunk, chunk, cost))
         if self._writable(f"emitting {chunk.type!r}"):
             self._push(_Plain(chunk, cost))
 
     def begin_tool(self, tool_call_id: str, tool_name: str, parent_id: str | None) -> None:
+        if get_ident() != self._thread:
+            return self._hop(functools.partial(self.begin_tool, tool_call_id, tool_name, parent_id))
         if not isinstance(tool_call_id, str) or not tool_call_id:
             raise TypeError(f"tool_call_id must be a non-empty str, not {tool_call_id!r}")
         if not isinstance(tool_name, str) or not tool_name:
@@ -227,12 +257,16 @@ class Merger:
             raise ValueError(f"unknown tool_call_id {tool_call_id!r}: begin the tool call first") from None
 
     def args_delta(self, tool_call_id: str, delta: str) -> None:
+        if get_ident() != self._thread:
+            return self._hop(functools.partial(self.args_delta, tool_call_id, delta))
         if not isinstance(delta, str):
             raise TypeError(f"argument text must be str, not {type(delta).__name__}")
         if not self._writable("append_args_text()"):
             return
         if self._phase(tool_call_id) is not _ARGS:
             raise RuntimeError(f"tool call {tool_call_id!r}: its arguments are already finished")
+        if not delta:
+            return
         run = self._open_args.get(tool_call_id)
         if run is not None:
             run.pieces.append(delta)
@@ -244,12 +278,16 @@ class Merger:
 
     def finish_args(self, tool_call_id: str) -> None:
         """Close the call's arguments; a no-op when they are closed already."""
+        if get_ident() != self._thread:
+            return self._hop(functools.partial(self.finish_args, tool_call_id))
         if self._writable("finishing tool arguments") and self._phase(tool_call_id) is Phase.ARGS:
             self.calls[tool_call_id] = Phase.ARGS_FINISHED
             self._open_args.pop(tool_call_id, None)
             self._push(_Plain(ToolCallArgsFinishChunk(tool_call_id=tool_call_id), ENTRY_COST))
 
     def result(self, chunk: ToolResultChunk, cost: int) -> None:
+        if get_ident() != self._thread:
+            return self._hop(functools.partial(self.result, chunk, cost))
         if not self._writable("set_response()"):
             return
         if self._phase(chunk.tool_call_id) is Phase.DONE:

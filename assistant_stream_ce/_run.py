@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import anyio.abc
 
+from ._detached import EventLoop
 from ._json import copy_json_tree
 from ._merger import Merger, Mode
 from .assistant_stream_chunk import AssistantStreamChunk, ErrorChunk
@@ -74,6 +75,14 @@ def unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
+def _beyond_cancellation(exc: BaseException) -> BaseException | None:
+    """``exc`` without the backend's cancellation in it; None if it held nothing else."""
+    cancelled = anyio.get_cancelled_exc_class()
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(cancelled)[1]
+    return None if isinstance(exc, cancelled) else exc
+
+
 class RunCore:
     """State shared by a run's controller(s), its producer and its consumer."""
 
@@ -91,10 +100,16 @@ class RunCore:
         self.error_message = error_message
         # The builder folds what was sent onto its own copy: the live state runs ahead of the wire.
         self.builder = MessageBuilder(copy_json_tree(self.state.root, "state")) if on_finish is not None else None
+        self.loop: EventLoop | None = None  # the loop the run runs on, once it has started
         self.scope: anyio.CancelScope | None = None
         self.tg: anyio.abc.TaskGroup | None = None
         self.sequencer: ToolCallSequencer | None = None
         self.error: BaseException | None = None
+        # A consumer that forwards chunks (a response) has delivered one only once it asks for the next:
+        # until then it is ``handed``, and the run's outcome waits for it.
+        self.confirms_delivery = False
+        self.handed: AssistantStreamChunk | None = None
+        self._asked: anyio.Event | None = None
         self.cancelled = False
         self.finishing = False
         self._cancelled_event: anyio.Event | None = None
@@ -115,10 +130,27 @@ class RunCore:
                 self._done.set()
         return self._done
 
-    def sent(self, chunk: AssistantStreamChunk) -> None:
-        """The consumer took ``chunk``."""
-        if self.builder is not None:
+    def took(self, chunk: AssistantStreamChunk) -> None:
+        """The consumer took ``chunk``: delivered, or handed over until it asks for more."""
+        if self.confirms_delivery:
+            self.handed = chunk
+        elif self.builder is not None:
             self.builder.add(chunk)
+
+    def asks(self) -> None:
+        """The consumer asks for the next chunk: the one it was handed has been delivered."""
+        if self.handed is not None:
+            if self.builder is not None:
+                self.builder.add(self.handed)
+            self.handed = None
+            if self._asked is not None:
+                self._asked.set()
+
+    async def _delivered(self) -> None:
+        """Wait until the consumer has delivered the last chunk it took (cancelled if it never does)."""
+        if self.handed is not None:
+            self._asked = anyio.Event()
+            await self._asked.wait()
 
     def cancel(self) -> None:
         """The consumer went away: stop the run and drop its pending output."""
@@ -149,12 +181,18 @@ class RunCore:
             await child()
         except Exception as exc:
             self.fail(exc)
+        except BaseException as exc:
+            if (beyond := _beyond_cancellation(exc)) is None:
+                raise
+            self.fail(unwrap(beyond))  # SystemExit, KeyboardInterrupt, an application's own: the consumer raises it
 
     async def produce(self, callback: Callable[[], Awaitable[None]], *, shielded: bool = False) -> None:
         """The producer: runs the callback and its children, then ends the run.
 
         ``shielded``: only ``cancel()`` stops it, not the scopes it runs in.
         """
+        self.loop = EventLoop()
+        self.merger.bind(self.loop)
         self.scope = anyio.CancelScope(shield=shielded)
         if self.cancelled:
             self.scope.cancel()
@@ -167,11 +205,16 @@ class RunCore:
                     self._finish_dangling_calls()
                 self.merger.close()
                 await self.merger.drained()
-        except anyio.get_cancelled_exc_class():
-            self.cancel()  # an enclosing scope was cancelled: same as the consumer leaving
-            raise
-        except Exception as exc:  # a defect inside the run machinery itself
-            self.fail(unwrap(exc))
+                await self._delivered()
+        except BaseException as exc:
+            if (beyond := _beyond_cancellation(exc)) is None:
+                self.cancel()  # an enclosing scope was cancelled: same as the consumer leaving
+                raise
+            # Anything else: a BaseException that is not cancellation (SystemExit, KeyboardInterrupt, an application's
+            # own) from the callback or a child, or a defect of the run machinery: the run fails with it,
+            # and the consumer raises it. The producer itself never raises it: in the ``async for`` form
+            # nobody would receive it (trio: TrioInternalError; asyncio: an unretrieved task exception).
+            self.fail(unwrap(beyond))
         finally:
             self.finishing = True
             self.merger.close()

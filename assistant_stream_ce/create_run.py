@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import functools
 import math
@@ -338,9 +337,11 @@ class Run:
     def _start_in(self, tg: anyio.abc.TaskGroup) -> None:
         """The structured form in a task group the consumer already has (a response's): one group less.
 
-        The consumer reads the run, then ``await aclose()``; ``tg`` waits for the rest.
+        The consumer reads the run, then ``await aclose()``; ``tg`` waits for the rest. A chunk
+        counts as delivered (for ``on_finish``) once the consumer asks for the next one.
         """
         self._claim(_STRUCTURED)
+        self._core.confirms_delivery = True
         tg.start_soon(_produce_structured, self._core, self._callback)
 
     async def __aexit__(
@@ -372,6 +373,8 @@ class Run:
         elif self._phase is _ENDED:
             raise StopAsyncIteration
         core = self._core
+        if core.handed is not None:
+            core.asks()
         try:
             chunk = await core.merger.get()
             if chunk is None:
@@ -380,7 +383,7 @@ class Run:
             self._abandon()
             raise
         if chunk is not None:
-            core.sent(chunk)
+            core.took(chunk)
             return chunk
         if self._phase is _DETACHED:
             self._phase = _ENDED
@@ -408,10 +411,15 @@ class Run:
                 await self._core.done_event().wait()
 
     def __del__(self) -> None:
-        if self._phase is _DETACHED and not self._core.is_done:
-            # If the event loop is already gone, nothing is left to cancel.
-            with contextlib.suppress(Exception):
-                self._core.cancel()
+        core = self._core
+        if self._phase is _DETACHED and not core.is_done:
+            # Collected in any thread, at any point: the run is cancelled through its loop's queue (the
+            # producer has started: it set the loop), also on the loop's own thread. Under asyncio.run,
+            # when main() returns right after dropping the run, the cancellation then reaches each task
+            # together with the shutdown's own, as one, and shielded cleanup is not cut short.
+            # If the loop has ended, nothing is left to cancel.
+            assert core.loop is not None
+            core.loop.call_soon(core.cancel)
 
 
 def create_run(

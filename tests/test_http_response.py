@@ -412,6 +412,69 @@ async def test_disconnect_during_a_plain_iterable_closes_it() -> None:
     assert closed.is_set()
 
 
+async def test_a_run_error_while_a_frame_is_being_written_then_a_disconnect_is_reported_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The client never gets the error frame: the outcome is still the error, and it is logged."""
+    stalled, failing = anyio.Event(), anyio.Event()
+    boom = RuntimeError("model unavailable")
+
+    class StallsOnTheFirstFrame(Client):
+        async def send(self, message: Message) -> None:
+            if message["type"] == "http.response.body":
+                stalled.set()
+                await anyio.sleep_forever()
+            await super().send(message)
+
+    async def callback(controller: RunController) -> None:
+        controller.append_text("partial")
+        await stalled.wait()
+        failing.set()
+        raise boom
+
+    client, run_outcomes, outcomes = StallsOnTheFirstFrame(), Outcomes(), Outcomes()
+    response = AssistantStreamResponse(create_run(callback, on_finish=run_outcomes), LineEncoder(), on_finish=outcomes)
+    with caplog.at_level(logging.ERROR, logger="assistant_stream_ce"):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve, response, client)
+            await failing.wait()  # the callback raised while "partial" was being sent
+            client.disconnected.set()
+    assert client.body == b""
+    for outcome in (outcomes.only, run_outcomes.only):
+        assert (outcome.status, outcome.error) == ("error", boom)
+        assert outcome.message.text == ""
+    assert any(r.exc_info and r.exc_info[1] is boom for r in caplog.records)
+
+
+@pytest.mark.parametrize("fail_send_after", [2, 3, 5])
+async def test_the_runs_on_finish_message_holds_only_what_the_client_received(fail_send_after: int) -> None:
+    """A chunk whose send failed is not in the run's message either, however much was coalesced into it."""
+
+    async def callback(controller: RunController) -> None:
+        for i in range(1000):
+            controller.append_text(f"{i} ")
+            if i % 7 == 0:
+                await anyio.lowlevel.checkpoint()
+
+    client, run_outcomes, outcomes = Client(fail_send_after=fail_send_after), Outcomes(), Outcomes()
+    response = AssistantStreamResponse(create_run(callback, on_finish=run_outcomes), LineEncoder(), on_finish=outcomes)
+    await serve(response, client)
+    sent = "".join(msgspec.json.decode(line)["text_delta"] for line in client.lines)
+    assert sent
+    assert outcomes.only.status == run_outcomes.only.status == "cancelled"
+    assert outcomes.only.message.text == sent
+    assert run_outcomes.only.message.text == sent
+
+
+async def test_the_runs_on_finish_message_of_a_completed_response_holds_every_chunk() -> None:
+    client, run_outcomes, outcomes = Client(), Outcomes(), Outcomes()
+    run = create_run(text_run(["a", "b", "c"]), on_finish=run_outcomes)
+    await serve(AssistantStreamResponse(run, LineEncoder(), on_finish=outcomes), client)
+    assert client.lines[-1] == "end:completed"
+    for outcome in (outcomes.only, run_outcomes.only):
+        assert (outcome.status, outcome.message.text) == ("completed", "abc")
+
+
 # -- heartbeats -----------------------------------------------------------------------
 
 

@@ -7,11 +7,15 @@ The default sizes keep the file fast enough for CI and still test each property;
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import gc
 import json
 import os
 import random
+import threading
+import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +26,8 @@ import anyio.lowlevel
 import httpx
 import msgspec
 import pytest
+import trio
+from anyio import from_thread
 from http_servers import launch, raw_client
 from http_servers.scenarios import full_text
 from hypothesis import HealthCheck, example, given, settings
@@ -47,6 +53,7 @@ from assistant_stream_ce import (
     Run,
     RunController,
     RunOutcome,
+    TextDeltaChunk,
     ToolCall,
     ToolCallArgsFinishChunk,
     ToolCallBeginChunk,
@@ -503,3 +510,205 @@ def test_fuzzed_bodies_never_get_a_500_or_hang_and_the_server_keeps_serving(
         assert client.get("/health").text == "ok"
         after = client.post("/stream/data-stream?run=after-fuzz&scenario=full", json=REQUESTS["data-stream"])
         assert data_stream_text(after.content) == full_text("hi")
+
+
+# -- 5. the run's life: what ends it, where it is dropped, how much it keeps --------------------------
+
+EMPTY_DELTAS = 20_000
+
+
+def empty_text(controller: RunController, tool: Any) -> None:
+    controller.append_text("")
+
+
+def empty_compat_args(controller: RunController, tool: Any) -> None:
+    tool.append_args_text("")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("write", [empty_text, empty_compat_args, None], ids=["text", "compat-args", "tool-args"])
+async def test_empty_deltas_cost_nothing_while_the_client_is_stalled(anyio_backend: str, write: Any) -> None:
+    """Empty deltas keep nothing in the buffer and send nothing; the text around them is unchanged."""
+    grown: list[int] = []
+    written = anyio.Event()
+
+    async def tool_fn(call: ToolCall) -> str:
+        await call.append_args_text('{"a": ')
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(EMPTY_DELTAS):
+            await call.append_args_text("")
+        await call.append_args_text("1}")
+        grown.append(tracemalloc.get_traced_memory()[0] - before)
+        return "ok"
+
+    async def callback(controller: RunController) -> None:
+        controller.append_text("a")
+        if write is None:
+            await controller.start_tool_call("t", tool_fn, tool_call_id="call_1")
+        else:
+            tool = await controller.add_tool_call("t", "call_1")
+            tool.append_args_text('{"a": ')
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(EMPTY_DELTAS):
+                write(controller, tool)
+            grown.append(tracemalloc.get_traced_memory()[0] - before)
+            tool.append_args_text("1}")
+            tool.set_response("ok")
+        controller.append_text("b")
+        written.set()
+
+    tracemalloc.start()
+    try:
+        with anyio.fail_after(20):
+            async with create_run(callback) as chunks:
+                await written.wait()  # the client reads nothing until everything was written
+                received = [chunk async for chunk in chunks]
+    finally:
+        tracemalloc.stop()
+    # 20,000 buffered empty pieces would hold 160 KB.
+    assert grown[0] < 16 * 1024, grown
+    assert [chunk for chunk in received if isinstance(chunk, ToolCallDeltaChunk)] == [
+        ToolCallDeltaChunk("call_1", '{"a": 1}')
+    ]
+    assert [chunk for chunk in received if isinstance(chunk, TextDeltaChunk)] == [
+        TextDeltaChunk("a"),
+        TextDeltaChunk("b"),
+    ]
+
+
+@pytest.mark.anyio
+async def test_an_empty_delta_alone_sends_nothing(anyio_backend: str, consume: Any) -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_text("")
+        controller.append_reasoning("")
+        tool = await controller.add_tool_call("t", "call_1")
+        tool.append_args_text("")
+        tool.close()
+
+    assert await consume(create_run(callback)) == [
+        ToolCallBeginChunk("call_1", "t"),
+        ToolCallArgsFinishChunk("call_1"),
+    ]
+
+
+def test_a_run_dropped_in_another_thread_is_cancelled(anyio_backend: str) -> None:
+    """The iterator is collected in a thread that is not its loop's: the run is still cancelled there."""
+    cleaned_up = threading.Event()
+    reported = threading.Event()
+    outcomes: list[RunOutcome] = []
+
+    async def callback(controller: RunController) -> None:
+        controller.append_text("hi")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cleaned_up.set()
+
+    def on_finish(outcome: RunOutcome) -> None:
+        outcomes.append(outcome)
+        reported.set()
+
+    with from_thread.start_blocking_portal(anyio_backend) as portal:
+        run = create_run(callback, on_finish=on_finish)
+        assert portal.call(run.__anext__) == TextDeltaChunk("hi")
+        del run  # the last reference goes in this thread, not in the portal's
+        gc.collect()
+        assert cleaned_up.wait(5)
+        assert reported.wait(5)
+    assert [outcome.status for outcome in outcomes] == ["cancelled"]
+    assert outcomes[0].message.text == "hi"
+
+
+@pytest.mark.anyio
+async def test_controller_methods_called_from_a_worker_thread_are_live(anyio_backend: str, form: str) -> None:
+    """A synchronous SDK in ``to_thread.run_sync`` writes through the controller: each write is sent at once."""
+    seen = threading.Event()
+    finished: list[str] = []
+
+    def sdk(controller: RunController, tool: Any) -> None:
+        controller.append_text("live")
+        assert seen.wait(5), "the client did not get the text while the thread was still running"
+        controller.append_state_text(["log"], "x")
+        controller.state["n"] = 1
+        controller.add_data({"d": 1})
+        tool.append_args_text("{}")
+        tool.set_response("ok")
+        with pytest.raises(TypeError, match="takes str"):
+            controller.append_text(1)  # type: ignore[arg-type]
+        finished.append("sdk")
+
+    async def callback(controller: RunController) -> None:
+        tool = await controller.add_tool_call("t", "call_1")
+        await anyio.to_thread.run_sync(sdk, controller, tool)
+
+    received: list[AssistantStreamChunk] = []
+    run = create_run(callback, state={"log": "", "n": 0})
+    with anyio.fail_after(10):
+        if form == "structured":
+            async with run as chunks:
+                async for chunk in chunks:
+                    received.append(chunk)
+                    if chunk == TextDeltaChunk("live"):
+                        seen.set()
+        else:
+            async for chunk in run:
+                received.append(chunk)
+                if chunk == TextDeltaChunk("live"):
+                    seen.set()
+    assert finished == ["sdk"]
+    message = folded(received, {"log": "", "n": 0})
+    assert message["state"] == {"log": "x", "n": 1}
+    assert message["data"] == [{"d": 1}]
+    [part] = [part for part in message["parts"] if part["type"] == "tool-call"]
+    assert (part["tool_call_id"], part["args_text"], part["result"]) == ("call_1", "{}", "ok")
+
+
+def shielded_cleanup_run(log: list[str]) -> Run:
+    """A tool whose ``finally`` does shielded cleanup that takes a moment, and that logs its end."""
+
+    async def tool(call: ToolCall) -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.02)
+            log.append("tool cleanup done")
+
+    async def callback(controller: RunController) -> None:
+        controller.start_tool_call("slow", tool, args={}, tool_call_id="call_1")
+        await anyio.wait_all_tasks_blocked()  # the tool is inside its try block
+        controller.append_text("hi")
+        await anyio.sleep_forever()
+
+    return create_run(callback, on_finish=lambda outcome: log.append(outcome.status))
+
+
+async def break_at_the_end_of_main(log: list[str], form: str) -> None:
+    """Leave the run at the first text, as the last statement of ``main()``."""
+    run = shielded_cleanup_run(log)
+    if form == "structured":
+        async with run as chunks:
+            async for chunk in chunks:
+                if isinstance(chunk, TextDeltaChunk):
+                    break
+    elif form == "aclosing":
+        async with contextlib.aclosing(run):
+            async for chunk in run:
+                if isinstance(chunk, TextDeltaChunk):
+                    break
+    else:
+        async for chunk in run:
+            if isinstance(chunk, TextDeltaChunk):
+                break
+
+
+@pytest.mark.parametrize("form", ["structured", "aclosing", "compatible"])
+@pytest.mark.parametrize("runner", ["asyncio.run", "trio.run"])
+def test_leaving_a_run_at_the_end_of_main_completes_its_cleanup(runner: str, form: str) -> None:
+    """The loop's shutdown (asyncio.run cancels every task) does not cut the run's shielded cleanup short."""
+    log: list[str] = []
+    if runner == "asyncio.run":
+        asyncio.run(break_at_the_end_of_main(log, form))
+    else:
+        trio.run(break_at_the_end_of_main, log, form)
+    assert log == ["tool cleanup done", "cancelled"]

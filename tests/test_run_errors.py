@@ -158,3 +158,60 @@ async def test_closed_and_answered_tool_calls_give_no_warning(anyio_backend: str
 
     chunks = await consume(create_run(callback))
     assert len(chunks) == 5
+
+
+class Abort(BaseException):
+    """An application's own BaseException: not an error the run may turn into a result."""
+
+
+BASE_EXCEPTIONS = [Abort, SystemExit]
+
+
+@pytest.mark.parametrize("kind", BASE_EXCEPTIONS, ids=lambda kind: kind.__name__)
+@pytest.mark.parametrize("where", ["callback", "tool", "batch tool", "substream"])
+async def test_a_base_exception_ends_the_run_as_an_error_and_reaches_the_consumer_as_itself(
+    anyio_backend: str, form: str, kind: type[BaseException], where: str
+) -> None:
+    if anyio_backend == "asyncio" and kind is SystemExit and "tool" in where:
+        pytest.skip("asyncio lets SystemExit from any task stop the event loop (docs/cancellation.md)")
+    stop = kind("stop")
+    outcomes: list[RunOutcome] = []
+    other_finally = anyio.Event()
+
+    async def raising(call: ToolCall | None = None) -> None:
+        await anyio.lowlevel.checkpoint()
+        raise stop
+
+    async def feed() -> AsyncIterator[AssistantStreamChunk]:
+        await raising()
+        yield TextDeltaChunk("never")
+
+    async def sibling(call: ToolCall) -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            other_finally.set()
+
+    async def callback(controller: RunController) -> None:
+        controller.append_text("partial")
+        controller.start_tool_call("sibling", sibling, args={}, tool_call_id="call_0")
+        await anyio.lowlevel.checkpoint()
+        if where == "callback":
+            await raising()
+        elif where == "tool":
+            controller.start_tool_call("raises", raising, args={}, tool_call_id="call_1")
+        elif where == "batch tool":
+            async with controller.tool_calls() as calls:
+                calls.start("raises", raising, args={}, tool_call_id="call_1")
+        else:
+            controller.add_stream(feed())
+        await anyio.sleep_forever()
+
+    chunks, raised = await _consume_until_error(create_run(callback, on_finish=outcomes.append), form)
+
+    assert raised is stop
+    assert TextDeltaChunk("partial") in chunks
+    assert chunks[-1] == ErrorChunk("stop")
+    assert other_finally.is_set()
+    [outcome] = outcomes
+    assert (outcome.status, outcome.error) == ("error", stop)

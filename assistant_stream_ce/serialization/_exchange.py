@@ -240,11 +240,15 @@ class Exchange:
         """``await pump(chunks)`` over the stream, which is closed (a run: cancelled) afterwards."""
         if isinstance(self._stream, Run):
             assert self._tg is not None
-            self._stream._start_in(self._tg)  # the run's producer joins the response's task group
+            run = self._stream
+            run._start_in(self._tg)  # the run's producer joins the response's task group
             try:
-                await pump(self._stream)
+                await pump(run)
             finally:
-                await self._stream.aclose()  # cancels what still runs, waits for its cleanup
+                await run.aclose()  # cancels what still runs, waits for its cleanup
+                if run._core.error is not None and not run._error_raised:
+                    # The run failed but the client left before the error reached the writer.
+                    self._failed(run._core.error)
         else:
             iterator = aiter(self._stream)
             try:
