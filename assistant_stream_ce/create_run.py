@@ -116,7 +116,7 @@ class RunController:
         if core.sequencer is None:
             core.sequencer = ToolCallSequencer(self._merger, "call")
         return start_tool_call(
-            self._merger,
+            core,
             tg,
             core.sequencer,
             self._parent_id,
@@ -133,7 +133,7 @@ class RunController:
         ``order="call"`` sends results in the order the calls were started,
         ``order="completion"`` as they finish.
         """
-        return ToolCallBatch(self._merger, self._parent_id, order)
+        return ToolCallBatch(self._core, self._parent_id, order)
 
     # -- substreams ----------------------------------------------------------
 
@@ -144,12 +144,17 @@ class RunController:
 
     async def _pump(self, stream: AsyncIterable[AssistantStreamChunk]) -> None:
         iterator = aiter(stream)
+        chunk: AssistantStreamChunk | None = None
         try:
             while True:
                 await self._merger.wait_for_room()
                 try:
                     chunk = await anext(iterator)
                 except StopAsyncIteration:
+                    return
+                except Exception as exc:
+                    # A stream that raises right after an error chunk (a failing run does) has sent its error.
+                    self._core.fail(exc, reported=isinstance(chunk, ErrorChunk))
                     return
                 self._emit(chunk)
         finally:

@@ -19,6 +19,7 @@ import anyio
 import anyio.abc
 
 from .. import _detached
+from .._run import default_error_message
 from .errors import ResumableStreamError
 from .types import ResumableStreamRole, ResumableStreamStatus, ResumableStreamStore, SupportsCancel
 
@@ -150,7 +151,7 @@ class ResumableStreamContext:
                 finally:
                     tg.cancel_scope.cancel()
         except Exception as exc:
-            status, error = "error", str(exc) or type(exc).__name__
+            status, error = "error", default_error_message(exc)
             logger.error("resumable stream %s: producer failed: %s", stream_id, error, exc_info=exc)
             _call_hook(self._on_error, stream_id, exc)
         finally:
