@@ -277,6 +277,16 @@ class RunController:
         """A signal to check (``is_set()``) or wait for (``await wait()``) the cancellation."""
         return CancellationSignal(self._core)
 
+    def cleanup(self) -> contextlib.AbstractContextManager[anyio.CancelScope]:
+        """Shield cleanup from cancellation, for at most the run's ``grace_period``: ``with controller.cleanup(): ...``.
+
+        The block gets ``grace_period`` from when it is entered under
+        cancellation, or from when the run stops if it was entered before;
+        then it is cancelled and left quietly (the scope's ``cancelled_caught``
+        tells). While the run goes on, it is a plain shield.
+        """
+        return self._core.cleanup()
+
 
 async def _produce(
     core: RunCore, callback: Callable[[RunController], Awaitable[None]], *, shielded: bool = False
@@ -398,7 +408,11 @@ class Run:
             self._core.cancel()
 
     async def aclose(self) -> None:
-        """Cancel the run if it is still running, and wait for its cleanup (in either form)."""
+        """Cancel the run if it is still running, and wait for its cleanup (in either form).
+
+        It returns once the run has ended, however long shields in it last:
+        ``controller.cleanup()`` is the shield that the run bounds.
+        """
         if self._phase is _NEW:
             self._phase = _ENDED
             return
@@ -406,7 +420,7 @@ class Run:
             self._phase = _ENDED
         self._core.cancel()
         if not self._core.is_done:
-            with anyio.move_on_after(self._core.grace_period, shield=True):
+            with anyio.CancelScope(shield=True):
                 await self._core.done_event().wait()
 
     def __del__(self) -> None:
@@ -428,8 +442,9 @@ def create_run(
 
     ``state`` is the initial state (a JSON tree). ``on_finish`` is called once
     with the :class:`RunOutcome` (also after a disconnect). ``grace_period``
-    bounds the run's own cleanup after cancellation. ``error_message`` turns
-    the callback's exception into the text the client sees.
+    bounds the run's own cleanup after cancellation, and each
+    ``controller.cleanup()`` block. ``error_message`` turns an exception of
+    the callback or of a tool call into the text the client sees.
     """
     if not callable(callback):
         raise TypeError(f"callback must be an async function taking the controller, not {callback!r}")

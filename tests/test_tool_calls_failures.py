@@ -11,6 +11,7 @@ import pytest
 
 from assistant_stream_ce import (
     AssistantStreamChunk,
+    Run,
     RunController,
     RunOutcome,
     ToolCall,
@@ -47,6 +48,22 @@ async def cancelled_elsewhere(how: str) -> NoReturn:
             caught = exc
     assert caught is not None
     raise caught
+
+
+async def leave_once(run: Run, form: str, ready: anyio.Event | None = None) -> None:
+    """Read ``run`` in ``form`` until its first chunk (and ``ready``), then leave it: the run is cancelled."""
+    if form == "structured":
+        async with run as chunks:
+            async for _ in chunks:
+                if ready is not None:
+                    await ready.wait()
+                break
+    else:
+        async for _ in run:
+            if ready is not None:
+                await ready.wait()
+            break
+        await run.aclose()
 
 
 def results(chunks: list[AssistantStreamChunk]) -> list[tuple[str, Any, bool]]:
@@ -113,18 +130,8 @@ async def test_handles_of_start_tool_call_resolve_when_the_run_is_cancelled(anyi
                 for handle in handles:
                     awaited_in_cleanup.append(await handle)
 
-    run = create_run(callback, on_finish=outcomes.append)
     with anyio.fail_after(5):
-        if form == "structured":
-            async with run as chunks:
-                async for _ in chunks:
-                    await started.wait()
-                    break
-        else:
-            async for _ in run:
-                await started.wait()
-                break
-            await run.aclose()
+        await leave_once(create_run(callback, on_finish=outcomes.append), form, started)
 
     assert [(r.tool_call_id, r.result, r.is_error) for r in awaited_in_cleanup] == [
         ("call_1", "tool 'wait' was cancelled", True),
@@ -150,16 +157,8 @@ async def test_a_handle_of_a_call_cancelled_before_it_ran_resolves(anyio_backend
             with anyio.fail_after(5, shield=True):  # a hang fails the test
                 awaited_in_cleanup.append(await handle)
 
-    run = create_run(callback)
     with anyio.fail_after(5):
-        if form == "structured":
-            async with run as chunks:
-                async for _ in chunks:
-                    break
-        else:
-            async for _ in run:
-                break
-            await run.aclose()
+        await leave_once(create_run(callback), form)
 
     assert [(r.result, r.is_error) for r in awaited_in_cleanup] == [("tool 'late' was cancelled", True)]
 
