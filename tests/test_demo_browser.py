@@ -99,7 +99,7 @@ def _check_answer(page: Page, index: int, place: str) -> None:
 def test_demo_page_in_chromium(tmp_path: Path) -> None:
     assert CHROMIUM.exists(), "Debian's chromium is needed: apt-get install chromium (scripts/test.sh does)"
     with (
-        DemoProcess(tmp_path / "demo.log", "--pace", "0.6") as demo,
+        DemoProcess("--pace", "0.6") as demo,
         sync_playwright() as playwright,
     ):
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -138,7 +138,7 @@ def test_demo_page_in_chromium(tmp_path: Path) -> None:
             assert errors == []
         finally:
             browser.close()
-        report = get_json(f"{demo.url}api/runs/{run_id}")
+        report = get_json(f"{demo.url}/api/runs/{run_id}")
     assert report["status"] == "cancelled"
     log = demo.log()
     assert f"run {run_id} cancelled" in log, log
