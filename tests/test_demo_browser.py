@@ -132,6 +132,8 @@ def test_demo_page_in_chromium(tmp_path: Path) -> None:
             page.click("#stop")
             page.wait_for_selector("[data-testid=server-outcome][data-status=cancelled]")
             assert stopped.get_attribute("data-status") == "stopped"
+            # The notice shows the server's report at the page's next render, after the outcome above.
+            stopped.locator(".notice", has_text="the server cancelled the run").wait_for()
             assert "the server cancelled the run" in stopped.locator(".notice").inner_text()
             assert "Here is a plan" not in stopped.inner_text()
             run_id = page.evaluate("page.run.id")
