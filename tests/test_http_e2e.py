@@ -324,7 +324,7 @@ def rss_bytes(pid: int) -> int:
 async def test_a_client_that_stops_reading_is_dropped_after_send_timeout(server: launch.Server) -> None:
     run = new_run("stuck")
     path = stream_url("data-stream", run, "flood", heartbeat="none", send_timeout=0.5)
-    rss_before = rss_bytes(server.process.pid)
+    rss_before = rss_bytes(server.pid)
     async with client_for(server) as client, await raw_client.connect(server.port) as stuck:
         stuck.extra(SocketAttribute.raw_socket).setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
         await stuck.send(raw_client.request_bytes(path, REQUESTS["data-stream"]))
@@ -335,7 +335,7 @@ async def test_a_client_that_stops_reading_is_dropped_after_send_timeout(server:
         (produced,) = [event["bytes"] for event in report["events"] if event["kind"] == "produced"]
         # Backpressure: what was produced is what the socket buffers hold, not what 0.5 s of flooding makes.
         assert produced < 16 * 2**20
-        assert rss_bytes(server.process.pid) - rss_before < 64 * 2**20
+        assert rss_bytes(server.pid) - rss_before < 64 * 2**20
 
 
 # -- 4. heartbeats -------------------------------------------------------------------------
