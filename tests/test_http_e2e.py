@@ -314,11 +314,23 @@ async def test_disconnect_after_k_frames_cancels_the_run_and_runs_every_finally(
 # -- 3. a client that stops reading ---------------------------------------------------------
 
 
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
+def rss_bytes(group: int) -> int:
+    """The resident memory of a server's process group (hypercorn serves from a worker process)."""
+    total = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            status = (proc / "status").read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        # Field 5 of /proc/PID/stat is the process group; the name before it may hold spaces.
+        if int(stat.rpartition(")")[2].split()[2]) != group:
+            continue
+        total += next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+    assert total, f"no process in group {group}"
+    return total
 
 
 async def test_a_client_that_stops_reading_is_dropped_after_send_timeout(server: launch.Server) -> None:
