@@ -278,8 +278,8 @@ class AGUIFunctionCall(_Wire):
 
 class AGUIToolCall(_Wire):
     id: str
+    type: Literal["function"]
     function: AGUIFunctionCall
-    type: Literal["function"] = "function"
 
 
 class AGUIMessage(_Wire):
@@ -365,8 +365,8 @@ class OpenAIFunctionCall(_SnakeWire):
 
 class OpenAIToolCall(_SnakeWire):
     id: str
+    type: Literal["function"]
     function: OpenAIFunctionCall
-    type: str = "function"
 
 
 class ChatCompletionMessage(_SnakeWire):
