@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import mimetypes
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -32,6 +33,7 @@ from .chat_request import (
     AGUIMessage,
     AGUIToolCall,
     AssistantTransportRequest,
+    ChatCompletionMessage,
     ChatCompletionRequest,
     ChatRequest,
     DataStreamRequest,
@@ -139,10 +141,8 @@ def _turns(request: ClientMessages) -> list[_Turn]:
             return _system(request.system) + [_from_model(message) for message in request.messages]
         case AssistantTransportRequest():
             return _system(request.system) + _from_transport(request)
-        case RunAgentInput():
-            return _from_agui(request)
-        case ChatCompletionRequest():
-            return _from_openai(request)
+        case RunAgentInput() | ChatCompletionRequest():
+            return _from_role_messages(request.messages)
 
 
 def _system(text: str | None) -> list[_Turn]:
@@ -245,29 +245,6 @@ def _agui_parts(content: str | list[AGUIContentPart] | dict[str, Any] | None) ->
     return parts
 
 
-def _from_agui(request: RunAgentInput) -> list[_Turn]:
-    turns = []
-    names: dict[str, str] = {}
-    for message in request.messages:
-        match message.role:
-            case "system" | "developer":
-                turns.append(_Turn("system", _agui_parts(message.content)))
-            case "user":
-                turns.append(_Turn("user", _agui_parts(message.content)))
-            case "assistant":
-                parts = _agui_parts(message.content)
-                for call in message.tool_calls or []:
-                    names[call.id] = call.function.name
-                    parts.append(_Call(call.id, call.function.name, _parsed(call.function.arguments)))
-                turns.append(_Turn("assistant", parts))
-            case "tool" if message.tool_call_id:
-                text = "".join(part for part in _agui_parts(message.content) if isinstance(part, str))
-                name = names.get(message.tool_call_id, "")
-                failed = message.error is not None
-                turns.append(_Turn("tool", [_Result(message.tool_call_id, name, message.error or text, failed)]))
-    return turns
-
-
 def _openai_parts(content: str | list[OpenAIContentPart] | None) -> list[_Part]:
     if isinstance(content, str):
         return [content] if content else []
@@ -283,24 +260,29 @@ def _openai_parts(content: str | list[OpenAIContentPart] | None) -> list[_Part]:
     return parts
 
 
-def _from_openai(request: ChatCompletionRequest) -> list[_Turn]:
+def _from_role_messages(messages: Sequence[AGUIMessage | ChatCompletionMessage]) -> list[_Turn]:
+    """AG-UI's and OpenAI's messages, which share their roles, tool calls and tool messages."""
     turns = []
     names: dict[str, str] = {}
-    for message in request.messages:
+    for message in messages:
+        if isinstance(message, AGUIMessage):
+            parts, error = _agui_parts(message.content), message.error
+        else:
+            parts, error = _openai_parts(message.content), None
         match message.role:
             case "system" | "developer":
-                turns.append(_Turn("system", _openai_parts(message.content)))
+                turns.append(_Turn("system", parts))
             case "user":
-                turns.append(_Turn("user", _openai_parts(message.content)))
+                turns.append(_Turn("user", parts))
             case "assistant":
-                parts = _openai_parts(message.content)
                 for call in message.tool_calls or []:
                     names[call.id] = call.function.name
                     parts.append(_Call(call.id, call.function.name, _parsed(call.function.arguments)))
                 turns.append(_Turn("assistant", parts))
             case "tool" if message.tool_call_id:
-                text = "".join(part for part in _openai_parts(message.content) if isinstance(part, str))
-                turns.append(_Turn("tool", [_Result(message.tool_call_id, names.get(message.tool_call_id, ""), text)]))
+                text = "".join(part for part in parts if isinstance(part, str))
+                name = names.get(message.tool_call_id, "")
+                turns.append(_Turn("tool", [_Result(message.tool_call_id, name, error or text, error is not None)]))
     return turns
 
 
