@@ -8,6 +8,7 @@ import importlib.util
 from typing import Any
 
 from ._run import DanglingToolCallWarning
+from .any_request import AnyChatRequest, read_any_chat_request
 from .assistant_stream_chunk import (
     AnnotationsChunk,
     AssistantStreamChunk,
@@ -27,6 +28,7 @@ from .assistant_stream_chunk import (
     ToolResultChunk,
     UpdateStateChunk,
 )
+from .conversion import to_agui_messages, to_anthropic_messages, to_model_messages, to_openai_messages, to_ui_message
 from .create_run import CancellationSignal, Run, RunController, RunOutcome, create_run
 from .message import AssistantMessage
 from .modules.tool_call import ToolCallController
@@ -61,6 +63,7 @@ __all__ = [
     "UIMessageStreamEncoder",
     "UIMessageStreamResponse",
     "AnnotationsChunk",
+    "AnyChatRequest",
     "AssistantMessage",
     "AssistantStreamChunk",
     "CancellationSignal",
@@ -90,6 +93,12 @@ __all__ = [
     "ToolResultChunk",
     "UpdateStateChunk",
     "create_run",
+    "read_any_chat_request",
+    "to_agui_messages",
+    "to_anthropic_messages",
+    "to_model_messages",
+    "to_openai_messages",
+    "to_ui_message",
 ]
 
 # The langgraph extra is exported from the package root, as in assistant-stream 0.0.36,

@@ -7,7 +7,11 @@ What the clients POST (field names as on the wire, snake_case here):
 - :class:`DataStreamRequest`: assistant-ui's ``useDataStreamRuntime``
   (``messages`` in the AI SDK's model-message form, ``tools``, ``system``, ...);
 - :class:`ChatRequest`: the AI SDK's ``useChat`` (``id``, ``messages`` with
-  ``parts``, ``trigger``, ``messageId``).
+  ``parts``, ``trigger``, ``messageId``);
+- :class:`RunAgentInput`: an AG-UI client's ``RunAgentInput`` (``threadId``,
+  ``runId``, ``messages``, ``state``, ``tools``, ``context``, ``resume``, ...);
+- :class:`ChatCompletionRequest`: an OpenAI-style chat-completions request
+  (``model``, ``messages``, ``stream``, ``tools``, ...; snake_case on the wire).
 
 Unknown fields are ignored, so extra ``body`` values a client adds do not
 break decoding; define a subclass with those fields to read them. Message
@@ -39,15 +43,30 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_VALUES",
+    "AGUIContentPart",
+    "AGUIContext",
+    "AGUIFunctionCall",
+    "AGUIMessage",
+    "AGUIResumeEntry",
+    "AGUISource",
+    "AGUITool",
+    "AGUIToolCall",
     "AddMessageCommand",
     "AddToolResultCommand",
     "AssistantTransportCommand",
     "AssistantTransportRequest",
+    "ChatCompletionMessage",
+    "ChatCompletionRequest",
     "ChatRequest",
     "ChatRequestError",
     "DataStreamRequest",
     "ModelMessage",
     "ModelMessagePart",
+    "OpenAIContentPart",
+    "OpenAIFunctionCall",
+    "OpenAIImageURL",
+    "OpenAIToolCall",
+    "RunAgentInput",
     "TransportMessage",
     "TransportMessagePart",
     "UIMessage",
@@ -82,6 +101,7 @@ class TransportMessagePart(_Wire):
 class TransportMessage(_Wire):
     role: Literal["user", "assistant"]
     parts: list[TransportMessagePart]
+    id: str | None = None
 
 
 class AddMessageCommand(_Wire, tag="add-message", tag_field="type"):
@@ -129,17 +149,28 @@ class AssistantTransportRequest(_Wire):
 
 
 class ModelMessagePart(_Wire):
-    """A part of a model message: ``text``, ``image``, ``file``, ``reasoning``, ``tool-call``, ``tool-result``."""
+    """A part of a model message: ``text``, ``image``, ``file``, ``reasoning``, ``tool-call``, ``tool-result``.
+
+    Current assistant-ui sends the AI SDK 5 fields (``file`` parts with
+    ``mediaType`` and ``filename``, tool calls with ``input``, tool results
+    with ``output``: ``{"type": "json" | "error-json" | "text" | "error-text",
+    "value": ...}``); older versions sent ``image``, ``mimeType``, ``args``,
+    ``result`` and ``isError``. Both are read.
+    """
 
     type: str
     text: str | None = None
     image: str | None = None
     data: Any = None
     mime_type: str | None = None
+    media_type: str | None = None
+    filename: str | None = None
     tool_call_id: str | None = None
     tool_name: str | None = None
     args: Any = None
+    input: Any = None
     result: Any = None
+    output: Any = None
     is_error: bool | None = None
     artifact: Any = None
 
@@ -219,6 +250,149 @@ class ChatRequest(_Wire):
     message_id: str | None = None
 
 
+# -- AG-UI: RunAgentInput ------------------------------------------------------------
+
+
+class AGUISource(_Wire):
+    """Where a media part's bytes are: ``data`` (base64 in ``value``), ``url``, or ``file`` (a provider's handle)."""
+
+    type: Literal["data", "url", "file"]
+    value: str
+    mime_type: str | None = None
+    provider: str | None = None
+
+
+class AGUIContentPart(_Wire):
+    """A part of a user or tool message: ``text``, or media (``image``, ``audio``, ``video``, ``document``)."""
+
+    type: str
+    text: str | None = None
+    source: AGUISource | None = None
+    id: str | None = None
+
+
+class AGUIFunctionCall(_Wire):
+    name: str
+    arguments: str
+
+
+class AGUIToolCall(_Wire):
+    id: str
+    type: Literal["function"]
+    function: AGUIFunctionCall
+
+
+class AGUIMessage(_Wire):
+    """A message of any role (``developer``, ``system``, ``assistant``, ``user``, ``tool``, ``activity``,
+    ``reasoning``): ``content`` is text, a list of parts (user and tool messages), or an object
+    (``activity``)."""
+
+    id: str
+    role: Literal["developer", "system", "assistant", "user", "tool", "activity", "reasoning"]
+    content: str | list[AGUIContentPart] | dict[str, Any] | None = None
+    name: str | None = None
+    tool_calls: list[AGUIToolCall] | None = None
+    tool_call_id: str | None = None
+    error: str | None = None
+    activity_type: str | None = None
+
+
+class AGUITool(_Wire):
+    """A tool the client offers (a frontend tool)."""
+
+    name: str
+    description: str
+    parameters: Any = None
+
+
+class AGUIContext(_Wire):
+    """A piece of context the client gives the agent for this run."""
+
+    description: str
+    value: str
+
+
+class AGUIResumeEntry(_Wire):
+    """The answer to an interrupt of the previous run."""
+
+    interrupt_id: str
+    status: Literal["resolved", "cancelled"]
+    payload: Any = None
+
+
+class RunAgentInput(_Wire):
+    """The body that an AG-UI client (``HttpAgent.runAgent``) POSTs, as ``@ag-ui/core`` defines it."""
+
+    thread_id: str
+    run_id: str
+    messages: list[AGUIMessage]
+    state: Any = None
+    tools: list[AGUITool] = msgspec.field(default_factory=list)
+    context: list[AGUIContext] = msgspec.field(default_factory=list)
+    forwarded_props: Any = None
+    resume: list[AGUIResumeEntry] | None = None
+    parent_run_id: str | None = None
+    protocol_version: str | None = None
+
+
+# -- OpenAI: chat completions -------------------------------------------------------
+
+
+class _SnakeWire(msgspec.Struct, omit_defaults=True):
+    """Base of OpenAI's request structs: snake_case on the wire."""
+
+
+class OpenAIImageURL(_SnakeWire):
+    url: str
+    detail: str | None = None
+
+
+class OpenAIContentPart(_SnakeWire):
+    """A content part: ``text``, ``image_url``, ``input_audio``, ``file`` or ``refusal``."""
+
+    type: str
+    text: str | None = None
+    image_url: OpenAIImageURL | None = None
+    input_audio: dict[str, Any] | None = None
+    file: dict[str, Any] | None = None
+    refusal: str | None = None
+
+
+class OpenAIFunctionCall(_SnakeWire):
+    name: str
+    arguments: str
+
+
+class OpenAIToolCall(_SnakeWire):
+    id: str
+    type: Literal["function"]
+    function: OpenAIFunctionCall
+
+
+class ChatCompletionMessage(_SnakeWire):
+    """A message of a chat-completions request, of any role."""
+
+    role: Literal["developer", "system", "user", "assistant", "tool"]
+    content: str | list[OpenAIContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[OpenAIToolCall] | None = None
+    tool_call_id: str | None = None
+    refusal: str | None = None
+
+
+class ChatCompletionRequest(_SnakeWire):
+    """The body of an OpenAI-style ``POST /chat/completions`` (what ``client.chat.completions.create`` sends)."""
+
+    model: str
+    messages: list[ChatCompletionMessage]
+    stream: bool = False
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+
+
 # -- reading a request --------------------------------------------------------------
 
 
@@ -257,11 +431,20 @@ async def read_chat_request(
             if len(body) > max_bytes:
                 raise _too_large(f"the limit is {max_bytes} bytes")
     _check_shape(body, max_depth, max_values)
+    return decode_body(body, request_type)
+
+
+def decode_body(body: bytes | bytearray | msgspec.Raw, request_type: type[T], *, read_as: str = "") -> T:
+    """Decode a JSON body that passed :func:`read_chat_request`'s limits, or raise its 422.
+
+    ``read_as`` names the shape it was read as, for the reason (``... (read as X)``).
+    """
+    suffix = f" (read as {read_as})" if read_as else ""
     try:
         return msgspec.json.decode(body, type=request_type)
     # ValidationError is a DecodeError too; invalid UTF-8 inside a JSON string raises UnicodeDecodeError.
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise _invalid(_short(" ".join(str(exc).split()))) from None
+        raise _invalid(_short(" ".join(str(exc).split())) + suffix) from None
     except RecursionError:  # only with a max_depth above what the decoder can follow
         raise _invalid("JSON nested too deeply to decode") from None
 

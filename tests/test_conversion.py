@@ -1,0 +1,484 @@
+"""Message conversion, checked against the real SDK types and the real clients.
+
+Every list handed to a provider is validated by the ``openai`` and
+``anthropic`` packages' own types (a validated TypedDict keeps only the keys
+it knows, so equality after validation also proves there are no stray keys).
+A run's message goes out in each client's stored shape and comes back in as
+that client's next request, then into the providers' types again; the
+``UIMessage`` is compared with the one the AI SDK's ``Chat`` built from the
+same run's stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic.types
+import msgspec
+import openai.types.chat
+import pytest
+from conformance_helpers import adecode
+from pydantic import TypeAdapter
+from test_one_route import DATA_STREAM_BODY, TRANSPORT_BODY
+
+from assistant_stream_ce import RunController, RunOutcome, create_run
+from assistant_stream_ce.chat_request import (
+    AssistantTransportRequest,
+    ChatCompletionRequest,
+    ChatRequest,
+    DataStreamRequest,
+    RunAgentInput,
+)
+from assistant_stream_ce.conversion import (
+    ClientMessages,
+    to_agui_messages,
+    to_anthropic_messages,
+    to_model_messages,
+    to_openai_messages,
+    to_ui_message,
+)
+from assistant_stream_ce.serialization.ui_message_stream import UIMessageStreamEncoder
+
+pytestmark = pytest.mark.anyio
+
+OPENAI = TypeAdapter(list[openai.types.chat.ChatCompletionMessageParam])
+ANTHROPIC = TypeAdapter(list[anthropic.types.MessageParam])
+PNG = "iVBORw0KGgo="
+PNG_URL = f"data:image/png;base64,{PNG}"
+
+
+def plain(value: Any) -> Any:
+    """A validated value with pydantic's lazy iterables (the SDKs' ``Iterable[...]`` fields) read out."""
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple) or type(value).__name__ == "ValidatorIterator":
+        return [plain(item) for item in value]
+    return value
+
+
+def openai_messages(request: ClientMessages) -> list[dict[str, Any]]:
+    messages = to_openai_messages(request)
+    assert plain(OPENAI.validate_python(messages)) == messages
+    return messages
+
+
+def anthropic_messages(request: ClientMessages) -> tuple[str | None, list[dict[str, Any]]]:
+    system, messages = to_anthropic_messages(request)
+    assert plain(ANTHROPIC.validate_python(messages)) == messages
+    return system, messages
+
+
+def decode(body: dict[str, Any], request_type: type[Any]) -> Any:
+    return msgspec.json.decode(msgspec.json.encode(body), type=request_type)
+
+
+# The useChat body the AI SDK's Chat sends (as tests/conformance/client_requests.mjs records it).
+USE_CHAT_BODY: dict[str, Any] = {
+    "id": "chat-1",
+    "messages": [
+        {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "Weather in Lisbon?"}]},
+        {
+            "id": "a1",
+            "role": "assistant",
+            "parts": [
+                {"type": "step-start"},
+                {"type": "reasoning", "text": "Use the tool.", "state": "done"},
+                {
+                    "type": "tool-get_weather",
+                    "toolCallId": "call-1",
+                    "state": "output-available",
+                    "input": {"city": "Lisbon"},
+                    "output": {"celsius": 21},
+                },
+                {
+                    "type": "tool-get_time",
+                    "toolCallId": "call-2",
+                    "state": "output-error",
+                    "input": {"zone": "WET"},
+                    "errorText": "clock broke",
+                },
+                {"type": "step-start"},
+                {"type": "text", "text": "It is 21 C.", "state": "done"},
+            ],
+        },
+        {
+            "id": "u2",
+            "role": "user",
+            "parts": [
+                {"type": "file", "mediaType": "image/png", "filename": "p.png", "url": PNG_URL},
+                {"type": "text", "text": "And this picture?"},
+            ],
+        },
+    ],
+    "trigger": "submit-message",
+}
+
+AG_UI_BODY: dict[str, Any] = {
+    "threadId": "thread-1",
+    "runId": "run-1",
+    "messages": [
+        {"id": "s1", "role": "system", "content": "Be brief."},
+        {
+            "id": "u1",
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Weather here?"},
+                {"type": "image", "source": {"type": "data", "value": PNG, "mimeType": "image/png"}},
+            ],
+        },
+        {
+            "id": "a1",
+            "role": "assistant",
+            "content": "Checking.",
+            "toolCalls": [
+                {
+                    "id": "call-1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Lisbon"}'},
+                }
+            ],
+        },
+        {"id": "t1", "role": "tool", "toolCallId": "call-1", "content": '{"celsius":21}'},
+        {"id": "u2", "role": "user", "content": "Thanks, and tomorrow?"},
+    ],
+}
+
+OPENAI_BODY: dict[str, Any] = {
+    "model": "m",
+    "stream": True,
+    "messages": [
+        {"role": "system", "content": "Be brief."},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Hi"}, {"type": "image_url", "image_url": {"url": PNG_URL}}],
+        },
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": "call-1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Lisbon"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call-1", "content": '{"celsius": 21}'},
+    ],
+}
+
+
+# -- into the providers --------------------------------------------------------------
+
+
+def test_use_chat_to_openai_one_assistant_message_per_step() -> None:
+    messages = openai_messages(decode(USE_CHAT_BODY, ChatRequest))
+    assert messages == [
+        {"role": "user", "content": "Weather in Lisbon?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call-1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Lisbon"}'},
+                },
+                {"id": "call-2", "type": "function", "function": {"name": "get_time", "arguments": '{"zone": "WET"}'}},
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call-1", "content": '{"celsius": 21}'},
+        {"role": "tool", "tool_call_id": "call-2", "content": "clock broke"},
+        {"role": "assistant", "content": "It is 21 C."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "And this picture?"},
+                {"type": "image_url", "image_url": {"url": PNG_URL}},
+            ],
+        },
+    ]
+
+
+def test_use_chat_to_anthropic_results_in_a_user_message_with_is_error() -> None:
+    system, messages = anthropic_messages(decode(USE_CHAT_BODY, ChatRequest))
+    assert system is None
+    assert [message["role"] for message in messages] == ["user", "assistant", "user", "assistant", "user"]
+    assert messages[1]["content"][0] == {
+        "type": "tool_use",
+        "id": "call-1",
+        "name": "get_weather",
+        "input": {"city": "Lisbon"},
+    }
+    assert messages[2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "call-1", "content": '{"celsius": 21}', "is_error": False},
+        {"type": "tool_result", "tool_use_id": "call-2", "content": "clock broke", "is_error": True},
+    ]
+    assert messages[4]["content"][1] == {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": PNG},
+    }
+
+
+def test_data_stream_body_to_both_providers() -> None:
+    request = decode(DATA_STREAM_BODY, DataStreamRequest)
+    messages = openai_messages(request)
+    assert messages[0] == {"role": "system", "content": "Be brief."}
+    assert messages[1]["content"][1] == {"type": "image_url", "image_url": {"url": PNG_URL}}
+    assert messages[2]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Lisbon"}'}
+    assert messages[3] == {"role": "tool", "tool_call_id": "call-1", "content": '{"celsius": 21}'}
+    system, blocks = anthropic_messages(request)
+    assert system == "Be brief."
+    assert blocks[2]["content"][0]["type"] == "tool_result"
+
+
+def test_data_stream_older_part_fields_are_read() -> None:
+    body = {
+        "messages": [
+            {"role": "user", "content": [{"type": "image", "image": PNG, "mimeType": "image/png"}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool-call", "toolCallId": "c", "toolName": "t", "args": {"a": 1}}],
+            },
+            {
+                "role": "tool",
+                "content": [
+                    {"type": "tool-result", "toolCallId": "c", "toolName": "t", "result": "no", "isError": True}
+                ],
+            },
+        ]
+    }
+    _, messages = anthropic_messages(decode(body, DataStreamRequest))
+    assert messages == [
+        {
+            "role": "user",
+            "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}],
+        },
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "c", "name": "t", "input": {"a": 1}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c", "content": "no", "is_error": True}]},
+    ]
+
+
+def test_transport_commands_to_both_providers() -> None:
+    request = decode(TRANSPORT_BODY, AssistantTransportRequest)
+    assert openai_messages(request) == [
+        {"role": "system", "content": "Be brief."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Weather in Lisbon?"},
+                {"type": "image_url", "image_url": {"url": PNG_URL}},
+            ],
+        },
+    ]
+    assert anthropic_messages(request)[0] == "Be brief."
+
+
+def test_transport_tool_result_command() -> None:
+    body = {"commands": [{"type": "add-tool-result", "toolCallId": "c", "toolName": "t", "result": {"ok": True}}]}
+    request = decode(body, AssistantTransportRequest)
+    assert openai_messages(request) == [{"role": "tool", "tool_call_id": "c", "content": '{"ok": true}'}]
+    assert anthropic_messages(request)[1] == [
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "c", "content": '{"ok": true}', "is_error": False}],
+        }
+    ]
+
+
+def test_ag_ui_input_to_both_providers() -> None:
+    request = decode(AG_UI_BODY, RunAgentInput)
+    assert openai_messages(request) == [
+        {"role": "system", "content": "Be brief."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Weather here?"},
+                {"type": "image_url", "image_url": {"url": PNG_URL}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "Checking.",
+            "tool_calls": [
+                {
+                    "id": "call-1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Lisbon"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call-1", "content": '{"celsius":21}'},
+        {"role": "user", "content": "Thanks, and tomorrow?"},
+    ]
+    system, messages = anthropic_messages(request)
+    assert system == "Be brief."
+    assert messages[2] == {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "call-1", "content": '{"celsius":21}', "is_error": False},
+            {"type": "text", "text": "Thanks, and tomorrow?"},
+        ],
+    }
+
+
+def test_openai_request_stays_as_sent_and_converts_to_anthropic() -> None:
+    request = decode(OPENAI_BODY, ChatCompletionRequest)
+    assert openai_messages(request) == OPENAI_BODY["messages"]
+    system, messages = anthropic_messages(request)
+    assert system == "Be brief."
+    assert messages[1] == {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": "call-1", "name": "get_weather", "input": {"city": "Lisbon"}}],
+    }
+
+
+def test_files_that_are_not_images() -> None:
+    pdf = "data:application/pdf;base64,JVBERi0="
+    text = "data:text/plain;base64,aGVsbG8="
+    body = {
+        "id": "c",
+        "trigger": "submit-message",
+        "messages": [
+            {
+                "id": "u",
+                "role": "user",
+                "parts": [
+                    {"type": "file", "mediaType": "application/pdf", "filename": "a.pdf", "url": pdf},
+                    {"type": "file", "mediaType": "text/plain", "url": text},
+                    {"type": "file", "mediaType": "application/pdf", "url": "https://example.com/b.pdf"},
+                ],
+            }
+        ],
+    }
+    request = decode(body, ChatRequest)
+    assert openai_messages(request)[0]["content"] == [
+        {"type": "file", "file": {"file_data": pdf, "filename": "a.pdf"}},
+        {"type": "file", "file": {"file_data": text, "filename": "file"}},
+        {"type": "text", "text": "https://example.com/b.pdf"},
+    ]
+    assert anthropic_messages(request)[1][0]["content"] == [
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}},
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "hello"}},
+        {"type": "document", "source": {"type": "url", "url": "https://example.com/b.pdf"}},
+    ]
+
+
+# -- out of a run, and back in --------------------------------------------------------
+
+
+async def answer(controller: RunController) -> None:
+    controller.append_reasoning("Two tools.")
+    controller.append_text("Checking. ")
+    ok = await controller.add_tool_call("get_weather", "call-1")
+    ok.append_args_text('{"city": "Lisbon"}')
+    ok.set_response({"celsius": 21})
+    bad = await controller.add_tool_call("get_time", "call-2")
+    bad.append_args_text('{"zone": "WET"}')
+    bad.set_response("clock broke", is_error=True)
+    controller.append_text("It is 21 C.")
+    controller.add_source("s1", "https://example.com/weather", "Weather")
+    controller.add_data({"kind": "forecast", "days": 3})
+
+
+async def finished_run() -> tuple[RunOutcome, list[bytes]]:
+    outcomes: list[RunOutcome] = []
+
+    async def keep(outcome: RunOutcome) -> None:
+        outcomes.append(outcome)
+
+    writer = UIMessageStreamEncoder("msg-1").open()
+    pieces = [writer.encode(chunk) async for chunk in create_run(answer, on_finish=keep)]
+    pieces.append(writer.finish("completed"))
+    return outcomes[0], pieces
+
+
+def _as_client_shows(part: dict[str, Any]) -> dict[str, Any]:
+    """A UIMessage part in the normalized shape of tests/conformance/decode.mjs."""
+    kind = part["type"]
+    if kind in ("text", "reasoning"):
+        return {"type": kind, "text": part["text"], "state": part.get("state")}
+    if kind.startswith("tool-"):
+        state = part["state"]
+        done = state in ("output-available", "output-error")
+        result = part.get("output") if state == "output-available" else part.get("errorText")
+        return {
+            "type": "tool-call",
+            "toolCallId": part["toolCallId"],
+            "toolName": kind[len("tool-") :],
+            "args": part.get("input"),
+            "state": state,
+            "hasResult": done,
+            "result": result,
+            "isError": state == "output-error",
+        }
+    if kind == "source-url":
+        return {"type": "source", "id": part["sourceId"], "url": part["url"], "title": part.get("title")}
+    return {"type": "data", "name": kind[len("data-") :], "data": part["data"]}
+
+
+async def test_ui_message_is_what_use_chat_built_from_the_stream() -> None:
+    outcome, body = await finished_run()
+    stored = msgspec.to_builtins(to_ui_message(outcome.message, id="msg-1"))
+    [decoded] = await adecode("ui-message-stream", [body])
+    shown = [part for part in decoded.clean()["parts"] if part["type"] != "step-start"]
+    for part in shown:
+        if part["type"] == "data":
+            del part["id"]  # the stream's own data part ids
+    assert [_as_client_shows(part) for part in stored["parts"]] == shown
+
+
+async def test_ui_message_goes_back_in_as_the_next_use_chat_request() -> None:
+    outcome, _ = await finished_run()
+    stored = to_ui_message(outcome.message, id="msg-1")
+    question = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "Weather?"}]}
+    body = {"id": "c", "trigger": "submit-message", "messages": [question, msgspec.to_builtins(stored)]}
+    messages = openai_messages(decode(body, ChatRequest))
+    assert [message["role"] for message in messages] == ["user", "assistant", "tool", "tool"]
+    assert messages[1]["content"] == "Checking. It is 21 C."
+    assert messages[3] == {"role": "tool", "tool_call_id": "call-2", "content": "clock broke"}
+    anthropic_messages(decode(body, ChatRequest))
+
+
+async def test_model_messages_go_back_in_as_the_next_data_stream_request() -> None:
+    outcome, _ = await finished_run()
+    stored = [msgspec.to_builtins(message) for message in to_model_messages(outcome.message)]
+    assert stored[1]["content"][1] == {
+        "type": "tool-result",
+        "toolCallId": "call-2",
+        "toolName": "get_time",
+        "output": {"type": "error-json", "value": "clock broke"},
+    }
+    body = {"messages": [{"role": "user", "content": "Weather?"}, *stored]}
+    _, messages = anthropic_messages(decode(body, DataStreamRequest))
+    assert messages[1]["content"] == [
+        {"type": "text", "text": "Checking. "},
+        {"type": "tool_use", "id": "call-1", "name": "get_weather", "input": {"city": "Lisbon"}},
+        {"type": "tool_use", "id": "call-2", "name": "get_time", "input": {"zone": "WET"}},
+        {"type": "text", "text": "It is 21 C."},
+    ]
+    assert messages[2]["content"][1]["is_error"] is True
+    openai_messages(decode(body, DataStreamRequest))
+
+
+async def test_agui_messages_go_back_in_as_the_next_run_agent_input() -> None:
+    outcome, _ = await finished_run()
+    stored = [msgspec.to_builtins(message) for message in to_agui_messages(outcome.message, id="m1")]
+    assert stored[0]["toolCalls"][1] == {
+        "id": "call-2",
+        "type": "function",
+        "function": {"name": "get_time", "arguments": '{"zone": "WET"}'},
+    }
+    body = {"threadId": "t", "runId": "r", "messages": [{"id": "u", "role": "user", "content": "Weather?"}, *stored]}
+    messages = openai_messages(decode(body, RunAgentInput))
+    assert messages[1]["content"] == "Checking. It is 21 C."
+    assert messages[2:] == [
+        {"role": "tool", "tool_call_id": "call-1", "content": '{"celsius": 21}'},
+        {"role": "tool", "tool_call_id": "call-2", "content": "clock broke"},
+    ]
+    _, blocks = anthropic_messages(decode(body, RunAgentInput))
+    assert blocks[2]["content"][1] == {
+        "type": "tool_result",
+        "tool_use_id": "call-2",
+        "content": "clock broke",
+        "is_error": True,
+    }
