@@ -9,6 +9,7 @@ from contextlib import aclosing
 from typing import Any, Literal
 
 import anyio
+import anyio.lowlevel
 import msgspec
 import pytest
 import test_resumable
@@ -544,3 +545,36 @@ async def test_a_store_that_refuses_a_frame_fails_the_stream_instead_of_ending_i
     assert (b'0:"hello"\n' in body) == (max_entries == 1)
     assert b"maxEntriesPerStream" not in body
     assert replay == body
+
+
+class _StallingStore(InMemoryResumableStreamStore):
+    """An in-memory store whose third write stalls until it is cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.stalled = anyio.Event()
+
+    async def append(self, stream_id: str, chunk: bytes) -> None:
+        self.writes += 1
+        if self.writes == 3:
+            self.stalled.set()
+            await anyio.sleep_forever()
+        await super().append(stream_id, chunk)
+
+
+async def test_a_cancel_while_a_frame_is_being_stored_still_stores_the_finish_frames() -> None:
+    async def talk(controller: RunController) -> None:
+        while True:
+            controller.append_text("word ")
+            await anyio.lowlevel.checkpoint()
+
+    store = _StallingStore()
+    with anyio.fail_after(5):
+        async with create_resumable_stream_context(store=store) as context:
+            await _started(context, callback=talk)
+            await store.stalled.wait()
+            await context.cancel("s")
+            replay = await _body(await create_resume_assistant_stream_response(context=context, stream_id="s"))
+    assert replay.startswith(b'0:"word '), replay
+    assert replay.splitlines()[-1].startswith(b"d:"), replay

@@ -129,7 +129,7 @@ def _run_source(
     async def source(emit: Emit) -> None:
         writer = encoder.open()
         status: FinishStatus = "cancelled"
-        stored = True  # False while a write is in flight: the store failing fails the stream, never ends it early
+        stored = True  # False once a write failed: the store failing fails the stream, never ends it early
         # Reported once the last frames are stored: the store failing (frames lost, lease
         # lost) makes the outcome an error, even when the run itself had completed.
         outcomes: list[RunOutcome] = []
@@ -140,9 +140,11 @@ def _run_source(
                     async for chunk in chunks:
                         frames = writer.encode(chunk)
                         if frames:
-                            stored = False
-                            await emit(frames)
-                            stored = True
+                            try:
+                                await emit(frames)
+                            except Exception:
+                                stored = False
+                                raise
                     status = "completed"
                 except Exception:
                     if not stored:
