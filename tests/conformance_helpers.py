@@ -11,10 +11,12 @@ console warning it printed, and what it threw:
 - ``ui-message-stream``: npm ``ai``, ``AbstractChat`` + ``DefaultChatTransport``
   (the ``useChat`` pipeline);
 - ``ag-ui``: npm ``@ag-ui/client`` ``HttpAgent`` (event verification, then its
-  message and state fold), plus ``@ag-ui/core`` event schemas.
+  message and state fold), plus ``@ag-ui/core`` event schemas;
+- ``openai-npm``: the OpenAI format read by npm ``openai``'s ``ChatCompletionStream``
+  (``client.chat.completions.stream``, then ``finalChatCompletion()``).
 
-``openai`` is decoded in-process by the official ``openai`` Python package
-(:func:`decode_openai`).
+``openai`` is the same format decoded in-process by the official ``openai``
+Python package (:func:`decode_openai`).
 
 A body is ``bytes``, or a sequence of ``bytes`` pieces as they came off the
 wire (the clients see the same split points). Missing node or an uninstalled
@@ -196,7 +198,7 @@ def encoder_for(format_name: str, initial_state: Any = None) -> StreamEncoder:
             return UIMessageStreamEncoder()
         case "ag-ui":
             return AGUIEncoder(state=initial_state)
-        case "openai":
+        case "openai" | "openai-npm":
             return OpenAIStreamEncoder()
     raise ValueError(format_name)
 
@@ -634,6 +636,7 @@ _CLIENT_NEUTRAL: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "ui-message-stream": _ui_neutral,
     "ag-ui": _agui_neutral,
     "openai": _openai_neutral,
+    "openai-npm": _openai_neutral,
 }
 _VIEWS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "data-stream": _aui_view,
@@ -641,6 +644,7 @@ _VIEWS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "ui-message-stream": _ui_view,
     "ag-ui": _agui_view,
     "openai": _openai_view,
+    "openai-npm": _openai_view,
 }
 
 

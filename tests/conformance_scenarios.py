@@ -160,6 +160,13 @@ async def state_paths(c: RunController) -> None:
     c.append_state_text(["doc", "title"], " (final)")
 
 
+async def state_the_client_holds(c: RunController) -> None:
+    """Changes to the state the client already holds: keys it keeps, text appended to its strings."""
+    c.append_state_text(["log"], " and more")
+    c.state["count"] = 2
+    c.append_text("Noted.")
+
+
 async def sources_files_data_annotations(c: RunController) -> None:
     c.append_text("See the sources.")
     c.add_source("src-1", "https://example.com/a", "Example A")
@@ -268,6 +275,11 @@ SCENARIOS = [
         "state_paths",
         state_paths,
         state={"doc": {"title": "", "body": {"text": ""}, "tags": []}, "counter": 0},
+    ),
+    Scenario(
+        "state_the_client_holds",
+        state_the_client_holds,
+        state={"log": "started", "kept": {"a": [1, 2]}, "count": 1},
     ),
     Scenario("sources_files_data_annotations", sources_files_data_annotations),
     Scenario("steps", steps),
