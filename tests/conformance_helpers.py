@@ -54,7 +54,7 @@ from assistant_stream_ce.serialization.ui_message_stream import UIMessageStreamE
 
 NODE_DIR = Path(__file__).parent / "conformance"
 DECODE_SCRIPT = NODE_DIR / "decode.mjs"
-NODE_FORMATS = ("data-stream", "assistant-transport", "ui-message-stream", "ag-ui")
+NODE_FORMATS = ("data-stream", "assistant-transport", "ui-message-stream", "ag-ui", "openai-npm")
 FORMATS = (*NODE_FORMATS, "openai")
 
 Body = bytes | Sequence[bytes]
@@ -612,7 +612,12 @@ def _openai_neutral(shown: dict[str, Any]) -> dict[str, Any]:
         for call in shown["tool_calls"]
     ]
     reason = shown["finish_reason"]
-    status = "error" if shown["errors"] else "cancelled" if reason is None else f"completed/{reason.replace('_', '-')}"
+    if shown["errors"]:
+        status = "error"
+    elif reason == "length":  # what a cancelled run ends with: the turn did not finish
+        status = "cancelled"
+    else:
+        status = "no finish_reason" if reason is None else f"completed/{reason.replace('_', '-')}"
     return {"parts": [{"type": "text", "text": shown["text"]}, *calls], "errors": shown["errors"], "status": status}
 
 

@@ -446,6 +446,38 @@ def test_openai_finish_reason_stop_once_every_call_has_a_result() -> None:
     assert parsed[-2]["choices"][0]["finish_reason"] == "stop"
 
 
+def test_openai_writer_refuses_a_129th_tool_call_and_ends_with_why() -> None:
+    """The check the response turns into a failed run; a sink that only finishes still gets the reason."""
+    writer = OpenAIStreamEncoder().open()
+    for i in range(128):
+        writer.encode(ToolCallBeginChunk(tool_call_id=f"call_{i}", tool_name="f"))
+    assert writer.encode(ToolCallBeginChunk(tool_call_id="call_0", tool_name="f")) == b""  # a duplicate, dropped
+    with pytest.raises(ValueError, match=r"'call_128' \(f\) would be the 129th .* at most 128 tool calls"):
+        writer.encode(ToolCallBeginChunk(tool_call_id="call_128", tool_name="f"))
+    *_, error, done = frames("openai", writer.finish("error"))
+    assert "at most 128 tool calls" in error["error"]["message"]
+    assert done == "[DONE]"
+
+
+def test_openai_cancelled_stream_ends_with_finish_reason_length() -> None:
+    """A cut-off turn: the SDK helpers need a finish_reason; unfinished arguments are not completed."""
+    chunks: list[AssistantStreamChunk] = [
+        TextDeltaChunk(text_delta="Hi"),
+        ToolCallBeginChunk(tool_call_id="a", tool_name="f"),
+        ToolCallBeginChunk(tool_call_id="b", tool_name="g"),
+        ToolCallDeltaChunk(tool_call_id="b", args_text_delta='{"x": '),
+    ]
+    *_, last, done = encode("openai", chunks, "cancelled")
+    assert last["choices"][0] == {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "length"}
+    assert done == "[DONE]"
+    arguments = [
+        call["function"]["arguments"]
+        for frame in encode("openai", chunks, "cancelled")[:-1]
+        for call in frame["choices"][0]["delta"].get("tool_calls", [])
+    ]
+    assert arguments == ["", "", '{"x": ']
+
+
 # -- encoder metadata ------------------------------------------------------------------------
 
 

@@ -44,6 +44,12 @@ class ToolCalls:
     def __init__(self) -> None:
         self._calls: dict[str, ToolCall] = {}
 
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def __contains__(self, tool_call_id: object) -> bool:
+        return tool_call_id in self._calls
+
     def begin(self, chunk: ToolCallBeginChunk) -> ToolCall | None:
         """Register a call; ``None`` for a duplicate id (which no client accepts twice)."""
         if chunk.tool_call_id in self._calls:

@@ -3,7 +3,9 @@
 Text becomes ``content`` deltas and tool calls become ``tool_calls`` deltas
 (index, id, function name, then argument pieces), as OpenAI's API streams them,
 so OpenAI client libraries rebuild the same message. The last chunk carries
-``finish_reason`` and the stream ends with ``data: [DONE]``.
+``finish_reason`` (``stop``, ``tool_calls``, or ``length`` for a cancelled run,
+whose unfinished tool arguments stay as they were), an error is an ``error``
+event instead, and the stream ends with ``data: [DONE]``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import secrets
 import string
 import time
 from collections.abc import AsyncIterable
-from typing import Any, Literal
+from typing import Any, Final, Literal, NoReturn
 
 import msgspec
 
@@ -33,6 +35,8 @@ from .stream_encoder import FinishStatus, StreamEncoder
 __all__ = ["OpenAIStreamEncoder", "OpenAIStreamResponse"]
 
 _ID_ALPHABET = string.ascii_letters + string.digits
+MAX_TOOL_CALLS: Final = 128
+"""Tool calls one message may hold: OpenAI's SDKs reject a tool call index of 128 or more."""
 
 
 class _Function(msgspec.Struct, omit_defaults=True):
@@ -89,6 +93,7 @@ class _OpenAIWriter:
         self._role_sent = False
         self._tools = ToolCalls()
         self._error_sent = False
+        self._failure: str | None = None  # why encode() failed the stream, for its error event
         self._finished = False
 
     def _chunk(self, delta: _Delta, finish_reason: str | None = None) -> bytes:
@@ -116,6 +121,8 @@ class _OpenAIWriter:
             case TextDeltaChunk():
                 return self._chunk(_Delta(content=chunk.text_delta))
             case ToolCallBeginChunk():
+                if len(self._tools) >= MAX_TOOL_CALLS and chunk.tool_call_id not in self._tools:
+                    self._too_many_calls(chunk)
                 call = self._tools.begin(chunk)
                 if call is None:
                     return b""
@@ -142,6 +149,15 @@ class _OpenAIWriter:
                 return sse(_Error(_ErrorBody(chunk.error)))
         return b""
 
+    def _too_many_calls(self, chunk: ToolCallBeginChunk) -> NoReturn:
+        """Fail the stream before a call the clients would throw on: the response ends it with this error."""
+        self._failure = (
+            f"tool call {chunk.tool_call_id!r} ({chunk.tool_name}) would be the {MAX_TOOL_CALLS + 1}th of this "
+            f"message, and the OpenAI chat-completions format carries at most {MAX_TOOL_CALLS} tool calls "
+            "per message (OpenAI's SDKs reject a larger index)"
+        )
+        raise ValueError(self._failure)
+
     def _finish_args(self, call: ToolCall) -> bytes:
         """Arguments are complete: a call that had none gets ``{}``, so clients can parse them."""
         call.args_finished = True
@@ -151,11 +167,16 @@ class _OpenAIWriter:
         if self._finished:
             return b""
         self._finished = True
-        frames = [self._finish_args(call) for call in self._tools.open_args()]
+        frames = []
         if status == "completed":
+            frames += [self._finish_args(call) for call in self._tools.open_args()]
             frames.append(self._chunk(_Delta(), "tool_calls" if self._tools.pending() else "stop"))
-        elif status == "error" and not self._error_sent:
-            frames.append(sse(_Error(_ErrorBody(GENERIC_ERROR))))
+        elif status == "cancelled":
+            # A cut-off turn: the SDKs' helpers need a finish_reason, and "length" is the one that
+            # says the turn did not finish (their tool runners refuse it rather than run a call).
+            frames.append(self._chunk(_Delta(), "length"))
+        elif not self._error_sent:
+            frames.append(sse(_Error(_ErrorBody(self._failure or GENERIC_ERROR))))
         frames.append(SSE_DONE)
         return b"".join(frames)
 
