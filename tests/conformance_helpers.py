@@ -45,6 +45,7 @@ import openai
 
 from assistant_stream_ce.assistant_stream_chunk import AssistantStreamChunk
 from assistant_stream_ce.message import AssistantMessage, ToolCallPart
+from assistant_stream_ce.serialization._tools import UNFINISHED_ARGS_ERROR
 from assistant_stream_ce.serialization.ag_ui import AGUIEncoder
 from assistant_stream_ce.serialization.assistant_transport import AssistantTransportEncoder
 from assistant_stream_ce.serialization.data_stream import DataStreamEncoder
@@ -346,7 +347,8 @@ def expected_neutral(message: AssistantMessage, status: str, format_name: str = 
     for part in message.parts:
         fields = msgspec.to_builtins(part)
         if isinstance(part, ToolCallPart):
-            fields.pop("args_finished")
+            # Announced: the client was told the arguments are complete (else they never finished).
+            fields["announced"] = fields.pop("args_finished") or part.has_result or status == "completed"
             fields["input"] = _tool_input(part.args_text)
             if result_as is not None and part.has_result:
                 fields["result"] = result_as(part)
@@ -388,6 +390,17 @@ def _parts_of(neutral: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 
 def _joined(neutral: dict[str, Any], kind: str) -> str:
     return "".join(part["text"] for part in _parts_of(neutral, kind))
+
+
+def _args_text(part: dict[str, Any]) -> str:
+    """A call's argument text as the client holds it.
+
+    Empty arguments of a call announced as ready go out as "{}" (so clients can
+    parse them); arguments that never finished go out as they were. Only the
+    expected side knows which calls were announced: a client's parts have no
+    ``announced`` and show their text as it came.
+    """
+    return part["args_text"] or ("{}" if part.get("announced") else "")
 
 
 def _merged_text_parts(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -457,17 +470,33 @@ def _aui_neutral(shown: dict[str, Any]) -> dict[str, Any]:
 def _aui_view(neutral: dict[str, Any]) -> dict[str, Any]:
     """Everything: these formats carry every field of every chunk.
 
-    A call's empty argument text goes out as "{}" (so clients can parse it);
-    assistant-ui keeps an empty source title as no title.
+    Argument text as :func:`_args_text`; assistant-ui keeps an empty source title as no title.
     """
     parts = []
     for part in neutral["parts"]:
         if part["type"] == "tool-call":
-            part = {k: v for k, v in part.items() if k != "input"} | {"args_text": part["args_text"] or "{}"}
+            part = {k: v for k, v in part.items() if k not in ("input", "announced")} | {"args_text": _args_text(part)}
         elif part["type"] == "source":
             part = {**part, "title": part["title"] or None}
         parts.append(part)
     return {**neutral, "parts": parts, "status": _status(neutral)}
+
+
+def _failed_call(part: dict[str, Any]) -> dict[str, Any]:
+    """A call whose arguments never finished, as a format that ends it as failed shows it."""
+    return {**part, "has_result": True, "result": UNFINISHED_ARGS_ERROR, "is_error": True}
+
+
+def _data_stream_view(neutral: dict[str, Any]) -> dict[str, Any]:
+    """:func:`_aui_view`; a call whose arguments never finished ends with an error result.
+
+    The client completes such a call's arguments itself when the stream ends (empty ones as "{}").
+    """
+    parts = [
+        _failed_call(part) | {"announced": True} if part.get("announced") is False else part
+        for part in neutral["parts"]
+    ]
+    return _aui_view({**neutral, "parts": parts})
 
 
 # -- UI message stream (AI SDK useChat) --
@@ -494,7 +523,8 @@ def _ui_neutral(shown: dict[str, Any]) -> dict[str, Any]:
         status = "cancelled"
     else:
         status = "error" if shown["chatError"] is not None else f"completed/{shown['finishReason']}"
-    return {"parts": parts, "data": data, "errors": shown["errors"], "status": status}
+    on_tool_call = sorted(shown["onToolCall"])
+    return {"parts": parts, "data": data, "errors": shown["errors"], "status": status, "on_tool_call": on_tool_call}
 
 
 def _ui_view(neutral: dict[str, Any]) -> dict[str, Any]:
@@ -503,7 +533,9 @@ def _ui_view(neutral: dict[str, Any]) -> dict[str, Any]:
     The format has no state, annotations, artifacts or step metadata (its
     steps are model turns, not the run's steps). Data parts sit between the
     other parts, where they end the text part before them: adjacent text
-    parts are compared joined.
+    parts are compared joined. A call whose arguments never finished ends
+    as an input error (so ``useChat`` never hands it to ``onToolCall``,
+    which gets every call announced as ready).
     """
     parts = []
     for part in neutral["parts"]:
@@ -511,17 +543,21 @@ def _ui_view(neutral: dict[str, Any]) -> dict[str, Any]:
         if kind in ("text", "reasoning"):
             parts.append({"type": kind, "text": part["text"]})
         elif kind == "tool-call":
+            if part.get("announced") is False:
+                part = _failed_call(part)
             keys = ("tool_call_id", "tool_name", "input", "has_result", "result", "is_error")
             parts.append({"type": kind, **{k: part[k] for k in keys}})
         elif kind == "source":
             parts.append({"type": kind, "id": part["id"], "url": part["url"], "title": part["title"]})
         else:
             parts.append({k: v for k, v in part.items() if k != "parent_id"})
+    announced = [part["tool_call_id"] for part in _parts_of(neutral, "tool-call") if part.get("announced")]
     return {
         "parts": _merged_text_parts(parts),
         "data": neutral["data"],
         "errors": neutral["errors"],
         "status": _status(neutral),
+        "on_tool_call": neutral.get("on_tool_call", sorted(announced)),
     }
 
 
@@ -571,6 +607,7 @@ def _agui_neutral(shown: dict[str, Any]) -> dict[str, Any]:
         "state": shown["state"],
         "steps": [{"message_id": name} for kind, name in shown["steps"] if kind == "STEP_STARTED"],
         "status": status,
+        "ended": sorted(shown["toolCallsEnded"]),
     }
 
 
@@ -581,11 +618,18 @@ def _agui_view(neutral: dict[str, Any]) -> dict[str, Any]:
     message that made them, so text, reasoning, calls, sources and files are
     compared per kind, not interleaved. A result is message content: text, or
     the result's JSON. There is no is_error, artifact or parent id; a run
-    ends at its error (RUN_ERROR carries the last error message).
+    ends at its error (RUN_ERROR carries the last error message). A call
+    ends (``TOOL_CALL_END``) once announced as ready; one whose arguments
+    never finished does not end before RUN_ERROR, and ends as it was before
+    a cancelled run's RUN_FINISHED (which requires every call ended).
     """
+    ended = [
+        part["tool_call_id"]
+        for part in _parts_of(neutral, "tool-call")
+        if part.get("announced") or neutral["status"] == "cancelled"
+    ]
     calls = [
-        {k: part[k] for k in ("tool_call_id", "tool_name", "has_result", "result")}
-        | {"args_text": part["args_text"] or "{}"}
+        {k: part[k] for k in ("tool_call_id", "tool_name", "has_result", "result")} | {"args_text": _args_text(part)}
         for part in _parts_of(neutral, "tool-call")
     ]
     return {
@@ -600,6 +644,7 @@ def _agui_view(neutral: dict[str, Any]) -> dict[str, Any]:
         "steps": [step["message_id"] for step in neutral["steps"] if step["message_id"] is not None],
         "errors": neutral["errors"][-1:],
         "status": _status(neutral),
+        "ended": neutral.get("ended", sorted(ended)),
     }
 
 
@@ -628,7 +673,7 @@ def _openai_view(neutral: dict[str, Any]) -> dict[str, Any]:
     state or steps.
     """
     calls = [
-        {"id": part["tool_call_id"], "name": part["tool_name"], "arguments": part["args_text"] or "{}"}
+        {"id": part["tool_call_id"], "name": part["tool_name"], "arguments": _args_text(part)}
         for part in _parts_of(neutral, "tool-call")
     ]
     text = _joined(neutral, "text")
@@ -644,7 +689,7 @@ _CLIENT_NEUTRAL: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "openai-npm": _openai_neutral,
 }
 _VIEWS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "data-stream": _aui_view,
+    "data-stream": _data_stream_view,
     "assistant-transport": _aui_view,
     "ui-message-stream": _ui_view,
     "ag-ui": _agui_view,

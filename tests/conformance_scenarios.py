@@ -205,6 +205,21 @@ async def error_mid_tool_args(c: RunController) -> None:
     raise Boom("the model failed while streaming arguments")
 
 
+async def error_before_tool_args(c: RunController) -> None:
+    """Two calls begun, neither with arguments, when the run fails: one a client would run, one the server runs."""
+    await c.add_tool_call("confirm", "call_client_e")
+    started = anyio.Event()
+
+    async def lookup(tool: ToolCall) -> Any:
+        started.set()
+        await anyio.sleep_forever()
+
+    async with c.tool_calls() as calls:
+        calls.start("lookup", lookup, tool_call_id="call_server_e")
+        await started.wait()
+        raise Boom("the model failed before any arguments")
+
+
 async def cancelled_mid_text(c: RunController) -> None:
     c.append_reasoning("thinking")
     await anyio.lowlevel.checkpoint()
@@ -221,6 +236,12 @@ async def cancelled_mid_tool_args(c: RunController) -> None:
         await anyio.sleep_forever()  # the consumer leaves here
     finally:
         tool.close()
+
+
+async def cancelled_before_tool_args(c: RunController) -> None:
+    c.append_text("Calling.")
+    await c.add_tool_call("confirm", "call_c")
+    await anyio.sleep_forever()  # the consumer leaves here
 
 
 async def many_deltas(c: RunController) -> None:
@@ -287,6 +308,8 @@ SCENARIOS = [
     Scenario("error_mid_tool_args", error_mid_tool_args),
     Scenario("cancelled_mid_text", cancelled_mid_text, stop_after=6),
     Scenario("cancelled_mid_tool_args", cancelled_mid_tool_args, stop_after=3),
+    Scenario("error_before_tool_args", error_before_tool_args),
+    Scenario("cancelled_before_tool_args", cancelled_before_tool_args, stop_after=2),
     Scenario("many_deltas", many_deltas, backends=("asyncio",)),
     Scenario("unicode", unicode),
     Scenario("parent_ids", parent_ids),

@@ -43,6 +43,7 @@ from assistant_stream_ce import (
     UpdateStateChunk,
     create_run,
 )
+from assistant_stream_ce.serialization._tools import UNFINISHED_ARGS_ERROR
 from assistant_stream_ce.serialization.stream_encoder import FinishStatus
 
 ENCODERS: dict[str, Callable[[], StreamEncoder]] = {
@@ -214,9 +215,15 @@ def test_an_empty_stream_is_well_formed(fmt: str, status: FinishStatus) -> None:
 def test_data_stream_terminal(status: FinishStatus) -> None:
     parsed = encode("data-stream", OPEN_AT_END, status)
     reason = {"completed": "tool-calls", "error": "error", "cancelled": "other"}[status]
+    if status == "completed":  # the arguments are complete (a call without any gets {})
+        calls = [
+            ("c", {"toolCallId": "t1", "argsTextDelta": "", "isFinal": True}),
+            ("c", {"toolCallId": "t2", "argsTextDelta": "{}", "isFinal": True}),
+        ]
+    else:  # they never finished: an error result, so that the client does not run the calls
+        calls = [("a", {"toolCallId": call, "result": UNFINISHED_ARGS_ERROR, "isError": True}) for call in ("t1", "t2")]
     tail = [
-        ("c", {"toolCallId": "t1", "argsTextDelta": "", "isFinal": True}),
-        ("c", {"toolCallId": "t2", "argsTextDelta": "{}", "isFinal": True}),
+        *calls,
         *([("3", "An error occurred.")] if status == "error" else []),
         ("e", {"finishReason": reason, "usage": {"inputTokens": 0, "outputTokens": 0}, "isContinued": False}),
         ("d", {"finishReason": reason, "usage": {"inputTokens": 0, "outputTokens": 0}}),
@@ -256,7 +263,15 @@ def test_assistant_transport_closes_every_open_part(status: FinishStatus) -> Non
     finished = [frame["path"] for frame in parsed if frame != "[DONE]" and frame["type"] == "part-finish"]
     assert len(started) == 4
     assert sorted(finished) == [[0], [1], [2], [3]]
-    assert {"type": "text-delta", "textDelta": "{}", "path": [2]} in parsed  # t2 had no arguments
+    args_finished = [
+        frame["path"] for frame in parsed if frame != "[DONE]" and frame["type"] == "tool-call-args-text-finish"
+    ]
+    if status == "completed":
+        assert {"type": "text-delta", "textDelta": "{}", "path": [2]} in parsed  # t2 had no arguments
+        assert args_finished == [[1], [2]]
+    else:  # the arguments never finished: not announced as complete
+        assert {"type": "text-delta", "textDelta": "{}", "path": [2]} not in parsed
+        assert args_finished == []
     reason = {"completed": "tool-calls", "error": "error", "cancelled": "other"}[status]
     assert parsed[-2] == {
         "type": "message-finish",
@@ -291,11 +306,13 @@ def test_ui_message_stream_ends_open_parts_then_finish_error_or_abort(status: Fi
         "error": ["error", "finish"],
         "cancelled": ["abort"],
     }[status]
+    # Arguments still streaming are complete when the run completed, else they never finished.
+    tool_input = "tool-input-available" if status == "completed" else "tool-input-error"
     expected = [
         "reasoning-delta",
         "reasoning-end",
-        "tool-input-available",
-        "tool-input-available",
+        tool_input,
+        tool_input,
         "finish-step",
         *ending,
         "[DONE]",
@@ -324,12 +341,23 @@ def test_ag_ui_closes_everything_before_one_run_end(status: FinishStatus) -> Non
     parsed = encode("ag-ui", OPEN_AT_END, status)
     types = [frame["type"] for frame in parsed]
     assert types[0] == "RUN_STARTED"
-    assert parsed[-7:-1] == [
-        {"type": "REASONING_MESSAGE_END", "messageId": parsed[-7]["messageId"]},
-        {"type": "REASONING_END", "messageId": parsed[-7]["messageId"]},
-        {"type": "TOOL_CALL_END", "toolCallId": "t1"},
-        {"type": "TOOL_CALL_ARGS", "toolCallId": "t2", "delta": "{}"},  # a call without arguments gets {}
-        {"type": "TOOL_CALL_END", "toolCallId": "t2"},
+    reasoning_id = next(frame["messageId"] for frame in parsed if frame["type"] == "REASONING_END")
+    calls = {
+        "completed": [
+            {"type": "TOOL_CALL_END", "toolCallId": "t1"},
+            {"type": "TOOL_CALL_ARGS", "toolCallId": "t2", "delta": "{}"},  # a call without arguments gets {}
+            {"type": "TOOL_CALL_END", "toolCallId": "t2"},
+        ],
+        "error": [],  # arguments that never finished: no TOOL_CALL_END before RUN_ERROR
+        "cancelled": [  # RUN_FINISHED needs every call ended: as they were
+            {"type": "TOOL_CALL_END", "toolCallId": "t1"},
+            {"type": "TOOL_CALL_END", "toolCallId": "t2"},
+        ],
+    }[status]
+    assert parsed[-len(calls) - 4 : -1] == [
+        {"type": "REASONING_MESSAGE_END", "messageId": reasoning_id},
+        {"type": "REASONING_END", "messageId": reasoning_id},
+        *calls,
         {"type": "STEP_FINISHED", "stepName": "s1"},
     ]
     assert types.count("TEXT_MESSAGE_START") == types.count("TEXT_MESSAGE_END") == 1
@@ -596,6 +624,12 @@ def test_ui_message_stream_error_ends_streaming_tool_inputs_first() -> None:
         "error",
     )
     assert parsed[4:6] == [
-        {"type": "tool-input-available", "toolCallId": "a", "toolName": "f", "input": {"x": 1}},
+        {
+            "type": "tool-input-error",
+            "toolCallId": "a",
+            "toolName": "f",
+            "input": {"x": 1},
+            "errorText": UNFINISHED_ARGS_ERROR,
+        },
         {"type": "error", "errorText": "boom"},
     ]

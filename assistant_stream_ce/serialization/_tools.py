@@ -10,10 +10,12 @@ import msgspec
 from ..assistant_stream_chunk import ToolCallBeginChunk
 from .stream_encoder import FinishStatus
 
-__all__ = ["EMPTY_ARGS", "ToolCall", "ToolCalls", "finish_reason", "parse_args"]
+__all__ = ["EMPTY_ARGS", "UNFINISHED_ARGS_ERROR", "ToolCall", "ToolCalls", "finish_reason", "parse_args"]
 
 EMPTY_ARGS: Final = "{}"
 """Argument text sent for a call that finishes without any (so clients can parse it)."""
+UNFINISHED_ARGS_ERROR: Final = "The run ended before this tool call's arguments were complete."
+"""The error a call ends with, where a format ends it as failed, when the run ended mid-arguments."""
 
 
 class ToolCall:

@@ -6,7 +6,11 @@ and tool calls of one model turn form one assistant message (tool calls name
 it as ``parentMessageId``); after tool results, the next turn is a new
 assistant message. State goes out as one ``STATE_SNAPSHOT`` and then
 ``STATE_DELTA`` JSON Patches (RFC 6902). Sources, files, data and annotations,
-which AG-UI has no events for, go out as ``CUSTOM`` events.
+which AG-UI has no events for, go out as ``CUSTOM`` events. A call whose
+arguments were still streaming when the run failed gets no ``TOOL_CALL_END``
+before ``RUN_ERROR``; when it was cancelled, the call ends with its arguments
+as they were (``RUN_FINISHED`` requires every call ended; its ``cancelled``
+outcome names no call for the client to run).
 """
 
 from __future__ import annotations
@@ -309,10 +313,14 @@ class _AGUIWriter:
         self._finished = True
         self._ensure_started()
         self._close_text()
+        failed = status == "error" or self._error is not None
         for call in self._tools.open_args():
-            self._end_tool_call(call)
+            if status == "completed" and not failed:
+                self._end_tool_call(call)
+            elif not failed:
+                self._out.add(_ToolCallEnd(call.tool_call_id))
         self._finish_step()
-        if status == "error" or self._error is not None:
+        if failed:
             self._out.add(_RunError(self._error or GENERIC_ERROR))
         elif status == "cancelled":
             self._out.add(_RunFinished(self._thread_id, self._run_id, _Outcome("cancelled")))

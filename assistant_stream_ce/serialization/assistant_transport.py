@@ -4,7 +4,9 @@ Content is framed as parts: ``part-start`` opens one at the next index, deltas
 and results address it by ``path`` and ``part-finish`` closes it. Consecutive
 text (or reasoning) deltas with the same parent share a part. The frames are
 those of assistant-stream 0.0.36 for the same chunks; the stream ends with a
-``message-finish`` frame (new) and ``data: [DONE]``.
+``message-finish`` frame (new) and ``data: [DONE]``. A call whose arguments
+were still streaming when the run failed or was cancelled is finished as a
+part without ``tool-call-args-text-finish`` (which would announce them complete).
 """
 
 from __future__ import annotations
@@ -230,8 +232,9 @@ class _AssistantTransportWriter:
         empty = b"" if call.args else sse(_TextDelta(EMPTY_ARGS, path))
         return empty + sse(_ArgsFinish(path))
 
-    def _close_tool(self, call: ToolCall) -> bytes:
-        frames = b"" if call.args_finished else self._finish_args(call)
+    def _close_tool(self, call: ToolCall, *, complete: bool = True) -> bytes:
+        """Finish a call's part; ``complete``: its arguments are whole, if not finished yet."""
+        frames = b"" if call.args_finished or not complete else self._finish_args(call)
         return frames + sse(_PartFinish(self._paths.pop(call.tool_call_id)))
 
     def finish(self, status: FinishStatus) -> bytes:
@@ -239,7 +242,7 @@ class _AssistantTransportWriter:
             return b""
         self._finished = True
         frames = [self._close_text()]
-        frames += [self._close_tool(call) for call in self._tools.pending()]
+        frames += [self._close_tool(call, complete=status == "completed") for call in self._tools.pending()]
         if status == "error" and not self._error_sent:
             frames.append(sse(_Error(GENERIC_ERROR)))
         frames.append(sse(_MessageFinish(finish_reason(status, self._tools), self._usage)))

@@ -3,6 +3,10 @@
 Each frame is one line, ``<prefix>:<JSON>\\n``; the frames and values are those
 of assistant-stream 0.0.36 for the same chunks. The stream ends with finish
 frames (``e:`` for a step still open, then ``d:``), which 0.0.36 did not send.
+A call whose arguments were still streaming when the run failed or was
+cancelled ends with an error result instead of a final ``c:`` (``isFinal``):
+the client completes open arguments itself at ``d:``, and runs a call's tool
+only if it has no result.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from ..assistant_stream_chunk import (
     UpdateStateChunk,
 )
 from ._frames import GENERIC_ERROR, Usage, dumps
-from ._tools import EMPTY_ARGS, ToolCall, ToolCalls, finish_reason
+from ._tools import EMPTY_ARGS, UNFINISHED_ARGS_ERROR, ToolCall, ToolCalls, finish_reason
 from .assistant_stream_response import AssistantStreamResponse
 from .stream_encoder import FinishStatus, StreamEncoder
 
@@ -144,8 +148,7 @@ class _DataStreamWriter:
                 call = self._tools.awaiting_result(chunk.tool_call_id)
                 if call is None:
                     return b""
-                call.args_finished = call.has_result = True
-                return _line(b"a:", _ToolResult(chunk.tool_call_id, chunk.result, chunk.artifact, chunk.is_error))
+                return self._result(call, chunk.result, chunk.artifact, chunk.is_error)
             case DataChunk():
                 return _line(b"2:", [chunk.data])
             case ErrorChunk():
@@ -170,6 +173,10 @@ class _DataStreamWriter:
                 return _line(b"e:", _StepFinish(chunk.finish_reason, usage, chunk.is_continued))
         return b""
 
+    def _result(self, call: ToolCall, result: Any, artifact: Any, is_error: bool) -> bytes:
+        call.args_finished = call.has_result = True
+        return _line(b"a:", _ToolResult(call.tool_call_id, result, artifact, is_error))
+
     def _finish_args(self, call: ToolCall) -> bytes:
         """``c:`` with ``isFinal``, as the npm encoder writes it ("{}" for a call without arguments)."""
         call.args_finished = True
@@ -179,7 +186,10 @@ class _DataStreamWriter:
         if self._finished:
             return b""
         self._finished = True
-        frames = [self._finish_args(call) for call in self._tools.open_args()]
+        if status == "completed":
+            frames = [self._finish_args(call) for call in self._tools.open_args()]
+        else:
+            frames = [self._result(call, UNFINISHED_ARGS_ERROR, None, True) for call in self._tools.open_args()]
         if status == "error" and not self._error_sent:
             frames.append(_line(b"3:", GENERIC_ERROR))
         reason = finish_reason(status, self._tools)

@@ -201,7 +201,9 @@ const decodeUiMessageStream = async (chunks, warnings) => {
   const frames = sseData(chunks);
   checkUiFrameKeys(frames, warnings);
   let finish = null;
+  const toolCalls = []; // the calls useChat hands to onToolCall (to run them in the browser)
   const chat = new Chat({
+    onToolCall: ({ toolCall }) => void toolCalls.push(toolCall.toolCallId),
     transport: new DefaultChatTransport({
       api: "http://127.0.0.1/api/chat",
       fetch: async () =>
@@ -226,6 +228,7 @@ const decodeUiMessageStream = async (chunks, warnings) => {
     finishReason: opt(finish?.finishReason),
     chatError: error === undefined ? null : error.message,
     aborted: frames.some((f) => f.type === "abort"),
+    onToolCall: toolCalls,
   };
 };
 
@@ -273,6 +276,7 @@ const decodeAgUi = async (chunks, warnings, clientState) => {
     terminal: terminal.map((e) => e.type),
     outcome: terminal.length === 1 && terminal[0].type === "RUN_FINISHED" ? opt(terminal[0].outcome) : null,
     custom: events.filter((e) => e.type === "CUSTOM").map((e) => ({ name: e.name, value: e.value })),
+    toolCallsEnded: events.filter((e) => e.type === "TOOL_CALL_END").map((e) => e.toolCallId),
     steps: events.filter((e) => e.type === "STEP_STARTED" || e.type === "STEP_FINISHED").map((e) => [e.type, e.stepName]),
   };
 };
