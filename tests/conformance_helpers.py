@@ -42,6 +42,7 @@ import anyio
 import httpx
 import msgspec
 import openai
+import pydantic
 
 from assistant_stream_ce.assistant_stream_chunk import AssistantStreamChunk
 from assistant_stream_ce.message import AssistantMessage, ToolCallPart
@@ -333,11 +334,23 @@ def _content(result: Any) -> str:
     return result if isinstance(result, str) else _wire_json(result)
 
 
-#: How a format writes a tool result where it only has text.
-_RESULT_AS: dict[str, Callable[[ToolCallPart], Any]] = {
-    "ui-message-stream": lambda part: _error_text(part.result) if part.is_error else part.result,
-    "ag-ui": lambda part: _content(part.result),
+#: How a format writes a tool result (a plain value, and whether it is an error) where it only has text.
+_RESULT_AS: dict[str, Callable[[Any, bool], Any]] = {
+    "ui-message-stream": lambda result, is_error: _error_text(result) if is_error else result,
+    "ag-ui": lambda result, is_error: _content(result),
 }
+
+
+def _as_fields(value: Any) -> Any:
+    """A pydantic model as its fields, as they go on the wire (msgspec itself turns dataclasses into objects)."""
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json")
+    raise NotImplementedError(type(value))
+
+
+def _plain(value: Any) -> Any:
+    """A value the run was given (models, dataclasses, tuples...) as plain JSON-like values."""
+    return msgspec.to_builtins(value, enc_hook=_as_fields)
 
 
 def expected_neutral(message: AssistantMessage, status: str, format_name: str = "") -> dict[str, Any]:
@@ -345,13 +358,13 @@ def expected_neutral(message: AssistantMessage, status: str, format_name: str = 
     result_as = _RESULT_AS.get(format_name)
     parts = []
     for part in message.parts:
-        fields = msgspec.to_builtins(part)
+        fields = _plain(part)
         if isinstance(part, ToolCallPart):
             # Announced: the client was told the arguments are complete (else they never finished).
             fields["announced"] = fields.pop("args_finished") or part.has_result or status == "completed"
             fields["input"] = _tool_input(part.args_text)
             if result_as is not None and part.has_result:
-                fields["result"] = result_as(part)
+                fields["result"] = result_as(fields["result"], part.is_error)
         parts.append(fields)
     steps = [msgspec.to_builtins(step) for step in message.steps]
     if format_name == "data-stream" and steps and steps[-1]["finish_reason"] is None:
@@ -359,8 +372,8 @@ def expected_neutral(message: AssistantMessage, status: str, format_name: str = 
     return js_value(
         {
             "parts": parts,
-            "data": message.data,
-            "annotations": message.annotations,
+            "data": _plain(message.data),
+            "annotations": _plain(message.annotations),
             "errors": message.errors,
             "state": message.state,
             "steps": steps,

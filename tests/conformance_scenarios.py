@@ -7,6 +7,7 @@ keeps what the consumer received (the chunks) and what the run says it sent
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import pydantic
 
 from assistant_stream_ce import create_run
 from assistant_stream_ce.assistant_stream_chunk import AssistantStreamChunk
@@ -274,6 +276,46 @@ async def unicode(c: RunController) -> None:
     c.append_text("end \u2028")
 
 
+@dataclass
+class Forecast:
+    """A tool's result as a dataclass."""
+
+    city: str
+    temperatures: list[float]
+
+
+class Reading(pydantic.BaseModel):
+    """A tool's result as a pydantic model."""
+
+    sensor: str
+    value: float
+    forecast: Forecast | None = None
+
+
+async def values_tools_return(c: RunController) -> None:
+    """Lone surrogates in data, annotations and results; results and data that are models or dataclasses."""
+    c.add_data({"note": "lone \ud800 and \udfff", "pair": "\ud83d\ude00"})
+    c.add_annotations(["lone \udc00", {"k": "\ud83d"}])
+    c.add_data(Reading(sensor="s1", value=0.5))
+
+    async def forecast(tool: ToolCall) -> Any:
+        return Forecast("Paris \ud800", [1.5, 2.0])
+
+    async def reading(tool: ToolCall) -> Any:
+        return Reading(sensor="s2 \udfff", value=1.0, forecast=Forecast("Lyon", []))
+
+    async def text(tool: ToolCall) -> Any:
+        return "lone \udc00 result"
+
+    async with c.tool_calls() as calls:
+        calls.start("forecast", forecast, args={"city": "Paris"}, tool_call_id="call_forecast")
+        calls.start("reading", reading, args={}, tool_call_id="call_reading")
+        calls.start("text", text, args={}, tool_call_id="call_text")
+    failing = await c.add_tool_call("checked", "call_checked")
+    failing.set_response({"error": "bad \ud800 input"}, artifact=dataclasses.replace(Forecast("a", [])), is_error=True)
+    c.append_text("Done.")
+
+
 async def parent_ids(c: RunController) -> None:
     c.append_text("top ")
     child = c.with_parent_id("parent-1")
@@ -313,4 +355,5 @@ SCENARIOS = [
     Scenario("many_deltas", many_deltas, backends=("asyncio",)),
     Scenario("unicode", unicode),
     Scenario("parent_ids", parent_ids),
+    Scenario("values_tools_return", values_tools_return),
 ]

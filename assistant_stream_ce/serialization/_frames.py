@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
 import msgspec
+
+from .._json import encode_json as dumps
 
 __all__ = ["GENERIC_ERROR", "SSE_DONE", "SSE_KEEPALIVE", "SSE_MEDIA_TYPE", "SSEFrames", "Usage", "dumps", "sse"]
 
@@ -14,21 +15,6 @@ SSE_KEEPALIVE: Final = ": heartbeat\n\n"
 SSE_DONE: Final = b"data: [DONE]\n\n"
 GENERIC_ERROR: Final = "An error occurred."
 """Error text for a stream that failed without saying why."""
-
-_encode = msgspec.json.Encoder().encode
-
-
-def dumps(value: Any) -> bytes:
-    """Compact JSON with raw UTF-8.
-
-    A string holding a lone surrogate has no UTF-8 form; only then is the value
-    written with ASCII escapes (``\\ud800``), which JSON parsers turn back into
-    the same string.
-    """
-    try:
-        return _encode(value)
-    except UnicodeEncodeError:
-        return json.dumps(msgspec.to_builtins(value), ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def sse(value: Any) -> bytes:
