@@ -1,23 +1,44 @@
-"""Edge cases where a real client used to stumble, served as HTTP responses and decoded by the real clients.
+"""Edge cases where a real client used to stumble, decoded by the real clients.
 
-Each run goes through an :class:`AssistantStreamResponse` driven as an ASGI
-app (on asyncio and trio), and the body goes to the client of its format.
+Runs go through an :class:`AssistantStreamResponse` driven as an ASGI app (on
+asyncio and trio), or through each encoder chunk by chunk, and each body goes
+to the client of its format.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import pytest
-from conformance_helpers import adecode, decode_openai
+from conformance_helpers import (
+    FORMATS,
+    adecode,
+    client_view,
+    decode_all,
+    decode_openai,
+    encode,
+    encoder_for,
+    expected_view,
+)
 
-from assistant_stream_ce import RunController, RunOutcome, create_run
+from assistant_stream_ce import (
+    AssistantStreamChunk,
+    ReasoningDeltaChunk,
+    RunController,
+    RunOutcome,
+    TextDeltaChunk,
+    ToolCallArgsFinishChunk,
+    ToolCallBeginChunk,
+    ToolCallDeltaChunk,
+    create_run,
+)
+from assistant_stream_ce.message import MessageBuilder
+from assistant_stream_ce.serialization._frames import MAX_FRAME_BYTES
 from assistant_stream_ce.serialization.assistant_stream_response import AssistantStreamResponse
 from assistant_stream_ce.serialization.openai_stream import OpenAIStreamResponse
-
-pytestmark = pytest.mark.anyio
 
 Callback = Callable[[RunController], Awaitable[None]]
 
@@ -52,6 +73,7 @@ def client_side_calls(count: int) -> Callback:
     return callback
 
 
+@pytest.mark.anyio
 async def test_a_129th_tool_call_fails_the_openai_stream_with_a_clear_error(anyio_backend: str) -> None:
     outcomes: list[RunOutcome] = []
     body = await serve(OpenAIStreamResponse(create_run(client_side_calls(129)), on_finish=outcomes.append))
@@ -67,9 +89,50 @@ async def test_a_129th_tool_call_fails_the_openai_stream_with_a_clear_error(anyi
     assert "at most 128 tool calls" in str(outcome.error)
 
 
+@pytest.mark.anyio
 async def test_128_tool_calls_go_out_whole(anyio_backend: str) -> None:
     body = await serve(OpenAIStreamResponse(create_run(client_side_calls(128))))
     (npm,) = await adecode("openai-npm", [body])
     for shown in (npm.clean(), decode_openai(body).clean()):
         assert shown["finish_reason"] == "tool_calls"
         assert [call["arguments"] for call in shown["tool_calls"]] == [f'{{"i": {i}}}' for i in range(128)]
+
+
+# -- frame size: a huge delta is split ----------------------------------------------------
+
+HUGE = 20 * 2**20
+
+
+def huge(seed: str) -> str:
+    """20 Mi characters of text that JSON escapes in places (the frames are measured encoded)."""
+    unit = f'{seed} héllo 日本 😀 \x00 "q" \\ \u2028 '
+    return (unit * (HUGE // len(unit) + 1))[:HUGE]
+
+
+HUGE_CHUNKS: list[AssistantStreamChunk] = [
+    ReasoningDeltaChunk(huge("thinking")),
+    TextDeltaChunk(huge("text")),
+    ToolCallBeginChunk("call_huge", "echo"),
+    ToolCallDeltaChunk("call_huge", json.dumps({"blob": huge("args")}, ensure_ascii=False)),
+    ToolCallArgsFinishChunk("call_huge"),
+]
+
+
+def frame_sizes(fmt: str, pieces: list[bytes]) -> list[int]:
+    """The size of every frame of a body, but the UI message stream's frames that repeat a call's whole input."""
+    separator = b"\n" if fmt == "data-stream" else b"\n\n"
+    body = b"".join(pieces)
+    return [len(frame) + len(separator) for frame in body.split(separator)[:-1] if b'"input":' not in frame]
+
+
+def test_a_20_mib_delta_reaches_every_client_in_frames_of_at_most_1_mib() -> None:
+    """Text, reasoning and tool arguments of 20 MiB each: npm assistant-stream alone refuses a 16 MiB line."""
+    builder = MessageBuilder()
+    for chunk in HUGE_CHUNKS:
+        builder.add(chunk)
+    bodies = {fmt: encode(encoder_for(fmt), HUGE_CHUNKS, "completed") for fmt in FORMATS}
+    for fmt, pieces in bodies.items():
+        assert max(frame_sizes(fmt, pieces)) <= MAX_FRAME_BYTES, fmt
+    decoded = decode_all([(fmt, pieces, None) for fmt, pieces in bodies.items()])
+    for fmt, shown in zip(FORMATS, decoded, strict=True):
+        assert client_view(fmt, shown) == expected_view(fmt, builder.message, "completed"), fmt

@@ -43,6 +43,7 @@ from assistant_stream_ce import (
     UpdateStateChunk,
     create_run,
 )
+from assistant_stream_ce.serialization._frames import MAX_FRAME_BYTES
 from assistant_stream_ce.serialization._tools import UNFINISHED_ARGS_ERROR
 from assistant_stream_ce.serialization.stream_encoder import FinishStatus
 
@@ -169,6 +170,79 @@ def test_output_is_compact_raw_utf8(fmt: str) -> None:
     assert "21°C ☀ 日本 \u2028".encode() in body
     assert b'": ' not in body
     assert b'", "' not in body
+
+
+#: A delta whose density changes: plain ASCII, then characters JSON escapes (six bytes each), raw
+#: UTF-8, a surrogate pair written as two halves and lone surrogates (their pieces go out ASCII-escaped).
+DENSE = "a" * 700_000 + "\x00\x1f" * 150_000 + "日本😀" * 80_000 + "\ud83d\ude00" * 90_000 + "\ud800x" * 60_000
+
+
+def utf16(text: str) -> bytes:
+    """The code units a JavaScript client holds (the JSON parser pairs escaped surrogate halves)."""
+    return text.encode("utf-16-le", "surrogatepass")
+
+
+def deltas(fmt: str, parsed: list[Any]) -> dict[str, str]:
+    """Every delta of a body joined per kind (text, reasoning, args), as its client joins them."""
+    joined: dict[str, str] = {"text": "", "reasoning": "", "args": ""}
+    for frame in parsed:
+        kind, value = _delta_of(fmt, frame)
+        if kind:
+            joined[kind] += value
+    return joined
+
+
+def _delta_of(fmt: str, frame: Any) -> tuple[str, str]:
+    if fmt == "data-stream":
+        prefix, value = frame
+        kind = {"0": "text", "g": "reasoning", "c": "args"}.get(prefix, "")
+        return kind, value["argsTextDelta"] if kind == "args" else value if kind else ""
+    if not isinstance(frame, dict):
+        return "", ""
+    if fmt == "openai":
+        delta = frame["choices"][0]["delta"] if "choices" in frame else {}
+        calls = delta.get("tool_calls") or [{}]
+        return (
+            ("args", calls[0]["function"]["arguments"]) if "tool_calls" in delta else ("text", delta.get("content", ""))
+        )
+    kinds = {
+        "text-delta": "text",  # assistant transport: path 0 is the text part, path 1 the call
+        "reasoning-delta": "reasoning",
+        "tool-input-delta": "args",
+        "TEXT_MESSAGE_CONTENT": "text",
+        "REASONING_MESSAGE_CONTENT": "reasoning",
+        "TOOL_CALL_ARGS": "args",
+    }
+    kind = kinds.get(frame["type"], "")
+    if fmt == "assistant-transport" and kind:
+        kind = {0: "text", 1: "reasoning", 2: "args"}[frame["path"][0]]
+    value = frame.get("delta", frame.get("textDelta", frame.get("inputTextDelta", "")))
+    return kind, value
+
+
+@pytest.mark.parametrize("fmt", ENCODERS)
+def test_a_huge_delta_is_split_into_frames_of_at_most_1_mib(fmt: str) -> None:
+    writer = ENCODERS[fmt]().open()
+    chunks: list[AssistantStreamChunk] = [
+        TextDeltaChunk(text_delta=DENSE),
+        ReasoningDeltaChunk(reasoning_delta=DENSE[::-1]),
+        ToolCallBeginChunk(tool_call_id="t1", tool_name="f"),
+        ToolCallDeltaChunk(tool_call_id="t1", args_text_delta=DENSE),
+    ]
+    pieces = [writer.encode(chunk) for chunk in chunks]
+    body = b"".join(pieces) + writer.finish("cancelled")
+    separator = b"\n" if fmt == "data-stream" else b"\n\n"
+    # The UI message stream's tool-input-available (or -error) repeats the whole input: no split can carry that.
+    sizes = [len(frame) + len(separator) for frame in body.split(separator)[:-1] if b'"input":' not in frame]
+    assert max(sizes) <= MAX_FRAME_BYTES
+    assert len(pieces[0].split(separator)) > 4  # split, not one frame
+    joined = deltas(fmt, frames(fmt, body))
+    assert utf16(joined["text"]) == utf16(DENSE)
+    assert utf16(joined["args"]) == utf16(DENSE)
+    assert utf16(joined["reasoning"]) == utf16("" if fmt == "openai" else DENSE[::-1])
+    for frame in frames(fmt, body):  # no piece ends between the halves of a pair
+        _, value = _delta_of(fmt, frame)
+        assert not ("\ud83d" <= value[-1:] <= "\udbff" and not value.endswith("\ud800")), value[-3:]
 
 
 # -- terminal frames -------------------------------------------------------------------------

@@ -219,7 +219,8 @@ class _AGUIWriter:
                 streaming = self._tools.streaming(chunk.tool_call_id)
                 if streaming is not None and chunk.args_text_delta:
                     streaming.append_args(chunk.args_text_delta)
-                    self._out.add(_ToolCallArgs(chunk.tool_call_id, chunk.args_text_delta))
+                    call_id = chunk.tool_call_id
+                    self._out.add_delta(chunk.args_text_delta, lambda piece: _ToolCallArgs(call_id, piece))
             case ToolCallArgsFinishChunk():
                 streaming = self._tools.streaming(chunk.tool_call_id)
                 if streaming is not None:
@@ -269,10 +270,8 @@ class _AGUIWriter:
                 self._out.add(_ReasoningMessageStart(part_id, "reasoning"))
             self._text = (kind, parent_id, part_id)
         part_id = self._text[2]
-        if kind == "text":
-            self._out.add(_TextMessageContent(part_id, delta))
-        else:
-            self._out.add(_ReasoningMessageContent(part_id, delta))
+        content = _TextMessageContent if kind == "text" else _ReasoningMessageContent
+        self._out.add_delta(delta, lambda piece: content(part_id, piece))
 
     def _close_text(self) -> None:
         if self._text is None:

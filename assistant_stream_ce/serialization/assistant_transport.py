@@ -33,7 +33,7 @@ from ..assistant_stream_chunk import (
     ToolResultChunk,
     UpdateStateChunk,
 )
-from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, Usage, sse
+from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, Usage, split_frames, sse
 from ._tools import EMPTY_ARGS, ToolCall, ToolCalls, finish_reason
 from .assistant_stream_response import AssistantStreamResponse
 from .stream_encoder import FinishStatus, StreamEncoder
@@ -166,7 +166,7 @@ class _AssistantTransportWriter:
                 if streaming is None:
                     return b""
                 streaming.append_args(chunk.args_text_delta)
-                return sse(_TextDelta(chunk.args_text_delta, self._paths[chunk.tool_call_id]))
+                return self._delta(chunk.args_text_delta, self._paths[chunk.tool_call_id])
             case ToolCallArgsFinishChunk():
                 streaming = self._tools.streaming(chunk.tool_call_id)
                 return b"" if streaming is None else self._finish_args(streaming)
@@ -211,7 +211,11 @@ class _AssistantTransportWriter:
             frames = self._close_text()
             self._text = (kind, parent_id, self._next_path())
             frames += sse(_PartStart(kind(parent_id=parent_id), []))
-        return frames + sse(_TextDelta(delta, self._text[2]))
+        return frames + self._delta(delta, self._text[2])
+
+    @staticmethod
+    def _delta(delta: str, path: list[int]) -> bytes:
+        return split_frames(delta, lambda piece: sse(_TextDelta(piece, path)))
 
     def _close_text(self) -> bytes:
         if self._text is None:

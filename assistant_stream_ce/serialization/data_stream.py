@@ -33,7 +33,7 @@ from ..assistant_stream_chunk import (
     ToolResultChunk,
     UpdateStateChunk,
 )
-from ._frames import GENERIC_ERROR, Usage, dumps
+from ._frames import GENERIC_ERROR, Usage, dumps, split_frames
 from ._tools import EMPTY_ARGS, UNFINISHED_ARGS_ERROR, ToolCall, ToolCalls, finish_reason
 from .assistant_stream_response import AssistantStreamResponse
 from .stream_encoder import FinishStatus, StreamEncoder
@@ -123,14 +123,16 @@ class _DataStreamWriter:
         if self._finished:
             return b""
         match chunk:
+            case TextDeltaChunk(text_delta=delta, parent_id=str(parent)) if parent:
+                return split_frames(delta, lambda piece: _line(b"aui-text-delta:", _ParentedText(piece, parent)))
             case TextDeltaChunk():
-                if chunk.parent_id:
-                    return _line(b"aui-text-delta:", _ParentedText(chunk.text_delta, chunk.parent_id))
-                return _line(b"0:", chunk.text_delta)
+                return split_frames(chunk.text_delta, lambda piece: _line(b"0:", piece))
+            case ReasoningDeltaChunk(reasoning_delta=delta, parent_id=str(parent)) if parent:
+                return split_frames(
+                    delta, lambda piece: _line(b"aui-reasoning-delta:", _ParentedReasoning(piece, parent))
+                )
             case ReasoningDeltaChunk():
-                if chunk.parent_id:
-                    return _line(b"aui-reasoning-delta:", _ParentedReasoning(chunk.reasoning_delta, chunk.parent_id))
-                return _line(b"g:", chunk.reasoning_delta)
+                return split_frames(chunk.reasoning_delta, lambda piece: _line(b"g:", piece))
             case ToolCallBeginChunk():
                 if self._tools.begin(chunk) is None:
                     return b""
@@ -140,7 +142,8 @@ class _DataStreamWriter:
                 if streaming is None:
                     return b""
                 streaming.append_args(chunk.args_text_delta)
-                return _line(b"c:", _ArgsDelta(chunk.tool_call_id, chunk.args_text_delta))
+                call_id = chunk.tool_call_id
+                return split_frames(chunk.args_text_delta, lambda piece: _line(b"c:", _ArgsDelta(call_id, piece)))
             case ToolCallArgsFinishChunk():
                 streaming = self._tools.streaming(chunk.tool_call_id)
                 return b"" if streaming is None else self._finish_args(streaming)

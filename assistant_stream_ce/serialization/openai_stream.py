@@ -27,7 +27,7 @@ from ..assistant_stream_chunk import (
     ToolCallDeltaChunk,
     ToolResultChunk,
 )
-from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, sse
+from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, split_frames, sse
 from ._tools import EMPTY_ARGS, ToolCall, ToolCalls
 from .assistant_stream_response import AssistantStreamResponse
 from .stream_encoder import FinishStatus, StreamEncoder
@@ -97,9 +97,6 @@ class _OpenAIWriter:
         self._finished = False
 
     def _chunk(self, delta: _Delta, finish_reason: str | None = None) -> bytes:
-        if not self._role_sent:
-            self._role_sent = True
-            delta.role = "assistant"
         choice = _Choice(delta=delta, finish_reason=finish_reason)
         return sse(
             _Chunk(
@@ -114,12 +111,26 @@ class _OpenAIWriter:
     def _tool_delta(self, call: ToolCall, arguments: str) -> bytes:
         return self._chunk(_Delta(tool_calls=[_ToolCallDelta(call.index, _Function(arguments))]))
 
+    def _args_deltas(self, call: ToolCall, arguments: str) -> bytes:
+        return split_frames(arguments, lambda piece: self._tool_delta(call, piece))
+
+    def _opening(self) -> bytes:
+        """The stream's first chunk names the role, alone (as OpenAI's does), so a split delta never repeats it."""
+        if self._role_sent:
+            return b""
+        self._role_sent = True
+        return self._chunk(_Delta(role="assistant"))
+
     def encode(self, chunk: AssistantStreamChunk) -> bytes:
         if self._finished:
             return b""
+        frames = self._encode(chunk)
+        return self._opening() + frames if frames else b""
+
+    def _encode(self, chunk: AssistantStreamChunk) -> bytes:
         match chunk:
             case TextDeltaChunk():
-                return self._chunk(_Delta(content=chunk.text_delta))
+                return split_frames(chunk.text_delta, lambda piece: self._chunk(_Delta(content=piece)))
             case ToolCallBeginChunk():
                 if len(self._tools) >= MAX_TOOL_CALLS and chunk.tool_call_id not in self._tools:
                     self._too_many_calls(chunk)
@@ -133,7 +144,7 @@ class _OpenAIWriter:
                 if streaming is None:
                     return b""
                 streaming.append_args(chunk.args_text_delta)
-                return self._tool_delta(streaming, chunk.args_text_delta)
+                return self._args_deltas(streaming, chunk.args_text_delta)
             case ToolCallArgsFinishChunk():
                 streaming = self._tools.streaming(chunk.tool_call_id)
                 return b"" if streaming is None else self._finish_args(streaming)
@@ -178,7 +189,7 @@ class _OpenAIWriter:
         elif not self._error_sent:
             frames.append(sse(_Error(_ErrorBody(self._failure or GENERIC_ERROR))))
         frames.append(SSE_DONE)
-        return b"".join(frames)
+        return self._opening() + b"".join(frames)
 
 
 class OpenAIStreamEncoder(StreamEncoder):

@@ -248,7 +248,8 @@ class _UIMessageStreamWriter:
                 streaming = self._tools.streaming(chunk.tool_call_id)
                 if streaming is not None:
                     streaming.append_args(chunk.args_text_delta)
-                    self._out.add(_ToolInputDelta(chunk.tool_call_id, chunk.args_text_delta))
+                    call_id = chunk.tool_call_id
+                    self._out.add_delta(chunk.args_text_delta, lambda piece: _ToolInputDelta(call_id, piece))
             case ToolCallArgsFinishChunk():
                 streaming = self._tools.streaming(chunk.tool_call_id)
                 if streaming is not None:
@@ -282,7 +283,8 @@ class _UIMessageStreamWriter:
             self._new_part()
             self._text = (kind, parent_id, self._next_id(kind))
             self._out.add(_PART_FRAMES[kind][0](self._text[2]))
-        self._out.add(_PART_FRAMES[kind][1](self._text[2], delta))
+        part_id, frame = self._text[2], _PART_FRAMES[kind][1]
+        self._out.add_delta(delta, lambda piece: frame(part_id, piece))
 
     def _input_available(self, call: ToolCall) -> None:
         call.args_finished = True
