@@ -18,11 +18,13 @@ from conformance_helpers import (
     adecode,
     client_view,
     decode_all,
+    decode_batch,
     decode_openai,
     encode,
     encoder_for,
     expected_view,
 )
+from conformance_scenarios import SCENARIOS, capture_all
 
 from assistant_stream_ce import (
     AssistantStreamChunk,
@@ -36,9 +38,15 @@ from assistant_stream_ce import (
     create_run,
 )
 from assistant_stream_ce.message import MessageBuilder
+from assistant_stream_ce.resumable import (
+    create_in_memory_resumable_stream_store,
+    create_resumable_assistant_stream_response,
+    create_resumable_stream_context,
+)
 from assistant_stream_ce.serialization._frames import MAX_FRAME_BYTES
+from assistant_stream_ce.serialization._tools import UNFINISHED_ARGS_ERROR
 from assistant_stream_ce.serialization.assistant_stream_response import AssistantStreamResponse
-from assistant_stream_ce.serialization.openai_stream import OpenAIStreamResponse
+from assistant_stream_ce.serialization.openai_stream import OpenAIStreamEncoder, OpenAIStreamResponse
 
 Callback = Callable[[RunController], Awaitable[None]]
 
@@ -90,6 +98,27 @@ async def test_a_129th_tool_call_fails_the_openai_stream_with_a_clear_error(anyi
 
 
 @pytest.mark.anyio
+async def test_a_129th_tool_call_ends_a_resumable_openai_stream_with_the_clear_error(anyio_backend: str) -> None:
+    reported = anyio.Event()
+    async with create_resumable_stream_context(store=create_in_memory_resumable_stream_store()) as context:
+        response = await create_resumable_assistant_stream_response(
+            context=context,
+            stream_id="calls",
+            callback=client_side_calls(129),
+            encoder=OpenAIStreamEncoder(),
+            on_finish=lambda outcome: reported.set(),
+        )
+        body = await serve(response)
+        with anyio.fail_after(10):
+            await reported.wait()
+    (npm,) = await adecode("openai-npm", [body])
+    for shown in (npm.clean(), decode_openai(body).clean()):
+        (error,) = shown["errors"]
+        assert "'call_128'" in error
+        assert "at most 128 tool calls" in error
+
+
+@pytest.mark.anyio
 async def test_128_tool_calls_go_out_whole(anyio_backend: str) -> None:
     body = await serve(OpenAIStreamResponse(create_run(client_side_calls(128))))
     (npm,) = await adecode("openai-npm", [body])
@@ -136,3 +165,24 @@ def test_a_20_mib_delta_reaches_every_client_in_frames_of_at_most_1_mib() -> Non
     decoded = decode_all([(fmt, pieces, None) for fmt, pieces in bodies.items()])
     for fmt, shown in zip(FORMATS, decoded, strict=True):
         assert client_view(fmt, shown) == expected_view(fmt, builder.message, "completed"), fmt
+
+
+# -- a tool call whose arguments never finished --------------------------------------------
+
+
+UNFINISHED = [s for s in SCENARIOS if s.name in ("error_mid_tool_args", "cancelled_mid_tool_args")]
+
+
+def test_use_chat_never_hands_a_call_with_unfinished_arguments_to_on_tool_call() -> None:
+    """On error and on cancel, on both backends: the call ends as tool-input-error, and onToolCall never runs."""
+    runs = capture_all(UNFINISHED)
+    items = [
+        ("ui-message-stream", encode(encoder_for("ui-message-stream"), run.chunks, run.status)) for run in runs.values()
+    ]
+    for (backend, name), decoded in zip(runs, decode_batch(items), strict=True):
+        shown = decoded.clean()
+        assert shown["onToolCall"] == [], (backend, name)
+        (call,) = [part for part in shown["parts"] if part["type"] == "tool-call"]
+        assert call["state"] == "output-error", (backend, name)
+        assert call["result"] == UNFINISHED_ARGS_ERROR
+        assert call["args"] == ('{"city": ' if name == "error_mid_tool_args" else '{"city": "Pa')
