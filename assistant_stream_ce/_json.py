@@ -1,4 +1,4 @@
-"""Checks that values can go on the wire, done where the value is handed in.
+"""JSON as the wire formats write it, and checks that values can go on the wire where they are handed in.
 
 A value that cannot be encoded must fail at the call that received it, with a
 message that says what was wrong, before anything reaches the stream.
@@ -6,12 +6,12 @@ message that says what was wrong, before anything reaches the stream.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 import msgspec
 
-_encode = msgspec.json.encode
 _SCALARS = (str, bool, int, type(None))
 
 #: The deepest a state tree may nest objects and lists. The clients and the encoder follow any real
@@ -19,10 +19,39 @@ _SCALARS = (str, bool, int, type(None))
 MAX_DEPTH = 64
 
 
+def _enc_hook(value: Any) -> Any:
+    """What msgspec cannot encode itself: a pydantic model (anything with ``model_dump``) as its fields.
+
+    Tools often return models; msgspec already encodes dataclasses, attrs
+    classes, enums, datetimes and UUIDs.
+    """
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump) and not isinstance(value, type):
+        return model_dump(mode="json")
+    raise TypeError(f"Encoding objects of type {type(value).__name__} is unsupported")
+
+
+_encode = msgspec.json.Encoder(enc_hook=_enc_hook).encode
+
+
+def encode_json(value: Any) -> bytes:
+    """Compact JSON with raw UTF-8.
+
+    A string holding a lone surrogate has no UTF-8 form; only then is the value
+    written with ASCII escapes (``\\ud800``), which JSON parsers turn back into
+    the same string.
+    """
+    try:
+        return _encode(value)
+    except UnicodeEncodeError:
+        builtins = msgspec.to_builtins(value, enc_hook=_enc_hook)
+        return json.dumps(builtins, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def encoded_size(value: Any, what: str) -> int:
     """Encode ``value`` as JSON and return its size; TypeError naming ``what`` if it can't be."""
     try:
-        return len(_encode(value))
+        return len(encode_json(value))
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise TypeError(f"{what} is not JSON-serializable: {exc}") from None
 

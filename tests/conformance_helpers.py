@@ -11,10 +11,12 @@ console warning it printed, and what it threw:
 - ``ui-message-stream``: npm ``ai``, ``AbstractChat`` + ``DefaultChatTransport``
   (the ``useChat`` pipeline);
 - ``ag-ui``: npm ``@ag-ui/client`` ``HttpAgent`` (event verification, then its
-  message and state fold), plus ``@ag-ui/core`` event schemas.
+  message and state fold), plus ``@ag-ui/core`` event schemas;
+- ``openai-npm``: the OpenAI format read by npm ``openai``'s ``ChatCompletionStream``
+  (``client.chat.completions.stream``, then ``finalChatCompletion()``).
 
-``openai`` is decoded in-process by the official ``openai`` Python package
-(:func:`decode_openai`).
+``openai`` is the same format decoded in-process by the official ``openai``
+Python package (:func:`decode_openai`).
 
 A body is ``bytes``, or a sequence of ``bytes`` pieces as they came off the
 wire (the clients see the same split points). Missing node or an uninstalled
@@ -40,9 +42,11 @@ import anyio
 import httpx
 import msgspec
 import openai
+import pydantic
 
 from assistant_stream_ce.assistant_stream_chunk import AssistantStreamChunk
 from assistant_stream_ce.message import AssistantMessage, ToolCallPart
+from assistant_stream_ce.serialization._tools import UNFINISHED_ARGS_ERROR
 from assistant_stream_ce.serialization.ag_ui import AGUIEncoder
 from assistant_stream_ce.serialization.assistant_transport import AssistantTransportEncoder
 from assistant_stream_ce.serialization.data_stream import DataStreamEncoder
@@ -52,7 +56,7 @@ from assistant_stream_ce.serialization.ui_message_stream import UIMessageStreamE
 
 NODE_DIR = Path(__file__).parent / "conformance"
 DECODE_SCRIPT = NODE_DIR / "decode.mjs"
-NODE_FORMATS = ("data-stream", "assistant-transport", "ui-message-stream", "ag-ui")
+NODE_FORMATS = ("data-stream", "assistant-transport", "ui-message-stream", "ag-ui", "openai-npm")
 FORMATS = (*NODE_FORMATS, "openai")
 
 Body = bytes | Sequence[bytes]
@@ -196,7 +200,7 @@ def encoder_for(format_name: str, initial_state: Any = None) -> StreamEncoder:
             return UIMessageStreamEncoder()
         case "ag-ui":
             return AGUIEncoder(state=initial_state)
-        case "openai":
+        case "openai" | "openai-npm":
             return OpenAIStreamEncoder()
     raise ValueError(format_name)
 
@@ -330,11 +334,23 @@ def _content(result: Any) -> str:
     return result if isinstance(result, str) else _wire_json(result)
 
 
-#: How a format writes a tool result where it only has text.
-_RESULT_AS: dict[str, Callable[[ToolCallPart], Any]] = {
-    "ui-message-stream": lambda part: _error_text(part.result) if part.is_error else part.result,
-    "ag-ui": lambda part: _content(part.result),
+#: How a format writes a tool result (a plain value, and whether it is an error) where it only has text.
+_RESULT_AS: dict[str, Callable[[Any, bool], Any]] = {
+    "ui-message-stream": lambda result, is_error: _error_text(result) if is_error else result,
+    "ag-ui": lambda result, is_error: _content(result),
 }
+
+
+def _as_fields(value: Any) -> Any:
+    """A pydantic model as its fields, as they go on the wire (msgspec itself turns dataclasses into objects)."""
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json")
+    raise NotImplementedError(type(value))
+
+
+def _plain(value: Any) -> Any:
+    """A value the run was given (models, dataclasses, tuples...) as plain JSON-like values."""
+    return msgspec.to_builtins(value, enc_hook=_as_fields)
 
 
 def expected_neutral(message: AssistantMessage, status: str, format_name: str = "") -> dict[str, Any]:
@@ -342,12 +358,13 @@ def expected_neutral(message: AssistantMessage, status: str, format_name: str = 
     result_as = _RESULT_AS.get(format_name)
     parts = []
     for part in message.parts:
-        fields = msgspec.to_builtins(part)
+        fields = _plain(part)
         if isinstance(part, ToolCallPart):
-            fields.pop("args_finished")
+            # Announced: the client was told the arguments are complete (else they never finished).
+            fields["announced"] = fields.pop("args_finished") or part.has_result or status == "completed"
             fields["input"] = _tool_input(part.args_text)
             if result_as is not None and part.has_result:
-                fields["result"] = result_as(part)
+                fields["result"] = result_as(fields["result"], part.is_error)
         parts.append(fields)
     steps = [msgspec.to_builtins(step) for step in message.steps]
     if format_name == "data-stream" and steps and steps[-1]["finish_reason"] is None:
@@ -355,8 +372,8 @@ def expected_neutral(message: AssistantMessage, status: str, format_name: str = 
     return js_value(
         {
             "parts": parts,
-            "data": message.data,
-            "annotations": message.annotations,
+            "data": _plain(message.data),
+            "annotations": _plain(message.annotations),
             "errors": message.errors,
             "state": message.state,
             "steps": steps,
@@ -386,6 +403,17 @@ def _parts_of(neutral: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 
 def _joined(neutral: dict[str, Any], kind: str) -> str:
     return "".join(part["text"] for part in _parts_of(neutral, kind))
+
+
+def _args_text(part: dict[str, Any]) -> str:
+    """A call's argument text as the client holds it.
+
+    Empty arguments of a call announced as ready go out as "{}" (so clients can
+    parse them); arguments that never finished go out as they were. Only the
+    expected side knows which calls were announced: a client's parts have no
+    ``announced`` and show their text as it came.
+    """
+    return part["args_text"] or ("{}" if part.get("announced") else "")
 
 
 def _merged_text_parts(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -455,17 +483,33 @@ def _aui_neutral(shown: dict[str, Any]) -> dict[str, Any]:
 def _aui_view(neutral: dict[str, Any]) -> dict[str, Any]:
     """Everything: these formats carry every field of every chunk.
 
-    A call's empty argument text goes out as "{}" (so clients can parse it);
-    assistant-ui keeps an empty source title as no title.
+    Argument text as :func:`_args_text`; assistant-ui keeps an empty source title as no title.
     """
     parts = []
     for part in neutral["parts"]:
         if part["type"] == "tool-call":
-            part = {k: v for k, v in part.items() if k != "input"} | {"args_text": part["args_text"] or "{}"}
+            part = {k: v for k, v in part.items() if k not in ("input", "announced")} | {"args_text": _args_text(part)}
         elif part["type"] == "source":
             part = {**part, "title": part["title"] or None}
         parts.append(part)
     return {**neutral, "parts": parts, "status": _status(neutral)}
+
+
+def _failed_call(part: dict[str, Any]) -> dict[str, Any]:
+    """A call whose arguments never finished, as a format that ends it as failed shows it."""
+    return {**part, "has_result": True, "result": UNFINISHED_ARGS_ERROR, "is_error": True}
+
+
+def _data_stream_view(neutral: dict[str, Any]) -> dict[str, Any]:
+    """:func:`_aui_view`; a call whose arguments never finished ends with an error result.
+
+    The client completes such a call's arguments itself when the stream ends (empty ones as "{}").
+    """
+    parts = [
+        _failed_call(part) | {"announced": True} if part.get("announced") is False else part
+        for part in neutral["parts"]
+    ]
+    return _aui_view({**neutral, "parts": parts})
 
 
 # -- UI message stream (AI SDK useChat) --
@@ -492,7 +536,8 @@ def _ui_neutral(shown: dict[str, Any]) -> dict[str, Any]:
         status = "cancelled"
     else:
         status = "error" if shown["chatError"] is not None else f"completed/{shown['finishReason']}"
-    return {"parts": parts, "data": data, "errors": shown["errors"], "status": status}
+    on_tool_call = sorted(shown["onToolCall"])
+    return {"parts": parts, "data": data, "errors": shown["errors"], "status": status, "on_tool_call": on_tool_call}
 
 
 def _ui_view(neutral: dict[str, Any]) -> dict[str, Any]:
@@ -501,7 +546,9 @@ def _ui_view(neutral: dict[str, Any]) -> dict[str, Any]:
     The format has no state, annotations, artifacts or step metadata (its
     steps are model turns, not the run's steps). Data parts sit between the
     other parts, where they end the text part before them: adjacent text
-    parts are compared joined.
+    parts are compared joined. A call whose arguments never finished ends
+    as an input error (so ``useChat`` never hands it to ``onToolCall``,
+    which gets every call announced as ready).
     """
     parts = []
     for part in neutral["parts"]:
@@ -509,17 +556,21 @@ def _ui_view(neutral: dict[str, Any]) -> dict[str, Any]:
         if kind in ("text", "reasoning"):
             parts.append({"type": kind, "text": part["text"]})
         elif kind == "tool-call":
+            if part.get("announced") is False:
+                part = _failed_call(part)
             keys = ("tool_call_id", "tool_name", "input", "has_result", "result", "is_error")
             parts.append({"type": kind, **{k: part[k] for k in keys}})
         elif kind == "source":
             parts.append({"type": kind, "id": part["id"], "url": part["url"], "title": part["title"]})
         else:
             parts.append({k: v for k, v in part.items() if k != "parent_id"})
+    announced = [part["tool_call_id"] for part in _parts_of(neutral, "tool-call") if part.get("announced")]
     return {
         "parts": _merged_text_parts(parts),
         "data": neutral["data"],
         "errors": neutral["errors"],
         "status": _status(neutral),
+        "on_tool_call": neutral.get("on_tool_call", sorted(announced)),
     }
 
 
@@ -569,6 +620,7 @@ def _agui_neutral(shown: dict[str, Any]) -> dict[str, Any]:
         "state": shown["state"],
         "steps": [{"message_id": name} for kind, name in shown["steps"] if kind == "STEP_STARTED"],
         "status": status,
+        "ended": sorted(shown["toolCallsEnded"]),
     }
 
 
@@ -579,11 +631,18 @@ def _agui_view(neutral: dict[str, Any]) -> dict[str, Any]:
     message that made them, so text, reasoning, calls, sources and files are
     compared per kind, not interleaved. A result is message content: text, or
     the result's JSON. There is no is_error, artifact or parent id; a run
-    ends at its error (RUN_ERROR carries the last error message).
+    ends at its error (RUN_ERROR carries the last error message). A call
+    ends (``TOOL_CALL_END``) once announced as ready; one whose arguments
+    never finished does not end before RUN_ERROR, and ends as it was before
+    a cancelled run's RUN_FINISHED (which requires every call ended).
     """
+    ended = [
+        part["tool_call_id"]
+        for part in _parts_of(neutral, "tool-call")
+        if part.get("announced") or neutral["status"] == "cancelled"
+    ]
     calls = [
-        {k: part[k] for k in ("tool_call_id", "tool_name", "has_result", "result")}
-        | {"args_text": part["args_text"] or "{}"}
+        {k: part[k] for k in ("tool_call_id", "tool_name", "has_result", "result")} | {"args_text": _args_text(part)}
         for part in _parts_of(neutral, "tool-call")
     ]
     return {
@@ -598,6 +657,7 @@ def _agui_view(neutral: dict[str, Any]) -> dict[str, Any]:
         "steps": [step["message_id"] for step in neutral["steps"] if step["message_id"] is not None],
         "errors": neutral["errors"][-1:],
         "status": _status(neutral),
+        "ended": neutral.get("ended", sorted(ended)),
     }
 
 
@@ -610,7 +670,12 @@ def _openai_neutral(shown: dict[str, Any]) -> dict[str, Any]:
         for call in shown["tool_calls"]
     ]
     reason = shown["finish_reason"]
-    status = "error" if shown["errors"] else "cancelled" if reason is None else f"completed/{reason.replace('_', '-')}"
+    if shown["errors"]:
+        status = "error"
+    elif reason == "length":  # what a cancelled run ends with: the turn did not finish
+        status = "cancelled"
+    else:
+        status = "no finish_reason" if reason is None else f"completed/{reason.replace('_', '-')}"
     return {"parts": [{"type": "text", "text": shown["text"]}, *calls], "errors": shown["errors"], "status": status}
 
 
@@ -621,7 +686,7 @@ def _openai_view(neutral: dict[str, Any]) -> dict[str, Any]:
     state or steps.
     """
     calls = [
-        {"id": part["tool_call_id"], "name": part["tool_name"], "arguments": part["args_text"] or "{}"}
+        {"id": part["tool_call_id"], "name": part["tool_name"], "arguments": _args_text(part)}
         for part in _parts_of(neutral, "tool-call")
     ]
     text = _joined(neutral, "text")
@@ -634,13 +699,15 @@ _CLIENT_NEUTRAL: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "ui-message-stream": _ui_neutral,
     "ag-ui": _agui_neutral,
     "openai": _openai_neutral,
+    "openai-npm": _openai_neutral,
 }
 _VIEWS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "data-stream": _aui_view,
+    "data-stream": _data_stream_view,
     "assistant-transport": _aui_view,
     "ui-message-stream": _ui_view,
     "ag-ui": _agui_view,
     "openai": _openai_view,
+    "openai-npm": _openai_view,
 }
 
 

@@ -7,6 +7,7 @@ keeps what the consumer received (the chunks) and what the run says it sent
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import pydantic
 
 from assistant_stream_ce import create_run
 from assistant_stream_ce.assistant_stream_chunk import AssistantStreamChunk
@@ -160,6 +162,13 @@ async def state_paths(c: RunController) -> None:
     c.append_state_text(["doc", "title"], " (final)")
 
 
+async def state_the_client_holds(c: RunController) -> None:
+    """Changes to the state the client already holds: keys it keeps, text appended to its strings."""
+    c.append_state_text(["log"], " and more")
+    c.state["count"] = 2
+    c.append_text("Noted.")
+
+
 async def sources_files_data_annotations(c: RunController) -> None:
     c.append_text("See the sources.")
     c.add_source("src-1", "https://example.com/a", "Example A")
@@ -198,6 +207,21 @@ async def error_mid_tool_args(c: RunController) -> None:
     raise Boom("the model failed while streaming arguments")
 
 
+async def error_before_tool_args(c: RunController) -> None:
+    """Two calls begun, neither with arguments, when the run fails: one a client would run, one the server runs."""
+    await c.add_tool_call("confirm", "call_client_e")
+    started = anyio.Event()
+
+    async def lookup(tool: ToolCall) -> Any:
+        started.set()
+        await anyio.sleep_forever()
+
+    async with c.tool_calls() as calls:
+        calls.start("lookup", lookup, tool_call_id="call_server_e")
+        await started.wait()
+        raise Boom("the model failed before any arguments")
+
+
 async def cancelled_mid_text(c: RunController) -> None:
     c.append_reasoning("thinking")
     await anyio.lowlevel.checkpoint()
@@ -214,6 +238,12 @@ async def cancelled_mid_tool_args(c: RunController) -> None:
         await anyio.sleep_forever()  # the consumer leaves here
     finally:
         tool.close()
+
+
+async def cancelled_before_tool_args(c: RunController) -> None:
+    c.append_text("Calling.")
+    await c.add_tool_call("confirm", "call_c")
+    await anyio.sleep_forever()  # the consumer leaves here
 
 
 async def many_deltas(c: RunController) -> None:
@@ -246,6 +276,46 @@ async def unicode(c: RunController) -> None:
     c.append_text("end \u2028")
 
 
+@dataclass
+class Forecast:
+    """A tool's result as a dataclass."""
+
+    city: str
+    temperatures: list[float]
+
+
+class Reading(pydantic.BaseModel):
+    """A tool's result as a pydantic model."""
+
+    sensor: str
+    value: float
+    forecast: Forecast | None = None
+
+
+async def values_tools_return(c: RunController) -> None:
+    """Lone surrogates in data, annotations and results; results and data that are models or dataclasses."""
+    c.add_data({"note": "lone \ud800 and \udfff", "pair": "\ud83d\ude00"})
+    c.add_annotations(["lone \udc00", {"k": "\ud83d"}])
+    c.add_data(Reading(sensor="s1", value=0.5))
+
+    async def forecast(tool: ToolCall) -> Any:
+        return Forecast("Paris \ud800", [1.5, 2.0])
+
+    async def reading(tool: ToolCall) -> Any:
+        return Reading(sensor="s2 \udfff", value=1.0, forecast=Forecast("Lyon", []))
+
+    async def text(tool: ToolCall) -> Any:
+        return "lone \udc00 result"
+
+    async with c.tool_calls() as calls:
+        calls.start("forecast", forecast, args={"city": "Paris"}, tool_call_id="call_forecast")
+        calls.start("reading", reading, args={}, tool_call_id="call_reading")
+        calls.start("text", text, args={}, tool_call_id="call_text")
+    failing = await c.add_tool_call("checked", "call_checked")
+    failing.set_response({"error": "bad \ud800 input"}, artifact=dataclasses.replace(Forecast("a", [])), is_error=True)
+    c.append_text("Done.")
+
+
 async def parent_ids(c: RunController) -> None:
     c.append_text("top ")
     child = c.with_parent_id("parent-1")
@@ -269,13 +339,21 @@ SCENARIOS = [
         state_paths,
         state={"doc": {"title": "", "body": {"text": ""}, "tags": []}, "counter": 0},
     ),
+    Scenario(
+        "state_the_client_holds",
+        state_the_client_holds,
+        state={"log": "started", "kept": {"a": [1, 2]}, "count": 1},
+    ),
     Scenario("sources_files_data_annotations", sources_files_data_annotations),
     Scenario("steps", steps),
     Scenario("error_mid_run", error_mid_run),
     Scenario("error_mid_tool_args", error_mid_tool_args),
     Scenario("cancelled_mid_text", cancelled_mid_text, stop_after=6),
     Scenario("cancelled_mid_tool_args", cancelled_mid_tool_args, stop_after=3),
+    Scenario("error_before_tool_args", error_before_tool_args),
+    Scenario("cancelled_before_tool_args", cancelled_before_tool_args, stop_after=2),
     Scenario("many_deltas", many_deltas, backends=("asyncio",)),
     Scenario("unicode", unicode),
     Scenario("parent_ids", parent_ids),
+    Scenario("values_tools_return", values_tools_return),
 ]

@@ -17,6 +17,14 @@ AT_TEXT = (
 UI_START = b'data: {"type":"start"}\n\ndata: {"type":"start-step"}\n\n'
 AG_START = b'data: {"type":"RUN_STARTED","threadId":"t","runId":"r"}\n\n'
 AG_END = b'data: {"type":"RUN_FINISHED","threadId":"t","runId":"r"}\n\n'
+OPENAI_TEXT = (
+    b'data: {"id":"c","object":"chat.completion.chunk","created":0,"model":"m",'
+    b'"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}\n\n'
+)
+OPENAI_STOP = (
+    b'data: {"id":"c","object":"chat.completion.chunk","created":0,"model":"m",'
+    b'"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+)
 
 CASES: dict[str, tuple[str, bytes, str]] = {
     # name: (format, body, what the harness must report: "ok", "throws" or "warns")
@@ -58,6 +66,8 @@ CASES: dict[str, tuple[str, bytes, str]] = {
         + AG_END,
         "warns",
     ),
+    "openai npm, well formed": ("openai-npm", OPENAI_TEXT + OPENAI_STOP + b"data: [DONE]\n\n", "ok"),
+    "openai npm, no finish_reason": ("openai-npm", OPENAI_TEXT + b"data: [DONE]\n\n", "throws"),
 }
 
 
@@ -90,12 +100,11 @@ def test_a_body_split_anywhere_decodes_the_same() -> None:
 
 
 def test_openai_error_event_is_the_clients_error() -> None:
-    chunk = (
-        b'data: {"id":"c","object":"chat.completion.chunk","created":0,"model":"m",'
-        b'"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}\n\n'
-    )
-    decoded = decode_openai(chunk + b'data: {"error":{"message":"boom","type":"server_error"}}\n\ndata: [DONE]\n\n')
-    assert decoded.clean() == {"text": "Hi", "tool_calls": [], "finish_reason": None, "errors": ["boom"]}
+    body = OPENAI_TEXT + b'data: {"error":{"message":"boom","type":"server_error"}}\n\ndata: [DONE]\n\n'
+    expected = {"text": "Hi", "tool_calls": [], "finish_reason": None, "errors": ["boom"]}
+    assert decode_openai(body).clean() == expected
+    (from_npm,) = decode_batch([("openai-npm", body)])
+    assert from_npm.clean() == expected
 
 
 @pytest.mark.anyio

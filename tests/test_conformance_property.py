@@ -65,7 +65,13 @@ json_values = st.recursive(
     max_leaves=8,
 )
 json_objects = st.dictionaries(keys, json_values, max_size=3)
-#: Tool arguments are text: unlike results, data and state (which must encode as UTF-8), they may hold lone surrogates.
+#: Results, data and annotations: any string, lone surrogates included (the state keeps to json_values).
+any_values = st.recursive(
+    st.one_of(scalars, texts),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
+    max_leaves=8,
+)
+#: Tool arguments are text: they may hold lone surrogates too.
 args_objects = st.dictionaries(keys, st.one_of(json_values, texts), max_size=3)
 
 
@@ -161,12 +167,12 @@ def runs(draw: st.DrawFn) -> tuple[list[AssistantStreamChunk], FinishStatus]:
             case "result":
                 call = draw(st.sampled_from(unanswered))
                 call.has_result, call.pieces = True, []
-                artifact = draw(st.none() | json_values)
-                emit(ToolResultChunk(call.tool_call_id, draw(json_values), artifact, draw(st.booleans())))
+                artifact = draw(st.none() | any_values)
+                emit(ToolResultChunk(call.tool_call_id, draw(any_values), artifact, draw(st.booleans())))
             case "data":
-                emit(DataChunk(draw(json_values)))
+                emit(DataChunk(draw(any_values)))
             case "annotations":
-                emit(AnnotationsChunk(draw(st.lists(json_values, max_size=2))))
+                emit(AnnotationsChunk(draw(st.lists(any_values, max_size=2))))
             case "source":
                 url, title = "https://example.com/" + draw(texts), draw(st.none() | texts)
                 emit(SourceChunk(f"src-{len(run.chunks)}", url, title=title))

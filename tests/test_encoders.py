@@ -43,6 +43,8 @@ from assistant_stream_ce import (
     UpdateStateChunk,
     create_run,
 )
+from assistant_stream_ce.serialization._frames import MAX_FRAME_BYTES
+from assistant_stream_ce.serialization._tools import UNFINISHED_ARGS_ERROR
 from assistant_stream_ce.serialization.stream_encoder import FinishStatus
 
 ENCODERS: dict[str, Callable[[], StreamEncoder]] = {
@@ -170,6 +172,79 @@ def test_output_is_compact_raw_utf8(fmt: str) -> None:
     assert b'", "' not in body
 
 
+#: A delta whose density changes: plain ASCII, then characters JSON escapes (six bytes each), raw
+#: UTF-8, a surrogate pair written as two halves and lone surrogates (their pieces go out ASCII-escaped).
+DENSE = "a" * 700_000 + "\x00\x1f" * 150_000 + "日本😀" * 80_000 + "\ud83d\ude00" * 90_000 + "\ud800x" * 60_000
+
+
+def utf16(text: str) -> bytes:
+    """The code units a JavaScript client holds (the JSON parser pairs escaped surrogate halves)."""
+    return text.encode("utf-16-le", "surrogatepass")
+
+
+def deltas(fmt: str, parsed: list[Any]) -> dict[str, str]:
+    """Every delta of a body joined per kind (text, reasoning, args), as its client joins them."""
+    joined: dict[str, str] = {"text": "", "reasoning": "", "args": ""}
+    for frame in parsed:
+        kind, value = _delta_of(fmt, frame)
+        if kind:
+            joined[kind] += value
+    return joined
+
+
+def _delta_of(fmt: str, frame: Any) -> tuple[str, str]:
+    if fmt == "data-stream":
+        prefix, value = frame
+        kind = {"0": "text", "g": "reasoning", "c": "args"}.get(prefix, "")
+        return kind, value["argsTextDelta"] if kind == "args" else value if kind else ""
+    if not isinstance(frame, dict):
+        return "", ""
+    if fmt == "openai":
+        delta = frame["choices"][0]["delta"] if "choices" in frame else {}
+        calls = delta.get("tool_calls") or [{}]
+        return (
+            ("args", calls[0]["function"]["arguments"]) if "tool_calls" in delta else ("text", delta.get("content", ""))
+        )
+    kinds = {
+        "text-delta": "text",  # assistant transport: path 0 is the text part, path 1 the call
+        "reasoning-delta": "reasoning",
+        "tool-input-delta": "args",
+        "TEXT_MESSAGE_CONTENT": "text",
+        "REASONING_MESSAGE_CONTENT": "reasoning",
+        "TOOL_CALL_ARGS": "args",
+    }
+    kind = kinds.get(frame["type"], "")
+    if fmt == "assistant-transport" and kind:
+        kind = {0: "text", 1: "reasoning", 2: "args"}[frame["path"][0]]
+    value = frame.get("delta", frame.get("textDelta", frame.get("inputTextDelta", "")))
+    return kind, value
+
+
+@pytest.mark.parametrize("fmt", ENCODERS)
+def test_a_huge_delta_is_split_into_frames_of_at_most_1_mib(fmt: str) -> None:
+    writer = ENCODERS[fmt]().open()
+    chunks: list[AssistantStreamChunk] = [
+        TextDeltaChunk(text_delta=DENSE),
+        ReasoningDeltaChunk(reasoning_delta=DENSE[::-1]),
+        ToolCallBeginChunk(tool_call_id="t1", tool_name="f"),
+        ToolCallDeltaChunk(tool_call_id="t1", args_text_delta=DENSE),
+    ]
+    pieces = [writer.encode(chunk) for chunk in chunks]
+    body = b"".join(pieces) + writer.finish("cancelled")
+    separator = b"\n" if fmt == "data-stream" else b"\n\n"
+    # The UI message stream's tool-input-available (or -error) repeats the whole input: no split can carry that.
+    sizes = [len(frame) + len(separator) for frame in body.split(separator)[:-1] if b'"input":' not in frame]
+    assert max(sizes) <= MAX_FRAME_BYTES
+    assert len(pieces[0].split(separator)) > 4  # split, not one frame
+    joined = deltas(fmt, frames(fmt, body))
+    assert utf16(joined["text"]) == utf16(DENSE)
+    assert utf16(joined["args"]) == utf16(DENSE)
+    assert utf16(joined["reasoning"]) == utf16("" if fmt == "openai" else DENSE[::-1])
+    for frame in frames(fmt, body):  # no piece ends between the halves of a pair
+        _, value = _delta_of(fmt, frame)
+        assert not ("\ud83d" <= value[-1:] <= "\udbff" and not value.endswith("\ud800")), value[-3:]
+
+
 # -- terminal frames -------------------------------------------------------------------------
 
 OPEN_AT_END: list[AssistantStreamChunk] = [
@@ -214,9 +289,15 @@ def test_an_empty_stream_is_well_formed(fmt: str, status: FinishStatus) -> None:
 def test_data_stream_terminal(status: FinishStatus) -> None:
     parsed = encode("data-stream", OPEN_AT_END, status)
     reason = {"completed": "tool-calls", "error": "error", "cancelled": "other"}[status]
+    if status == "completed":  # the arguments are complete (a call without any gets {})
+        calls = [
+            ("c", {"toolCallId": "t1", "argsTextDelta": "", "isFinal": True}),
+            ("c", {"toolCallId": "t2", "argsTextDelta": "{}", "isFinal": True}),
+        ]
+    else:  # they never finished: an error result, so that the client does not run the calls
+        calls = [("a", {"toolCallId": call, "result": UNFINISHED_ARGS_ERROR, "isError": True}) for call in ("t1", "t2")]
     tail = [
-        ("c", {"toolCallId": "t1", "argsTextDelta": "", "isFinal": True}),
-        ("c", {"toolCallId": "t2", "argsTextDelta": "{}", "isFinal": True}),
+        *calls,
         *([("3", "An error occurred.")] if status == "error" else []),
         ("e", {"finishReason": reason, "usage": {"inputTokens": 0, "outputTokens": 0}, "isContinued": False}),
         ("d", {"finishReason": reason, "usage": {"inputTokens": 0, "outputTokens": 0}}),
@@ -256,7 +337,15 @@ def test_assistant_transport_closes_every_open_part(status: FinishStatus) -> Non
     finished = [frame["path"] for frame in parsed if frame != "[DONE]" and frame["type"] == "part-finish"]
     assert len(started) == 4
     assert sorted(finished) == [[0], [1], [2], [3]]
-    assert {"type": "text-delta", "textDelta": "{}", "path": [2]} in parsed  # t2 had no arguments
+    args_finished = [
+        frame["path"] for frame in parsed if frame != "[DONE]" and frame["type"] == "tool-call-args-text-finish"
+    ]
+    if status == "completed":
+        assert {"type": "text-delta", "textDelta": "{}", "path": [2]} in parsed  # t2 had no arguments
+        assert args_finished == [[1], [2]]
+    else:  # the arguments never finished: not announced as complete
+        assert {"type": "text-delta", "textDelta": "{}", "path": [2]} not in parsed
+        assert args_finished == []
     reason = {"completed": "tool-calls", "error": "error", "cancelled": "other"}[status]
     assert parsed[-2] == {
         "type": "message-finish",
@@ -291,11 +380,13 @@ def test_ui_message_stream_ends_open_parts_then_finish_error_or_abort(status: Fi
         "error": ["error", "finish"],
         "cancelled": ["abort"],
     }[status]
+    # Arguments still streaming are complete when the run completed, else they never finished.
+    tool_input = "tool-input-available" if status == "completed" else "tool-input-error"
     expected = [
         "reasoning-delta",
         "reasoning-end",
-        "tool-input-available",
-        "tool-input-available",
+        tool_input,
+        tool_input,
         "finish-step",
         *ending,
         "[DONE]",
@@ -324,12 +415,23 @@ def test_ag_ui_closes_everything_before_one_run_end(status: FinishStatus) -> Non
     parsed = encode("ag-ui", OPEN_AT_END, status)
     types = [frame["type"] for frame in parsed]
     assert types[0] == "RUN_STARTED"
-    assert parsed[-7:-1] == [
-        {"type": "REASONING_MESSAGE_END", "messageId": parsed[-7]["messageId"]},
-        {"type": "REASONING_END", "messageId": parsed[-7]["messageId"]},
-        {"type": "TOOL_CALL_END", "toolCallId": "t1"},
-        {"type": "TOOL_CALL_ARGS", "toolCallId": "t2", "delta": "{}"},  # a call without arguments gets {}
-        {"type": "TOOL_CALL_END", "toolCallId": "t2"},
+    reasoning_id = next(frame["messageId"] for frame in parsed if frame["type"] == "REASONING_END")
+    calls = {
+        "completed": [
+            {"type": "TOOL_CALL_END", "toolCallId": "t1"},
+            {"type": "TOOL_CALL_ARGS", "toolCallId": "t2", "delta": "{}"},  # a call without arguments gets {}
+            {"type": "TOOL_CALL_END", "toolCallId": "t2"},
+        ],
+        "error": [],  # arguments that never finished: no TOOL_CALL_END before RUN_ERROR
+        "cancelled": [  # RUN_FINISHED needs every call ended: as they were
+            {"type": "TOOL_CALL_END", "toolCallId": "t1"},
+            {"type": "TOOL_CALL_END", "toolCallId": "t2"},
+        ],
+    }[status]
+    assert parsed[-len(calls) - 4 : -1] == [
+        {"type": "REASONING_MESSAGE_END", "messageId": reasoning_id},
+        {"type": "REASONING_END", "messageId": reasoning_id},
+        *calls,
         {"type": "STEP_FINISHED", "stepName": "s1"},
     ]
     assert types.count("TEXT_MESSAGE_START") == types.count("TEXT_MESSAGE_END") == 1
@@ -444,6 +546,38 @@ def test_openai_finish_reason_stop_once_every_call_has_a_result() -> None:
     )
     assert {"error": {"message": "boom", "type": "server_error", "param": None, "code": None}} in parsed
     assert parsed[-2]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_openai_writer_refuses_a_129th_tool_call_and_ends_with_why() -> None:
+    """The check the response turns into a failed run; a sink that only finishes still gets the reason."""
+    writer = OpenAIStreamEncoder().open()
+    for i in range(128):
+        writer.encode(ToolCallBeginChunk(tool_call_id=f"call_{i}", tool_name="f"))
+    assert writer.encode(ToolCallBeginChunk(tool_call_id="call_0", tool_name="f")) == b""  # a duplicate, dropped
+    with pytest.raises(ValueError, match=r"'call_128' \(f\) would be the 129th .* at most 128 tool calls"):
+        writer.encode(ToolCallBeginChunk(tool_call_id="call_128", tool_name="f"))
+    *_, error, done = frames("openai", writer.finish("error"))
+    assert "at most 128 tool calls" in error["error"]["message"]
+    assert done == "[DONE]"
+
+
+def test_openai_cancelled_stream_ends_with_finish_reason_length() -> None:
+    """A cut-off turn: the SDK helpers need a finish_reason; unfinished arguments are not completed."""
+    chunks: list[AssistantStreamChunk] = [
+        TextDeltaChunk(text_delta="Hi"),
+        ToolCallBeginChunk(tool_call_id="a", tool_name="f"),
+        ToolCallBeginChunk(tool_call_id="b", tool_name="g"),
+        ToolCallDeltaChunk(tool_call_id="b", args_text_delta='{"x": '),
+    ]
+    *_, last, done = encode("openai", chunks, "cancelled")
+    assert last["choices"][0] == {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "length"}
+    assert done == "[DONE]"
+    arguments = [
+        call["function"]["arguments"]
+        for frame in encode("openai", chunks, "cancelled")[:-1]
+        for call in frame["choices"][0]["delta"].get("tool_calls", [])
+    ]
+    assert arguments == ["", "", '{"x": ']
 
 
 # -- encoder metadata ------------------------------------------------------------------------
@@ -564,6 +698,12 @@ def test_ui_message_stream_error_ends_streaming_tool_inputs_first() -> None:
         "error",
     )
     assert parsed[4:6] == [
-        {"type": "tool-input-available", "toolCallId": "a", "toolName": "f", "input": {"x": 1}},
+        {
+            "type": "tool-input-error",
+            "toolCallId": "a",
+            "toolName": "f",
+            "input": {"x": 1},
+            "errorText": UNFINISHED_ARGS_ERROR,
+        },
         {"type": "error", "errorText": "boom"},
     ]

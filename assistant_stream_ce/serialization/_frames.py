@@ -2,38 +2,72 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
 
-__all__ = ["GENERIC_ERROR", "SSE_DONE", "SSE_KEEPALIVE", "SSE_MEDIA_TYPE", "SSEFrames", "Usage", "dumps", "sse"]
+from .._json import encode_json as dumps
+
+__all__ = [
+    "GENERIC_ERROR",
+    "MAX_FRAME_BYTES",
+    "SSE_DONE",
+    "SSE_KEEPALIVE",
+    "SSE_MEDIA_TYPE",
+    "SSEFrames",
+    "Usage",
+    "dumps",
+    "delta_frames",
+    "sse",
+]
 
 SSE_MEDIA_TYPE: Final = "text/event-stream"
 SSE_KEEPALIVE: Final = ": heartbeat\n\n"
 SSE_DONE: Final = b"data: [DONE]\n\n"
 GENERIC_ERROR: Final = "An error occurred."
 """Error text for a stream that failed without saying why."""
-
-_encode = msgspec.json.Encoder().encode
-
-
-def dumps(value: Any) -> bytes:
-    """Compact JSON with raw UTF-8.
-
-    A string holding a lone surrogate has no UTF-8 form; only then is the value
-    written with ASCII escapes (``\\ud800``), which JSON parsers turn back into
-    the same string.
-    """
-    try:
-        return _encode(value)
-    except UnicodeEncodeError:
-        return json.dumps(msgspec.to_builtins(value), ensure_ascii=True, separators=(",", ":")).encode("ascii")
+MAX_FRAME_BYTES: Final = 1 << 20
+"""The largest frame carrying a delta (clients cap a line or an event at 10 to 64 MiB)."""
 
 
 def sse(value: Any) -> bytes:
     """One SSE event whose data is ``value`` as JSON (on one line: JSON escapes CR and LF)."""
     return b"data: " + dumps(value) + b"\n\n"
+
+
+def delta_frames(text: str, frame: Callable[[str], bytes]) -> bytes:
+    """``frame(text)``; if that is over :data:`MAX_FRAME_BYTES`, the frames of consecutive pieces of ``text``.
+
+    For a delta (text, reasoning, tool arguments), which clients join back
+    together. Each piece's whole frame is measured (JSON escapes can make it
+    up to twelve bytes a character), and pieces end between characters, never
+    between the two halves of a surrogate pair.
+    """
+    whole = frame(text)
+    if len(whole) <= MAX_FRAME_BYTES:
+        return whole
+    frames = []
+    start = 0
+    step = max(1, len(text) * (MAX_FRAME_BYTES * 9 // 10) // len(whole))  # characters a frame holds, about
+    while start < len(text):
+        end = _piece_end(text, start, start + step)
+        piece = frame(text[start:end])
+        while len(piece) > MAX_FRAME_BYTES:  # denser text than the estimate: halve until it fits
+            end = _piece_end(text, start, start + max(1, (end - start) // 2))
+            piece = frame(text[start:end])
+        frames.append(piece)
+        step, start = end - start, end
+    return b"".join(frames)
+
+
+def _piece_end(text: str, start: int, end: int) -> int:
+    """``end`` (at most the text's end), moved back off the middle of a surrogate pair unless that empties the piece."""
+    if end >= len(text):
+        return len(text)
+    if end - 1 > start and "\ud800" <= text[end - 1] <= "\udbff" and "\udc00" <= text[end] <= "\udfff":
+        return end - 1
+    return end
 
 
 class SSEFrames:
@@ -44,6 +78,10 @@ class SSEFrames:
 
     def add(self, value: Any) -> None:
         self._frames.append(sse(value))
+
+    def add_delta(self, delta: str, event: Callable[[str], Any]) -> None:
+        """The events ``event(piece)`` carrying ``delta``, split so that none is over :data:`MAX_FRAME_BYTES`."""
+        self._frames.append(delta_frames(delta, lambda piece: sse(event(piece))))
 
     def take(self) -> bytes:
         frames = b"".join(self._frames)

@@ -10,10 +10,12 @@ import msgspec
 from ..assistant_stream_chunk import ToolCallBeginChunk
 from .stream_encoder import FinishStatus
 
-__all__ = ["EMPTY_ARGS", "ToolCall", "ToolCalls", "finish_reason", "parse_args"]
+__all__ = ["EMPTY_ARGS", "UNFINISHED_ARGS_ERROR", "ToolCall", "ToolCalls", "finish_reason", "parse_args"]
 
 EMPTY_ARGS: Final = "{}"
 """Argument text sent for a call that finishes without any (so clients can parse it)."""
+UNFINISHED_ARGS_ERROR: Final = "The run ended before this tool call's arguments were complete."
+"""The error a call ends with, where a format ends it as failed, when the run ended mid-arguments."""
 
 
 class ToolCall:
@@ -43,6 +45,12 @@ class ToolCalls:
 
     def __init__(self) -> None:
         self._calls: dict[str, ToolCall] = {}
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def __contains__(self, tool_call_id: object) -> bool:
+        return tool_call_id in self._calls
 
     def begin(self, chunk: ToolCallBeginChunk) -> ToolCall | None:
         """Register a call; ``None`` for a duplicate id (which no client accepts twice)."""

@@ -6,7 +6,11 @@ and tool calls of one model turn form one assistant message (tool calls name
 it as ``parentMessageId``); after tool results, the next turn is a new
 assistant message. State goes out as one ``STATE_SNAPSHOT`` and then
 ``STATE_DELTA`` JSON Patches (RFC 6902). Sources, files, data and annotations,
-which AG-UI has no events for, go out as ``CUSTOM`` events.
+which AG-UI has no events for, go out as ``CUSTOM`` events. A call whose
+arguments were still streaming when the run failed gets no ``TOOL_CALL_END``
+before ``RUN_ERROR``; when it was cancelled, the call ends with its arguments
+as they were (``RUN_FINISHED`` requires every call ended; its ``cancelled``
+outcome names no call for the client to run).
 """
 
 from __future__ import annotations
@@ -215,7 +219,8 @@ class _AGUIWriter:
                 streaming = self._tools.streaming(chunk.tool_call_id)
                 if streaming is not None and chunk.args_text_delta:
                     streaming.append_args(chunk.args_text_delta)
-                    self._out.add(_ToolCallArgs(chunk.tool_call_id, chunk.args_text_delta))
+                    call_id = chunk.tool_call_id
+                    self._out.add_delta(chunk.args_text_delta, lambda piece: _ToolCallArgs(call_id, piece))
             case ToolCallArgsFinishChunk():
                 streaming = self._tools.streaming(chunk.tool_call_id)
                 if streaming is not None:
@@ -265,10 +270,8 @@ class _AGUIWriter:
                 self._out.add(_ReasoningMessageStart(part_id, "reasoning"))
             self._text = (kind, parent_id, part_id)
         part_id = self._text[2]
-        if kind == "text":
-            self._out.add(_TextMessageContent(part_id, delta))
-        else:
-            self._out.add(_ReasoningMessageContent(part_id, delta))
+        content = _TextMessageContent if kind == "text" else _ReasoningMessageContent
+        self._out.add_delta(delta, lambda piece: content(part_id, piece))
 
     def _close_text(self) -> None:
         if self._text is None:
@@ -309,10 +312,14 @@ class _AGUIWriter:
         self._finished = True
         self._ensure_started()
         self._close_text()
+        failed = status == "error" or self._error is not None
         for call in self._tools.open_args():
-            self._end_tool_call(call)
+            if status == "completed" and not failed:
+                self._end_tool_call(call)
+            elif not failed:
+                self._out.add(_ToolCallEnd(call.tool_call_id))
         self._finish_step()
-        if status == "error" or self._error is not None:
+        if failed:
             self._out.add(_RunError(self._error or GENERIC_ERROR))
         elif status == "cancelled":
             self._out.add(_RunFinished(self._thread_id, self._run_id, _Outcome("cancelled")))

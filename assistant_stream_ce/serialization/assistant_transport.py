@@ -4,7 +4,9 @@ Content is framed as parts: ``part-start`` opens one at the next index, deltas
 and results address it by ``path`` and ``part-finish`` closes it. Consecutive
 text (or reasoning) deltas with the same parent share a part. The frames are
 those of assistant-stream 0.0.36 for the same chunks; the stream ends with a
-``message-finish`` frame (new) and ``data: [DONE]``.
+``message-finish`` frame (new) and ``data: [DONE]``. A call whose arguments
+were still streaming when the run failed or was cancelled is finished as a
+part without ``tool-call-args-text-finish`` (which would announce them complete).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ..assistant_stream_chunk import (
     ToolResultChunk,
     UpdateStateChunk,
 )
-from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, Usage, sse
+from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, Usage, delta_frames, sse
 from ._tools import EMPTY_ARGS, ToolCall, ToolCalls, finish_reason
 from .assistant_stream_response import AssistantStreamResponse
 from .data_stream import StateProxyJSONEncoder
@@ -166,7 +168,7 @@ class _AssistantTransportWriter:
                 if streaming is None:
                     return b""
                 streaming.append_args(chunk.args_text_delta)
-                return sse(_TextDelta(chunk.args_text_delta, self._paths[chunk.tool_call_id]))
+                return self._delta(chunk.args_text_delta, self._paths[chunk.tool_call_id])
             case ToolCallArgsFinishChunk():
                 streaming = self._tools.streaming(chunk.tool_call_id)
                 return b"" if streaming is None else self._finish_args(streaming)
@@ -211,7 +213,11 @@ class _AssistantTransportWriter:
             frames = self._close_text()
             self._text = (kind, parent_id, self._next_path())
             frames += sse(_PartStart(kind(parent_id=parent_id), []))
-        return frames + sse(_TextDelta(delta, self._text[2]))
+        return frames + self._delta(delta, self._text[2])
+
+    @staticmethod
+    def _delta(delta: str, path: list[int]) -> bytes:
+        return delta_frames(delta, lambda piece: sse(_TextDelta(piece, path)))
 
     def _close_text(self) -> bytes:
         if self._text is None:
@@ -232,8 +238,9 @@ class _AssistantTransportWriter:
         empty = b"" if call.args else sse(_TextDelta(EMPTY_ARGS, path))
         return empty + sse(_ArgsFinish(path))
 
-    def _close_tool(self, call: ToolCall) -> bytes:
-        frames = b"" if call.args_finished else self._finish_args(call)
+    def _close_tool(self, call: ToolCall, *, complete: bool = True) -> bytes:
+        """Finish a call's part; ``complete``: its arguments are whole, if not finished yet."""
+        frames = b"" if call.args_finished or not complete else self._finish_args(call)
         return frames + sse(_PartFinish(self._paths.pop(call.tool_call_id)))
 
     def finish(self, status: FinishStatus) -> bytes:
@@ -241,7 +248,7 @@ class _AssistantTransportWriter:
             return b""
         self._finished = True
         frames = [self._close_text()]
-        frames += [self._close_tool(call) for call in self._tools.pending()]
+        frames += [self._close_tool(call, complete=status == "completed") for call in self._tools.pending()]
         if status == "error" and not self._error_sent:
             frames.append(sse(_Error(GENERIC_ERROR)))
         frames.append(sse(_MessageFinish(finish_reason(status, self._tools), self._usage)))

@@ -3,6 +3,10 @@
 Each frame is one line, ``<prefix>:<JSON>\\n``; the frames and values are those
 of assistant-stream 0.0.36 for the same chunks. The stream ends with finish
 frames (``e:`` for a step still open, then ``d:``), which 0.0.36 did not send.
+A call whose arguments were still streaming when the run failed or was
+cancelled ends with an error result instead of a final ``c:`` (``isFinal``):
+the client completes open arguments itself at ``d:``, and runs a call's tool
+only if it has no result.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from ..assistant_stream_chunk import (
     UpdateStateChunk,
 )
 from ..state import StateProxy
-from ._frames import GENERIC_ERROR, Usage, dumps
-from ._tools import EMPTY_ARGS, ToolCall, ToolCalls, finish_reason
+from ._frames import GENERIC_ERROR, Usage, delta_frames, dumps
+from ._tools import EMPTY_ARGS, UNFINISHED_ARGS_ERROR, ToolCall, ToolCalls, finish_reason
 from .assistant_stream_response import AssistantStreamResponse
 from .heartbeat import DATA_STREAM_KEEPALIVE_LINE, HeartbeatOption
 from .stream_encoder import FinishStatus, StreamEncoder
@@ -128,14 +132,16 @@ class _DataStreamWriter:
         if self._finished:
             return b""
         match chunk:
+            case TextDeltaChunk(text_delta=delta, parent_id=str(parent)) if parent:
+                return delta_frames(delta, lambda piece: _line(b"aui-text-delta:", _ParentedText(piece, parent)))
             case TextDeltaChunk():
-                if chunk.parent_id:
-                    return _line(b"aui-text-delta:", _ParentedText(chunk.text_delta, chunk.parent_id))
-                return _line(b"0:", chunk.text_delta)
+                return delta_frames(chunk.text_delta, lambda piece: _line(b"0:", piece))
+            case ReasoningDeltaChunk(reasoning_delta=delta, parent_id=str(parent)) if parent:
+                return delta_frames(
+                    delta, lambda piece: _line(b"aui-reasoning-delta:", _ParentedReasoning(piece, parent))
+                )
             case ReasoningDeltaChunk():
-                if chunk.parent_id:
-                    return _line(b"aui-reasoning-delta:", _ParentedReasoning(chunk.reasoning_delta, chunk.parent_id))
-                return _line(b"g:", chunk.reasoning_delta)
+                return delta_frames(chunk.reasoning_delta, lambda piece: _line(b"g:", piece))
             case ToolCallBeginChunk():
                 if self._tools.begin(chunk) is None:
                     return b""
@@ -145,7 +151,8 @@ class _DataStreamWriter:
                 if streaming is None:
                     return b""
                 streaming.append_args(chunk.args_text_delta)
-                return _line(b"c:", _ArgsDelta(chunk.tool_call_id, chunk.args_text_delta))
+                call_id = chunk.tool_call_id
+                return delta_frames(chunk.args_text_delta, lambda piece: _line(b"c:", _ArgsDelta(call_id, piece)))
             case ToolCallArgsFinishChunk():
                 streaming = self._tools.streaming(chunk.tool_call_id)
                 return b"" if streaming is None else self._finish_args(streaming)
@@ -153,8 +160,7 @@ class _DataStreamWriter:
                 call = self._tools.awaiting_result(chunk.tool_call_id)
                 if call is None:
                     return b""
-                call.args_finished = call.has_result = True
-                return _line(b"a:", _ToolResult(chunk.tool_call_id, chunk.result, chunk.artifact, chunk.is_error))
+                return self._result(call, chunk.result, chunk.artifact, chunk.is_error)
             case DataChunk():
                 return _line(b"2:", [chunk.data])
             case ErrorChunk():
@@ -179,6 +185,10 @@ class _DataStreamWriter:
                 return _line(b"e:", _StepFinish(chunk.finish_reason, usage, chunk.is_continued))
         return b""
 
+    def _result(self, call: ToolCall, result: Any, artifact: Any, is_error: bool) -> bytes:
+        call.args_finished = call.has_result = True
+        return _line(b"a:", _ToolResult(call.tool_call_id, result, artifact, is_error))
+
     def _finish_args(self, call: ToolCall) -> bytes:
         """``c:`` with ``isFinal``, as the npm encoder writes it ("{}" for a call without arguments)."""
         call.args_finished = True
@@ -188,7 +198,10 @@ class _DataStreamWriter:
         if self._finished:
             return b""
         self._finished = True
-        frames = [self._finish_args(call) for call in self._tools.open_args()]
+        if status == "completed":
+            frames = [self._finish_args(call) for call in self._tools.open_args()]
+        else:
+            frames = [self._result(call, UNFINISHED_ARGS_ERROR, None, True) for call in self._tools.open_args()]
         if status == "error" and not self._error_sent:
             frames.append(_line(b"3:", GENERIC_ERROR))
         reason = finish_reason(status, self._tools)

@@ -3,7 +3,9 @@
 Text becomes ``content`` deltas and tool calls become ``tool_calls`` deltas
 (index, id, function name, then argument pieces), as OpenAI's API streams them,
 so OpenAI client libraries rebuild the same message. The last chunk carries
-``finish_reason`` and the stream ends with ``data: [DONE]``.
+``finish_reason`` (``stop``, ``tool_calls``, or ``length`` for a cancelled run,
+whose unfinished tool arguments stay as they were), an error is an ``error``
+event instead, and the stream ends with ``data: [DONE]``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import secrets
 import string
 import time
 from collections.abc import AsyncIterable
-from typing import Any, Literal
+from typing import Any, Final, Literal, NoReturn
 
 import msgspec
 
@@ -25,7 +27,7 @@ from ..assistant_stream_chunk import (
     ToolCallDeltaChunk,
     ToolResultChunk,
 )
-from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, sse
+from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, delta_frames, sse
 from ._tools import EMPTY_ARGS, ToolCall, ToolCalls
 from .assistant_stream_response import AssistantStreamResponse
 from .heartbeat import HeartbeatOption
@@ -34,6 +36,8 @@ from .stream_encoder import FinishStatus, StreamEncoder
 __all__ = ["OpenAIStreamEncoder", "OpenAIStreamResponse", "generate_openai_style_id"]
 
 _ID_ALPHABET = string.ascii_letters + string.digits
+MAX_TOOL_CALLS: Final = 128
+"""Tool calls one message may hold: OpenAI's SDKs reject a tool call index of 128 or more."""
 
 
 def generate_openai_style_id() -> str:
@@ -95,12 +99,10 @@ class _OpenAIWriter:
         self._role_sent = False
         self._tools = ToolCalls()
         self._error_sent = False
+        self._failure: str | None = None  # why encode() failed the stream, for its error event
         self._finished = False
 
     def _chunk(self, delta: _Delta, finish_reason: str | None = None) -> bytes:
-        if not self._role_sent:
-            self._role_sent = True
-            delta.role = "assistant"
         choice = _Choice(delta=delta, finish_reason=finish_reason)
         return sse(
             _Chunk(
@@ -115,13 +117,29 @@ class _OpenAIWriter:
     def _tool_delta(self, call: ToolCall, arguments: str) -> bytes:
         return self._chunk(_Delta(tool_calls=[_ToolCallDelta(call.index, _Function(arguments))]))
 
+    def _args_deltas(self, call: ToolCall, arguments: str) -> bytes:
+        return delta_frames(arguments, lambda piece: self._tool_delta(call, piece))
+
+    def _opening(self) -> bytes:
+        """The stream's first chunk names the role, alone (as OpenAI's does), so a split delta never repeats it."""
+        if self._role_sent:
+            return b""
+        self._role_sent = True
+        return self._chunk(_Delta(role="assistant"))
+
     def encode(self, chunk: AssistantStreamChunk) -> bytes:
         if self._finished:
             return b""
+        frames = self._encode(chunk)
+        return self._opening() + frames if frames else b""
+
+    def _encode(self, chunk: AssistantStreamChunk) -> bytes:
         match chunk:
             case TextDeltaChunk():
-                return self._chunk(_Delta(content=chunk.text_delta))
+                return delta_frames(chunk.text_delta, lambda piece: self._chunk(_Delta(content=piece)))
             case ToolCallBeginChunk():
+                if len(self._tools) >= MAX_TOOL_CALLS and chunk.tool_call_id not in self._tools:
+                    self._too_many_calls(chunk)
                 call = self._tools.begin(chunk)
                 if call is None:
                     return b""
@@ -132,7 +150,7 @@ class _OpenAIWriter:
                 if streaming is None:
                     return b""
                 streaming.append_args(chunk.args_text_delta)
-                return self._tool_delta(streaming, chunk.args_text_delta)
+                return self._args_deltas(streaming, chunk.args_text_delta)
             case ToolCallArgsFinishChunk():
                 streaming = self._tools.streaming(chunk.tool_call_id)
                 return b"" if streaming is None else self._finish_args(streaming)
@@ -148,6 +166,15 @@ class _OpenAIWriter:
                 return sse(_Error(_ErrorBody(chunk.error)))
         return b""
 
+    def _too_many_calls(self, chunk: ToolCallBeginChunk) -> NoReturn:
+        """Fail the stream before a call the clients would throw on: the response ends it with this error."""
+        self._failure = (
+            f"tool call {chunk.tool_call_id!r} ({chunk.tool_name}) would be the {MAX_TOOL_CALLS + 1}th of this "
+            f"message, and the OpenAI chat-completions format carries at most {MAX_TOOL_CALLS} tool calls "
+            "per message (OpenAI's SDKs reject a larger index)"
+        )
+        raise ValueError(self._failure)
+
     def _finish_args(self, call: ToolCall) -> bytes:
         """Arguments are complete: a call that had none gets ``{}``, so clients can parse them."""
         call.args_finished = True
@@ -157,13 +184,18 @@ class _OpenAIWriter:
         if self._finished:
             return b""
         self._finished = True
-        frames = [self._finish_args(call) for call in self._tools.open_args()]
+        frames = []
         if status == "completed":
+            frames += [self._finish_args(call) for call in self._tools.open_args()]
             frames.append(self._chunk(_Delta(), "tool_calls" if self._tools.pending() else "stop"))
-        elif status == "error" and not self._error_sent:
-            frames.append(sse(_Error(_ErrorBody(GENERIC_ERROR))))
+        elif status == "cancelled":
+            # A cut-off turn: the SDKs' helpers need a finish_reason, and "length" is the one that
+            # says the turn did not finish (their tool runners refuse it rather than run a call).
+            frames.append(self._chunk(_Delta(), "length"))
+        elif not self._error_sent:
+            frames.append(sse(_Error(_ErrorBody(self._failure or GENERIC_ERROR))))
         frames.append(SSE_DONE)
-        return b"".join(frames)
+        return self._opening() + b"".join(frames)
 
 
 class OpenAIStreamEncoder(StreamEncoder):

@@ -33,7 +33,7 @@ from ..assistant_stream_chunk import (
     ToolResultChunk,
 )
 from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, SSEFrames, dumps
-from ._tools import ToolCall, ToolCalls, parse_args
+from ._tools import UNFINISHED_ARGS_ERROR, ToolCall, ToolCalls, parse_args
 from .assistant_stream_response import AssistantStreamResponse
 from .stream_encoder import FinishStatus, StreamEncoder
 
@@ -96,6 +96,13 @@ class _ToolInputAvailable(_Frame, tag="tool-input-available"):
     tool_call_id: str
     tool_name: str
     input: Any
+
+
+class _ToolInputError(_Frame, tag="tool-input-error"):
+    tool_call_id: str
+    tool_name: str
+    input: Any
+    error_text: str
 
 
 class _ToolOutputAvailable(_Frame, tag="tool-output-available"):
@@ -196,6 +203,14 @@ class _UIMessageStreamWriter:
         for call in self._tools.open_args():
             self._input_available(call)
 
+    def _fail_open_calls(self) -> None:
+        """The run failed or was cancelled: calls still streaming their arguments end as input errors."""
+        self._close_text()
+        for call in self._tools.open_args():
+            call.args_finished = call.has_result = True
+            input = parse_args(call.args_text)
+            self._out.add(_ToolInputError(call.tool_call_id, call.tool_name, input, UNFINISHED_ARGS_ERROR))
+
     def _finish_step(self) -> None:
         # useChat looks a call's input frames up in the current step only: end them in this one.
         self._close_open_parts()
@@ -233,7 +248,8 @@ class _UIMessageStreamWriter:
                 streaming = self._tools.streaming(chunk.tool_call_id)
                 if streaming is not None:
                     streaming.append_args(chunk.args_text_delta)
-                    self._out.add(_ToolInputDelta(chunk.tool_call_id, chunk.args_text_delta))
+                    call_id = chunk.tool_call_id
+                    self._out.add_delta(chunk.args_text_delta, lambda piece: _ToolInputDelta(call_id, piece))
             case ToolCallArgsFinishChunk():
                 streaming = self._tools.streaming(chunk.tool_call_id)
                 if streaming is not None:
@@ -252,7 +268,7 @@ class _UIMessageStreamWriter:
             case ErrorChunk():
                 # useChat stops reading at an error: end what is open first.
                 self._ensure_started()
-                self._close_open_parts()
+                self._fail_open_calls()
                 self._error_sent = True
                 self._out.add(_Error(chunk.error))
             case StepStartChunk():
@@ -267,7 +283,8 @@ class _UIMessageStreamWriter:
             self._new_part()
             self._text = (kind, parent_id, self._next_id(kind))
             self._out.add(_PART_FRAMES[kind][0](self._text[2]))
-        self._out.add(_PART_FRAMES[kind][1](self._text[2], delta))
+        part_id, frame = self._text[2], _PART_FRAMES[kind][1]
+        self._out.add_delta(delta, lambda piece: frame(part_id, piece))
 
     def _input_available(self, call: ToolCall) -> None:
         call.args_finished = True
@@ -291,6 +308,8 @@ class _UIMessageStreamWriter:
             return b""
         self._finished = True
         self._ensure_started()
+        if status != "completed":
+            self._fail_open_calls()
         self._finish_step()
         if status == "cancelled":
             self._out.add(_Abort())

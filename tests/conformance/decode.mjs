@@ -3,7 +3,8 @@
 //
 // stdin: one JSON object per line: {"format": ..., "chunks": [base64, ...], "clientState": ...}
 //   (chunks are the body's pieces as they arrive, so split points are exercised;
-//   clientState, optional, is the state the client holds before the run: AG-UI's agent state)
+//   clientState, optional, is the state the client holds before the run: AG-UI's agent
+//   state, the state assistant-ui seeds its message accumulator with)
 // stdout: one JSON object per input line, in order:
 //   {"message": {...} | null, "warnings": [...], "error": str | null}
 // "warnings" holds every console.warn / console.error the clients wrote while
@@ -79,13 +80,17 @@ const auiPart = (p) => {
   }
 };
 
-const decodeAssistantUi = async (decoderName, chunks) => {
-  const { AssistantMessageAccumulator, [decoderName]: Decoder } = await import("assistant-stream");
+const decodeAssistantUi = async (decoderName, chunks, clientState) => {
+  const { AssistantMessageAccumulator, unstable_createInitialMessage, [decoderName]: Decoder } = await import(
+    "assistant-stream"
+  );
   const errors = [];
   let message = null;
+  // As assistant-ui's runtimes do: the message starts from the state the client holds.
+  const initialMessage = unstable_createInitialMessage({ unstable_state: clientState ?? null });
   const messages = bodyStream(chunks)
     .pipeThrough(new Decoder())
-    .pipeThrough(new AssistantMessageAccumulator({ onError: (e) => errors.push(e) }));
+    .pipeThrough(new AssistantMessageAccumulator({ initialMessage, onError: (e) => errors.push(e) }));
   for await (const m of messages) message = m;
   const meta = message.metadata;
   return {
@@ -196,7 +201,9 @@ const decodeUiMessageStream = async (chunks, warnings) => {
   const frames = sseData(chunks);
   checkUiFrameKeys(frames, warnings);
   let finish = null;
+  const toolCalls = []; // the calls useChat hands to onToolCall (to run them in the browser)
   const chat = new Chat({
+    onToolCall: ({ toolCall }) => void toolCalls.push(toolCall.toolCallId),
     transport: new DefaultChatTransport({
       api: "http://127.0.0.1/api/chat",
       fetch: async () =>
@@ -221,6 +228,7 @@ const decodeUiMessageStream = async (chunks, warnings) => {
     finishReason: opt(finish?.finishReason),
     chatError: error === undefined ? null : error.message,
     aborted: frames.some((f) => f.type === "abort"),
+    onToolCall: toolCalls,
   };
 };
 
@@ -268,17 +276,50 @@ const decodeAgUi = async (chunks, warnings, clientState) => {
     terminal: terminal.map((e) => e.type),
     outcome: terminal.length === 1 && terminal[0].type === "RUN_FINISHED" ? opt(terminal[0].outcome) : null,
     custom: events.filter((e) => e.type === "CUSTOM").map((e) => ({ name: e.name, value: e.value })),
+    toolCallsEnded: events.filter((e) => e.type === "TOOL_CALL_END").map((e) => e.toolCallId),
     steps: events.filter((e) => e.type === "STEP_STARTED" || e.type === "STEP_FINISHED").map((e) => [e.type, e.stepName]),
+  };
+};
+
+// ---- OpenAI: the npm SDK's ChatCompletionStream (client.chat.completions.stream) -------
+
+const decodeOpenAi = async (chunks) => {
+  const { default: OpenAI, APIError } = await import("openai");
+  const client = new OpenAI({
+    apiKey: "test",
+    baseURL: "http://127.0.0.1/v1",
+    maxRetries: 0,
+    fetch: async () => new Response(bodyStream(chunks), { headers: { "content-type": "text/event-stream" } }),
+  });
+  const stream = client.chat.completions.stream({ model: "m", messages: [{ role: "user", content: "hi" }] });
+  // An `error` event is the SDK's APIError: the client's view of a failed run, with what came before it.
+  const errors = [];
+  let choice = null;
+  try {
+    choice = (await stream.finalChatCompletion()).choices[0] ?? null;
+  } catch (error) {
+    if (!(error instanceof APIError) || error.status !== undefined) throw error;
+    errors.push(error.message);
+    choice = stream.currentChatCompletionSnapshot?.choices[0] ?? null;
+  }
+  const message = choice?.message;
+  return {
+    text: message?.content ?? "",
+    tool_calls: (message?.tool_calls ?? []).map((t) => ({ id: t.id, name: t.function.name, arguments: t.function.arguments })),
+    finish_reason: errors.length > 0 ? null : opt(choice?.finish_reason),
+    errors,
   };
 };
 
 // ---- batch driver ----------------------------------------------------------------
 
 const DECODERS = {
-  "data-stream": (chunks) => decodeAssistantUi("DataStreamDecoder", chunks),
-  "assistant-transport": (chunks) => decodeAssistantUi("AssistantTransportDecoder", chunks),
+  "data-stream": (chunks, warnings, clientState) => decodeAssistantUi("DataStreamDecoder", chunks, clientState),
+  "assistant-transport": (chunks, warnings, clientState) =>
+    decodeAssistantUi("AssistantTransportDecoder", chunks, clientState),
   "ui-message-stream": decodeUiMessageStream,
   "ag-ui": decodeAgUi,
+  "openai-npm": decodeOpenAi,
 };
 
 const decodeOne = async ({ format, chunks, clientState }) => {
