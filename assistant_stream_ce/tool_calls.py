@@ -12,11 +12,12 @@ batch asks for completion order.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.abc
@@ -27,6 +28,9 @@ from ._json import encoded_size
 from ._merger import HIGH_WATER, Merger
 from .assistant_stream_chunk import ToolResultChunk
 from .modules.tool_call import generate_openai_style_tool_call_id, tool_result_chunk
+
+if TYPE_CHECKING:
+    from ._run import RunCore
 
 __all__ = ["ToolCall", "ToolCallBatch", "ToolCallHandle", "ToolFunction"]
 
@@ -207,24 +211,28 @@ async def _run_call(
     tool_name: str,
     args: dict[str, Any] | None,
     timeout: float | None,
-    merger: Merger,
+    run: RunCore,
     sequencer: ToolCallSequencer,
     index: int,
 ) -> None:
     """One call: the tool function and its forwarder, joined by the call's own stream.
 
     The stream is made here, so a call cancelled before it ever ran leaves none open.
+    The call runs in a scope of the run's, which a cancelled run cancels at once;
+    a BaseException of the tool's fails the run from the tool's own task (on
+    asyncio, SystemExit or KeyboardInterrupt leaving a task would stop the loop).
     """
     send, receive = anyio.create_memory_object_stream[_Item](TOOL_STREAM_BUFFER)
     tool = ToolCall(tool_call_id, tool_name, args or {}, args is None, send)
-    with send, receive:
+    task = functools.partial(_tool_task, fn, tool, timeout, send)
+    with send, receive, run.child_scope():
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_tool_task, fn, tool, timeout, send, name=f"tool {tool_name} {tool_call_id}")
-            await _forward(receive, merger, sequencer, index, tool_call_id)
+            tg.start_soon(run.guard, task, name=f"tool {tool_name} {tool_call_id}")
+            await _forward(receive, run.merger, sequencer, index, tool_call_id)
 
 
 def start_tool_call(
-    merger: Merger,
+    run: RunCore,
     tg: anyio.abc.TaskGroup,
     sequencer: ToolCallSequencer,
     parent_id: str | None,
@@ -235,7 +243,8 @@ def start_tool_call(
     tool_call_id: str | None = None,
     timeout: float | None = None,
 ) -> ToolCallHandle:
-    """Begin a tool call on the wire and start ``fn`` for it in ``tg``."""
+    """Begin a tool call of ``run`` on the wire and start ``fn`` for it in ``tg``."""
+    merger = run.merger
     if not callable(fn):
         raise TypeError(f"fn must be an async function taking the tool call, not {fn!r}")
     if timeout is not None and not (
@@ -264,7 +273,7 @@ def start_tool_call(
         tool_name,
         args,
         timeout,
-        merger,
+        run,
         sequencer,
         index,
         name=f"tool call {tool_name} {tool_call_id}",
@@ -280,10 +289,10 @@ class ToolCallBatch:
     result) and the block's exception propagates as itself.
     """
 
-    def __init__(self, merger: Merger, parent_id: str | None, order: ResultOrder) -> None:
-        self._merger = merger
+    def __init__(self, run: RunCore, parent_id: str | None, order: ResultOrder) -> None:
+        self._run = run
         self._parent_id = parent_id
-        self._sequencer = ToolCallSequencer(merger, order)
+        self._sequencer = ToolCallSequencer(run.merger, order)
         self._tg: anyio.abc.TaskGroup | None = None
         self._entered = False
 
@@ -326,7 +335,7 @@ class ToolCallBatch:
         if self._tg is None:
             raise RuntimeError("start() is only valid inside `async with controller.tool_calls() as calls:`")
         return start_tool_call(
-            self._merger,
+            self._run,
             self._tg,
             self._sequencer,
             self._parent_id,
