@@ -311,6 +311,51 @@ async def test_disconnect_after_k_frames_cancels_the_run_and_runs_every_finally(
         assert report["live"] == 0
 
 
+#: A window longer than server_events waits: a run that sat it out would fail the test.
+LONG_WINDOW = 60
+
+
+async def test_a_callback_that_checks_is_cancelled_saves_its_answer_when_the_client_disconnects(
+    server: launch.Server,
+) -> None:
+    """0.0.36's pattern (check ``is_cancelled``, break, save) saves; its tool call and a callback that
+    never checks are cancelled at once (with a window far longer than the test may take)."""
+    runs = {(fmt, scenario): new_run(f"{scenario}-{fmt}") for fmt in FORMATS for scenario in ("saving", "endless")}
+    async with client_for(server) as client:
+
+        async def leave(fmt: str, scenario: str) -> None:
+            path = stream_url(fmt, runs[fmt, scenario], scenario, heartbeat="none", cancel_window=LONG_WINDOW)
+            async with await raw_client.connect(server.port) as connection:
+                response = await raw_client.RawResponse.open(connection, path, REQUESTS[fmt])
+                assert response.status == 200
+                pieces: list[bytes] = []
+                while frame_count(fmt, pieces) < 12:  # past the tool's start: the callback has read is_cancelled
+                    piece = await response.next_piece()
+                    assert piece is not None, "the endless run ended"
+                    pieces.append(piece)
+
+        async with anyio.create_task_group() as tg:
+            for fmt, scenario in runs:
+                tg.start_soon(leave, fmt, scenario)
+
+        for (fmt, scenario), run in runs.items():
+            report = await server_events(client, run, finished)
+            outcome = outcome_of(report)
+            assert outcome["status"] == "cancelled", (fmt, scenario)
+            assert names(report, "finally") == names(report, "start"), (fmt, scenario)
+            saved = [event for event in report["events"] if event["kind"] == "saved"]
+            if scenario == "endless":
+                assert saved == [], fmt
+                continue
+            assert names(report, "start") == ["callback", "tool call-a"], fmt
+            assert [event["kind"] for event in report["events"]][-3:] == ["saved", "finally", "on_finish"], fmt
+            [event] = saved
+            assert outcome["text"].startswith("Searching. "), fmt
+            assert event["text"].startswith(outcome["text"]), fmt
+            assert event["text"].startswith("Searching. 0 "), fmt
+        await server_events(client, "none", lambda r: r["live"] == 0)
+
+
 # -- 3. a client that stops reading ---------------------------------------------------------
 
 
