@@ -14,11 +14,12 @@ its scope's deadline cancels it.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
+import math
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -71,7 +72,11 @@ class CancellationSignal:
 
 
 def default_error_message(exc: BaseException) -> str:
-    """The text a client sees for a failed run: the exception's message, never a traceback."""
+    """The text a client sees for an error: the message of the exception that matters, never a traceback.
+
+    The one rule for every error path: a run's, a tool call's, a response's, a resumable stream's.
+    """
+    exc = unwrap(exc)
     return str(exc) or type(exc).__name__
 
 
@@ -88,6 +93,22 @@ def _beyond_cancellation(exc: BaseException) -> BaseException | None:
     if isinstance(exc, BaseExceptionGroup):
         return exc.split(cancelled)[1]
     return None if isinstance(exc, cancelled) else exc
+
+
+def error_text(error_message: Callable[[BaseException], str], exc: BaseException) -> str:
+    """What ``error_message`` makes of ``exc`` (unwrapped); the default text if the hook fails.
+
+    An error must reach the client even when the hook that words it is broken.
+    """
+    exc = unwrap(exc)
+    try:
+        text: object = error_message(exc)
+        if not isinstance(text, str):
+            raise TypeError(f"error_message must return str, not {type(text).__name__}")
+    except Exception:
+        logger.exception("assistant_stream_ce: the error_message hook failed; the default text is sent instead")
+        return default_error_message(exc)
+    return text
 
 
 class RunCore:
@@ -128,6 +149,7 @@ class RunCore:
         self._cancelled_event: anyio.Event | None = None
         self._done: anyio.Event | None = None
         self.is_done = False
+        self._cleanups: set[anyio.CancelScope] = set()  # cleanup() blocks waiting for the run to stop
 
     def cancelled_event(self) -> anyio.Event:
         if self._cancelled_event is None:
@@ -186,8 +208,9 @@ class RunCore:
                 self.scope.deadline = min(self.scope.deadline, self.loop.time() + self.cancel_window)
             else:
                 self.scope.cancel()
+        self._bound_cleanups()
 
-    @contextmanager
+    @contextlib.contextmanager
     def child_scope(self) -> Iterator[None]:
         """A scope for one tool call or substream, which ``cancel()`` cancels at once."""
         with anyio.CancelScope() as scope:
@@ -199,17 +222,45 @@ class RunCore:
             finally:
                 self._child_scopes.discard(scope)
 
-    def fail(self, exc: BaseException) -> None:
-        """A child raised: emit the error, end the run's other work."""
+    def fail(self, exc: BaseException, *, reported: bool = False) -> None:
+        """A child raised: emit the error (unless ``reported``: it is out already), end the run's other work."""
         if self.error is not None or self.cancelled:
             logger.warning("assistant_stream_ce run: a further error after the run ended", exc_info=exc)
             return
         self.error = exc
-        if self.merger.mode is Mode.OPEN:
-            self.merger.chunk(ErrorChunk(error=self.error_message(exc)))
+        if self.merger.mode is Mode.OPEN and not reported:
+            self.merger.chunk(ErrorChunk(error=error_text(self.error_message, exc)))
         self.merger.seal()
         if self.tg is not None:
             self.tg.cancel_scope.cancel()
+        self._bound_cleanups()
+
+    @contextlib.contextmanager
+    def cleanup(self) -> Iterator[anyio.CancelScope]:
+        """A shield for cleanup that lasts at most ``grace_period`` once the code in it is being cancelled.
+
+        Entered under cancellation, the block has ``grace_period`` from then;
+        entered earlier, from the moment the run stops. Then it is cancelled
+        and left quietly, like ``move_on_after``.
+        """
+        scope = anyio.CancelScope(shield=True)
+        if anyio.current_effective_deadline() == -math.inf:  # an enclosing scope is cancelled
+            scope.deadline = anyio.current_time() + self.grace_period
+        else:
+            self._cleanups.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._cleanups.discard(scope)
+
+    def _bound_cleanups(self) -> None:
+        """The run is stopping: the cleanup blocks open now get ``grace_period`` from now."""
+        if self._cleanups:
+            deadline = anyio.current_time() + self.grace_period
+            for scope in self._cleanups:
+                scope.deadline = min(scope.deadline, deadline)
+            self._cleanups.clear()
 
     async def guard(self, child: Callable[[], Awaitable[None]]) -> None:
         """Run one child of the run; an exception fails the run instead of the task group."""

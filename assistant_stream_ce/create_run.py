@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import math
@@ -149,6 +150,7 @@ class RunController:
 
     async def _pump(self, stream: AsyncIterable[AssistantStreamChunk]) -> None:
         iterator = aiter(stream)
+        chunk: AssistantStreamChunk | None = None
         try:
             with self._core.child_scope():
                 while True:
@@ -156,6 +158,10 @@ class RunController:
                     try:
                         chunk = await anext(iterator)
                     except StopAsyncIteration:
+                        return
+                    except Exception as exc:
+                        # A stream that raises right after an error chunk (a failing run does) has sent its error.
+                        self._core.fail(exc, reported=isinstance(chunk, ErrorChunk))
                         return
                     self._emit(chunk)
         finally:
@@ -284,6 +290,16 @@ class RunController:
         self._core.watches_cancellation = True
         return CancellationSignal(self._core)
 
+    def cleanup(self) -> contextlib.AbstractContextManager[anyio.CancelScope]:
+        """Shield cleanup from cancellation, for at most the run's ``grace_period``: ``with controller.cleanup(): ...``.
+
+        The block gets ``grace_period`` from when it is entered under
+        cancellation, or from when the run stops if it was entered before;
+        then it is cancelled and left quietly (the scope's ``cancelled_caught``
+        tells). While the run goes on, it is a plain shield.
+        """
+        return self._core.cleanup()
+
 
 async def _produce(
     core: RunCore, callback: Callable[[RunController], Awaitable[None]], *, shielded: bool = False
@@ -409,7 +425,11 @@ class Run:
             self._core.cancel()
 
     async def aclose(self) -> None:
-        """Cancel the run if it is still running, and wait for its cleanup (in either form)."""
+        """Cancel the run if it is still running, and wait for its cleanup (in either form).
+
+        It returns once the run has ended, however long shields in it last:
+        ``controller.cleanup()`` is the shield that the run bounds.
+        """
         if self._phase is _NEW:
             self._phase = _ENDED
             return
@@ -417,7 +437,7 @@ class Run:
             self._phase = _ENDED
         self._core.cancel()
         if not self._core.is_done:
-            with anyio.move_on_after(self._core.grace_period, shield=True):
+            with anyio.CancelScope(shield=True):
                 await self._core.done_event().wait()
 
     def __del__(self) -> None:
@@ -445,12 +465,13 @@ def create_run(
 
     ``state`` is the initial state (a JSON tree). ``on_finish`` is called once
     with the :class:`RunOutcome` (also after a disconnect). ``grace_period``
-    bounds the run's own cleanup after cancellation. ``error_message`` turns
-    the callback's exception into the text the client sees. ``cancel_window``:
-    when the consumer goes away, a callback that has read ``is_cancelled`` or
-    ``cancelled_event`` has this many seconds to return on its own before it is
-    cancelled (0: at once); any other callback, and every tool call and
-    substream, is cancelled at once.
+    bounds the run's own cleanup after cancellation, and each
+    ``controller.cleanup()`` block. ``error_message`` turns an exception of
+    the callback or of a tool call into the text the client sees.
+    ``cancel_window``: when the consumer goes away, a callback that has read
+    ``is_cancelled`` or ``cancelled_event`` has this many seconds to return on
+    its own before it is cancelled (0: at once); any other callback, and every
+    tool call and substream, is cancelled at once.
     """
     if not callable(callback):
         raise TypeError(f"callback must be an async function taking the controller, not {callback!r}")

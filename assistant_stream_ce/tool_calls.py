@@ -12,6 +12,7 @@ batch asks for completion order.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -26,6 +27,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._json import encoded_size
 from ._merger import HIGH_WATER, Merger
+from ._run import RunCore, error_text
 from .assistant_stream_chunk import ToolResultChunk
 from .modules.tool_call import generate_openai_style_tool_call_id, tool_result_chunk
 
@@ -55,12 +57,14 @@ class ToolCall:
         args: dict[str, Any],
         streams_args: bool,
         send: MemoryObjectSendStream[_Item],
+        core: RunCore,
     ) -> None:
         self.tool_call_id = tool_call_id
         self.tool_name = tool_name
         self.args = args
         self._streams_args = streams_args
         self._send = send
+        self._core = core
 
     async def append_args_text(self, args_text_delta: str) -> None:
         """Stream a piece of this call's JSON arguments; waits while the client is behind.
@@ -77,6 +81,13 @@ class ToolCall:
             self._send.send_nowait(args_text_delta)
         except anyio.WouldBlock:
             await self._send.send(args_text_delta)
+
+    def cleanup(self) -> contextlib.AbstractContextManager[anyio.CancelScope]:
+        """Shield cleanup from cancellation, for at most the run's ``grace_period``: ``with tool.cleanup(): ...``.
+
+        The same as the controller's ``cleanup()``.
+        """
+        return self._core.cleanup()
 
     def __repr__(self) -> str:
         return f"<ToolCall {self.tool_name} {self.tool_call_id}>"
@@ -147,28 +158,38 @@ class ToolCallSequencer:
         self._merger.result(chunk, cost)
         self._calls[index]._resolve(chunk)
 
-    def settle(self) -> None:
-        """Give every call that ended without a result (it was cancelled) an error result.
+    def ended(self, index: int) -> None:
+        """The call's task ended: if it has no result (it was cancelled), give it an error result.
 
-        So a cancelled batch leaves no call open on the wire, releases the
-        results held behind it, and resolves every handle.
+        So a cancelled call leaves no call open on the wire, releases the
+        results held behind it, and resolves its handle.
         """
-        for index, handle in enumerate(self._calls):
-            if not handle.done and index not in self._held:
-                message = f"tool {handle.tool_name!r} was cancelled"
-                self.complete(index, *tool_result_chunk(handle.tool_call_id, message, is_error=True))
+        handle = self._calls[index]
+        if not handle.done and index not in self._held:
+            message = _cancelled_text(handle.tool_name)
+            self.complete(index, *tool_result_chunk(handle.tool_call_id, message, is_error=True))
 
 
 async def _call_tool(fn: ToolFunction, tool: ToolCall, timeout: float | None) -> tuple[ToolResultChunk, int]:
-    """Run the tool function; anything but cancellation becomes an error result."""
+    """Run the tool function; anything but the cancellation of the call becomes an error result."""
     try:
         with anyio.move_on_after(timeout):
             return tool_result_chunk(tool.tool_call_id, await fn(tool))
         message = f"tool {tool.tool_name!r} timed out after {timeout:g} s"
+    except anyio.get_cancelled_exc_class():
+        if anyio.current_effective_deadline() == -math.inf:
+            raise  # a scope of the call is cancelled: the run, its batch
+        # Not a cancellation of this call: something the tool awaited was cancelled by someone else.
+        logger.info("tool call %s (%s) was cancelled from elsewhere", tool.tool_call_id, tool.tool_name, exc_info=True)
+        message = _cancelled_text(tool.tool_name)
     except Exception as exc:
         logger.info("tool call %s (%s) failed", tool.tool_call_id, tool.tool_name, exc_info=True)
-        message = str(exc) or type(exc).__name__
+        message = error_text(tool._core.error_message, exc)
     return tool_result_chunk(tool.tool_call_id, message, is_error=True)
+
+
+def _cancelled_text(tool_name: str) -> str:
+    return f"tool {tool_name!r} was cancelled"
 
 
 async def _tool_task(
@@ -211,7 +232,7 @@ async def _run_call(
     tool_name: str,
     args: dict[str, Any] | None,
     timeout: float | None,
-    run: RunCore,
+    core: RunCore,
     sequencer: ToolCallSequencer,
     index: int,
 ) -> None:
@@ -223,16 +244,19 @@ async def _run_call(
     asyncio, SystemExit or KeyboardInterrupt leaving a task would stop the loop).
     """
     send, receive = anyio.create_memory_object_stream[_Item](TOOL_STREAM_BUFFER)
-    tool = ToolCall(tool_call_id, tool_name, args or {}, args is None, send)
+    tool = ToolCall(tool_call_id, tool_name, args or {}, args is None, send, core)
     task = functools.partial(_tool_task, fn, tool, timeout, send)
-    with send, receive, run.child_scope():
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(run.guard, task, name=f"tool {tool_name} {tool_call_id}")
-            await _forward(receive, run.merger, sequencer, index, tool_call_id)
+    try:
+        with send, receive, core.child_scope():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(core.guard, task, name=f"tool {tool_name} {tool_call_id}")
+                await _forward(receive, core.merger, sequencer, index, tool_call_id)
+    finally:
+        sequencer.ended(index)
 
 
 def start_tool_call(
-    run: RunCore,
+    core: RunCore,
     tg: anyio.abc.TaskGroup,
     sequencer: ToolCallSequencer,
     parent_id: str | None,
@@ -243,8 +267,8 @@ def start_tool_call(
     tool_call_id: str | None = None,
     timeout: float | None = None,
 ) -> ToolCallHandle:
-    """Begin a tool call of ``run`` on the wire and start ``fn`` for it in ``tg``."""
-    merger = run.merger
+    """Begin a tool call on the wire and start ``fn`` for it in ``tg``."""
+    merger = core.merger
     if not callable(fn):
         raise TypeError(f"fn must be an async function taking the tool call, not {fn!r}")
     if timeout is not None and not (
@@ -273,7 +297,7 @@ def start_tool_call(
         tool_name,
         args,
         timeout,
-        run,
+        core,
         sequencer,
         index,
         name=f"tool call {tool_name} {tool_call_id}",
@@ -289,10 +313,10 @@ class ToolCallBatch:
     result) and the block's exception propagates as itself.
     """
 
-    def __init__(self, run: RunCore, parent_id: str | None, order: ResultOrder) -> None:
-        self._run = run
+    def __init__(self, core: RunCore, parent_id: str | None, order: ResultOrder) -> None:
+        self._core = core
         self._parent_id = parent_id
-        self._sequencer = ToolCallSequencer(run.merger, order)
+        self._sequencer = ToolCallSequencer(core.merger, order)
         self._tg: anyio.abc.TaskGroup | None = None
         self._entered = False
 
@@ -320,7 +344,6 @@ class ToolCallBatch:
             return False
         finally:
             self._tg = None  # calls may start others until here, as in a nursery
-            self._sequencer.settle()
 
     def start(
         self,
@@ -335,7 +358,7 @@ class ToolCallBatch:
         if self._tg is None:
             raise RuntimeError("start() is only valid inside `async with controller.tool_calls() as calls:`")
         return start_tool_call(
-            self._run,
+            self._core,
             self._tg,
             self._sequencer,
             self._parent_id,

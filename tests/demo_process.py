@@ -5,106 +5,29 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
-import re
-import select
 import signal
-import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
-from types import TracebackType
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-#: Seconds the demo may take to print its URL (imports are slow on a busy CI machine).
-START_TIMEOUT = 60.0
+from server_process import ServerProcess
+
 #: Seconds any one HTTP exchange with the demo may take.
 HTTP_TIMEOUT = 30.0
 
-_URL = re.compile(r"demo: (http://\S+)")
 
+class DemoProcess(ServerProcess):
+    """``python -m assistant_stream_ce demo ARGS`` on a free port, stopped with Ctrl+C (SIGINT) as a user stops it."""
 
-class DemoProcess:
-    """``python -m assistant_stream_ce demo --port 0 ARGS``; stopped with Ctrl+C (SIGINT).
-
-    ``with DemoProcess(...) as demo`` starts it and waits for its URL; or ``start()`` several
-    first (they start in parallel), then ``wait_ready()`` each, and ``stop()``.
-    """
-
-    def __init__(self, log_path: Path, *args: str) -> None:
-        self.args = ["--port", "0", *args]
-        self.log_path = log_path
-        self.url = ""
-        self.returncode: int | None = None
-        self._proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> DemoProcess:
-        with self.log_path.open("w") as log:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "assistant_stream_ce", "demo", *self.args],
-                stdout=subprocess.PIPE,
-                stderr=log,
-                text=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        return self
-
-    def wait_ready(self) -> DemoProcess:
-        """Read the URL the demo prints once it listens."""
-        assert self._proc is not None
-        assert self._proc.stdout is not None
-        ready, _, _ = select.select([self._proc.stdout], [], [], START_TIMEOUT)
-        line = self._proc.stdout.readline() if ready else ""
-        match = _URL.search(line)
-        if match is None:
-            raise AssertionError(f"the demo printed {line!r} instead of its URL; its log:\n{self.log()}")
-        self.url = match.group(1)
-        return self
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def stop(self) -> int:
-        """Ctrl+C, then its exit status (killed if it does not stop within 20 s)."""
-        proc = self._proc
-        assert proc is not None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
-        self.returncode = proc.returncode
-        return proc.returncode
-
-    @contextlib.contextmanager
-    def showing_log(self) -> Iterator[None]:
-        """Print the demo's log if the block fails (pytest shows it with the failure)."""
-        try:
-            yield
-        except BaseException:
-            print(f"--- the demo's log ({' '.join(self.args)}):\n{self.log()}")
-            raise
-
-    def __enter__(self) -> DemoProcess:
-        self.start()
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-        if exc is not None:
-            print(f"--- the demo's log ({' '.join(self.args)}):\n{self.log()}")
+    def __init__(self, *args: str, env: Mapping[str, str] | None = None) -> None:
+        command = [sys.executable, "-m", "assistant_stream_ce", "demo", *args]
+        super().__init__(
+            " ".join(["demo", *args]),
+            lambda port: [*command, "--port", str(port)],
+            env=env,
+            stop_signal=signal.SIGINT,
+        )
 
 
 def _connection(url: str) -> http.client.HTTPConnection:

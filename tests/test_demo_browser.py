@@ -99,7 +99,7 @@ def _check_answer(page: Page, index: int, place: str) -> None:
 def test_demo_page_in_chromium(tmp_path: Path) -> None:
     assert CHROMIUM.exists(), "Debian's chromium is needed: apt-get install chromium (scripts/test.sh does)"
     with (
-        DemoProcess(tmp_path / "demo.log", "--pace", "0.6") as demo,
+        DemoProcess("--pace", "0.6") as demo,
         sync_playwright() as playwright,
     ):
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -132,13 +132,15 @@ def test_demo_page_in_chromium(tmp_path: Path) -> None:
             page.click("#stop")
             page.wait_for_selector("[data-testid=server-outcome][data-status=cancelled]")
             assert stopped.get_attribute("data-status") == "stopped"
+            # The notice shows the server's report at the page's next render, after the outcome above.
+            stopped.locator(".notice", has_text="the server cancelled the run").wait_for()
             assert "the server cancelled the run" in stopped.locator(".notice").inner_text()
             assert "Here is a plan" not in stopped.inner_text()
             run_id = page.evaluate("page.run.id")
             assert errors == []
         finally:
             browser.close()
-        report = get_json(f"{demo.url}api/runs/{run_id}")
+        report = get_json(f"{demo.url}/api/runs/{run_id}")
     assert report["status"] == "cancelled"
     log = demo.log()
     assert f"run {run_id} cancelled" in log, log

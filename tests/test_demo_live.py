@@ -7,14 +7,12 @@ from __future__ import annotations
 import functools
 import json
 import os
-import signal
-import sys
-from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
+from demo_process import DemoProcess
 from openai import AsyncOpenAI
 from provider_fakes import SDK_GENERATORS_ON_TRIO, FakeProvider, Reply, openai_chunk, openai_tool_call, serving
 
@@ -114,36 +112,27 @@ def test_live_agent_needs_no_key_for_a_local_endpoint(monkeypatch: pytest.Monkey
     assert str(agent.client.base_url) == "http://127.0.0.1:9/v1/"
 
 
-async def _demo_url(stdout: anyio.abc.ByteReceiveStream) -> str:
-    line = b""
-    with anyio.fail_after(60):
-        async for data in stdout:
-            line += data
-            if b"\n" in line:
-                break
-    assert b"demo: http://" in line, line
-    return line.decode().split("demo: ")[1].split()[0]
-
-
-async def test_demo_command_uses_the_model_at_openai_base_url(anyio_backend: str, tmp_path: Path) -> None:
+async def test_demo_command_uses_the_model_at_openai_base_url(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     provider = FakeProvider([ASKS_FOR_TOOLS, ANSWERS])
-    command = [sys.executable, "-m", "assistant_stream_ce", "demo", "--port", "0", "--backend", anyio_backend]
-    with (tmp_path / "demo.log").open("w+") as log:
-        async with serving(provider) as base_url:
-            env = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
-            env["OPENAI_BASE_URL"] = base_url + "/v1"
-            async with await anyio.open_process(command, env=env, stderr=log) as demo:
-                assert demo.stdout is not None
-                url = await _demo_url(demo.stdout)
-                async with httpx.AsyncClient(timeout=30) as client:
-                    assert (await client.get(url + "api/config")).json()["agent"] == "model gpt-4o-mini"
-                    body = {"runId": "live", "messages": [{"role": "user", "content": "Plan a weekend in Oslo"}]}
-                    response = await client.post(url + "api/chat?format=data-stream", json=body)
-                demo.send_signal(signal.SIGINT)
-                with anyio.fail_after(20):
-                    assert await demo.wait() == 0
-        log.seek(0)
-        assert "run live completed" in log.read()
+    for key in [key for key in os.environ if key.startswith("OPENAI_")]:
+        monkeypatch.delenv(key)
+    async with serving(provider) as base_url:
+        demo = DemoProcess("--backend", anyio_backend, env={"OPENAI_BASE_URL": base_url + "/v1"})
+        # Started from this thread (the process lives as long as the thread that started it); the
+        # blocking waits run in a worker thread, so this event loop keeps serving the fake provider.
+        demo.start()
+        try:
+            await anyio.to_thread.run_sync(demo.wait_ready)
+            async with httpx.AsyncClient(timeout=30) as client:
+                assert (await client.get(demo.url + "/api/config")).json()["agent"] == "model gpt-4o-mini"
+                body = {"runId": "live", "messages": [{"role": "user", "content": "Plan a weekend in Oslo"}]}
+                response = await client.post(demo.url + "/api/chat?format=data-stream", json=body)
+        finally:
+            status = await anyio.to_thread.run_sync(demo.stop)
+    assert status == 0
+    assert "run live completed" in demo.log()
     frames = [line.split(":", 1) for line in response.text.splitlines() if line]
     assert "".join(json.loads(value) for code, value in frames if code == "0") == (
         "Oslo looks sunny; take the morning train."

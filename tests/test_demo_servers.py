@@ -14,6 +14,7 @@ from demo_process import DemoProcess, get_json, get_json_post, open_chat
 
 from assistant_stream_ce.__main__ import main
 from assistant_stream_ce.demo.agent import TOOL_NAMES
+from assistant_stream_ce.demo.cli import _listen, _url
 
 FORMATS = ("data-stream", "assistant-transport", "ui-message-stream")
 COMBINATIONS = [("hypercorn", "asyncio"), ("hypercorn", "trio"), ("uvicorn", "asyncio")]
@@ -106,7 +107,7 @@ def _check_full_run(demo: DemoProcess, fmt: str) -> None:
     assert seen.results == list(TOOL_NAMES), "results arrive in the order the calls began"
     assert "Here is a plan for Porto" in seen.text
     assert seen.finished
-    report = get_json(f"{demo.url}api/runs/{run_id}?wait=10")
+    report = get_json(f"{demo.url}/api/runs/{run_id}?wait=10")
     assert report["status"] == "completed"
     assert (report["toolResults"], report["sources"]) == (3, 3)
 
@@ -117,7 +118,7 @@ def _check_disconnect_cancels(demo: DemoProcess) -> None:
         for line in response:
             if line.startswith(b"b:"):
                 break  # the tools are running: hang up
-    report = get_json(f"{demo.url}api/runs/{run_id}?wait=10")
+    report = get_json(f"{demo.url}/api/runs/{run_id}?wait=10")
     assert report["status"] == "cancelled"
     assert report["toolResults"] == 0
 
@@ -128,19 +129,16 @@ def _check_stop_by_id(demo: DemoProcess) -> None:
         for line in response:
             if b'"tool-input-start"' in line:
                 break  # the tools are running: stop the run from another request
-        report = get_json_post(f"{demo.url}api/cancel/{run_id}")
+        report = get_json_post(f"{demo.url}/api/cancel/{run_id}")
         assert report["status"] == "cancelled"
         response.read()  # the body ends
 
 
 @pytest.fixture(scope="module")
-def demos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, str], DemoProcess]]:
+def demos() -> Iterator[dict[tuple[str, str], DemoProcess]]:
     """One demo process per combination, started side by side (starting Python is the slow part)."""
-    logs = tmp_path_factory.mktemp("demo-logs")
     processes = {
-        (server, backend): DemoProcess(
-            logs / f"{server}-{backend}.log", "--server", server, "--backend", backend, "--pace", "0.3"
-        )
+        (server, backend): DemoProcess("--server", server, "--backend", backend, "--pace", "0.3")
         for server, backend in COMBINATIONS
     }
     with contextlib.ExitStack() as stack:
@@ -157,7 +155,7 @@ def test_demo_runs_on_each_server_and_backend(
     demo = demos[server, backend]
     with demo.showing_log():
         demo.wait_ready()
-        config = get_json(demo.url + "api/config")
+        config = get_json(demo.url + "/api/config")
         assert (config["server"], config["backend"], config["agent"]) == (server, backend, "scripted")
         assert [fmt["id"] for fmt in config["formats"]] == list(FORMATS)
         for fmt in FORMATS:
@@ -166,6 +164,7 @@ def test_demo_runs_on_each_server_and_backend(
         _check_stop_by_id(demo)
         assert demo.stop() == 0, "Ctrl+C stops the demo cleanly"
         log = demo.log()
+        assert f"demo: {demo.url}/ " in log, "the demo prints its page's URL"
         for fmt in FORMATS:
             assert f"run smoke-{fmt} completed" in log
         assert "run smoke-disconnect cancelled:" in log
@@ -179,3 +178,10 @@ def test_uvicorn_on_trio_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
         main(["demo", "--server", "uvicorn", "--backend", "trio"])
     assert exit_info.value.code == 2
     assert "uvicorn runs on asyncio only; use --server hypercorn for --backend trio" in capsys.readouterr().err
+
+
+def test_port_0_listens_on_a_free_port_and_the_url_names_it() -> None:
+    with _listen("127.0.0.1", 0) as sock:
+        port = sock.getsockname()[1]
+        assert port != 0
+        assert _url(sock) == f"http://127.0.0.1:{port}/"

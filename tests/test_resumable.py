@@ -10,7 +10,7 @@ import anyio
 import httpx
 import pytest
 from conformance_helpers import adecode
-from http_servers.launch import Server, spawn, stop, wait_ready
+from http_servers.launch import Server
 from resumable.harness import APP, read_frames, recorded_events, redis_server, running_instances, wait_for_event
 from resumable.servers import RedisServer
 
@@ -243,10 +243,8 @@ async def test_other_tenants_and_expired_streams_are_not_found(
 
     first, _ = instances
     env = {"STORE": "redis", "REDIS_PORT": str(redis_server.port), "KEY_PREFIX": "other"}
-    other_tenant = spawn("uvicorn", APP, env)
     stream_id = f"tenant-{uuid.uuid4().hex}"
-    try:
-        wait_ready(other_tenant)
+    with Server("uvicorn", APP, env) as other_tenant:
         async with httpx.AsyncClient(timeout=10) as client:
             whole = await read_frames(client, "POST", f"{first.url}/runs/{stream_id}", b"\n", None)
             assert whole
@@ -258,18 +256,14 @@ async def test_other_tenants_and_expired_streams_are_not_found(
             response = await client.get(f"{first.url}/runs/{stream_id}")
             assert response.status_code == 404
             assert "expired" in response.json()["error"]
-    finally:
-        stop(other_tenant)
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_redis_going_away_ends_streams_with_an_error_frame() -> None:
-    redis = RedisServer()
-    redis.start()
-    env = {"STORE": "redis", "REDIS_PORT": str(redis.port), "KEY_PREFIX": "outage"}
-    app = spawn("hypercorn-trio", APP, env)
-    try:
-        wait_ready(app)
+    with (
+        RedisServer() as redis,
+        Server("hypercorn-trio", APP, {"STORE": "redis", "REDIS_PORT": str(redis.port), "KEY_PREFIX": "outage"}) as app,
+    ):
         async with httpx.AsyncClient(timeout=15) as client:
             with anyio.fail_after(30):
                 async with client.stream("POST", f"{app.url}/runs/outage-1?scenario=forever") as response:
@@ -277,16 +271,13 @@ async def test_redis_going_away_ends_streams_with_an_error_frame() -> None:
                     async with aclosing(response.aiter_raw()) as chunks:
                         async for data in chunks:
                             buffer += data
-                            if buffer.count(b"\n") >= 3 and redis.process is not None:
+                            if buffer.count(b"\n") >= 3 and redis.running:
                                 redis.kill()
                     # the reader ends the body well-formed: an error frame, then the finish frame
                 lines = buffer.splitlines()
                 assert any(line.startswith(b"3:") and b"unavailable" in line for line in lines), lines[-3:]
                 assert lines[-1].startswith(b"d:")
                 await wait_for_event(client, app, {"event": "log", "level": "ERROR"})
-                redis.start()  # same port: Redis is back
+                redis.start().wait_ready()  # same port: Redis is back
                 whole = await read_frames(client, "POST", f"{app.url}/runs/outage-2", b"\n", None)
                 assert any(b"tail9" in frame for frame in whole)
-    finally:
-        stop(app)
-        redis.close()

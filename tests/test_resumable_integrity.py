@@ -105,7 +105,7 @@ def _lose(loss: str, server: RedisServer, admin: redis.Redis, prefix: str) -> No
         admin.flushall()
     elif loss == "sigkill-restart":
         server.kill()
-        server.start()  # same port, no persistence: empty
+        server.start().wait_ready()  # same port, no persistence: empty
     elif loss == "evict-meta":
         admin.delete(f"{prefix}:meta")
     elif loss == "evict-data":
@@ -321,8 +321,8 @@ async def test_a_producer_that_died_ends_readers_on_the_other_instance(
                     async for data in chunks:
                         body += data
                         # At most 100 ticks a second: the producer renewed its lease for more than one lease.
-                        if body.count(b"tick") >= LEASE_MS // 10 * 1.2 and doomed.process.poll() is None:
-                            doomed.process.kill()
+                        if body.count(b"tick") >= LEASE_MS // 10 * 1.2 and doomed.running:
+                            doomed.kill()
                 _ends_with_an_error(body)
                 assert b"lease" in body.splitlines()[-2]
                 # A new start with the same id is a new run, not the dead stream.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -213,3 +214,88 @@ async def test_a_base_exception_ends_the_run_as_an_error_and_reaches_the_consume
     assert other_finally.is_set()
     [outcome] = outcomes
     assert (outcome.status, outcome.error) == ("error", stop)
+
+
+async def _fails_in_a_task_group() -> None:
+    async def broken() -> None:
+        raise ValueError("the model is down")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(broken)
+
+
+async def test_an_exception_group_is_sent_as_the_exception_inside_it(anyio_backend: str, form: str) -> None:
+    async def callback(controller: RunController) -> None:
+        await _fails_in_a_task_group()
+
+    chunks, raised = await _consume_until_error(create_run(callback), form)
+    assert chunks == [ErrorChunk("the model is down")]
+    assert isinstance(raised, ExceptionGroup)
+
+    seen: list[BaseException] = []
+
+    def hook(exc: BaseException) -> str:
+        seen.append(exc)
+        return f"hook: {exc}"
+
+    chunks, _ = await _consume_until_error(create_run(callback, error_message=hook), form)
+    assert chunks == [ErrorChunk("hook: the model is down")]
+    assert [type(exc) for exc in seen] == [ValueError]  # the hook gets the exception that matters
+
+
+async def test_a_failing_run_added_as_a_substream_sends_its_error_once(anyio_backend: str, form: str) -> None:
+    boom = RuntimeError("inner run failed")
+
+    async def inner(controller: RunController) -> None:
+        controller.append_text("inner text")
+        await anyio.lowlevel.checkpoint()
+        raise boom
+
+    async def outer(controller: RunController) -> None:
+        controller.add_stream(create_run(inner))
+        await anyio.sleep_forever()
+
+    outcomes: list[RunOutcome] = []
+    chunks, raised = await _consume_until_error(create_run(outer, on_finish=outcomes.append), form)
+    assert chunks == [TextDeltaChunk("inner text"), ErrorChunk("inner run failed")]
+    assert raised is boom
+    [outcome] = outcomes
+    assert (outcome.status, outcome.error, outcome.message.errors) == ("error", boom, ["inner run failed"])
+
+
+async def test_a_substream_error_chunk_before_an_unrelated_end_is_kept(anyio_backend: str, form: str) -> None:
+    """Only the error chunk right before the raise counts as its report: others are sent as they are."""
+
+    async def feed() -> AsyncIterator[AssistantStreamChunk]:
+        yield ErrorChunk("a warning")
+        yield TextDeltaChunk("more")
+        raise RuntimeError("then it broke")
+
+    async def callback(controller: RunController) -> None:
+        controller.add_stream(feed())
+        await anyio.sleep_forever()
+
+    chunks, _ = await _consume_until_error(create_run(callback), form)
+    assert chunks == [ErrorChunk("a warning"), TextDeltaChunk("more"), ErrorChunk("then it broke")]
+
+
+@pytest.mark.parametrize("hook_fault", ["raises", "returns_non_str"])
+async def test_a_broken_error_message_hook_falls_back_to_the_default_text(
+    anyio_backend: str, form: str, hook_fault: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def hook(exc: BaseException) -> str:
+        if hook_fault == "raises":
+            raise LookupError("no translation")
+        return None  # type: ignore[return-value]
+
+    async def callback(controller: RunController) -> None:
+        controller.append_text("partial")
+        await anyio.lowlevel.checkpoint()
+        raise ValueError("the model is down")
+
+    with caplog.at_level(logging.ERROR, logger="assistant_stream_ce"):
+        chunks, raised = await _consume_until_error(create_run(callback, error_message=hook), form)
+
+    assert chunks == [TextDeltaChunk("partial"), ErrorChunk("the model is down")]
+    assert type(raised) is ValueError
+    assert "error_message hook failed" in caplog.text

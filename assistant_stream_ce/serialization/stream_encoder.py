@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterable
 from typing import ClassVar, Literal, Protocol
 
+from .._run import default_error_message
 from ..assistant_stream_chunk import AssistantStreamChunk, ErrorChunk
 from ._frames import SSE_KEEPALIVE, SSE_MEDIA_TYPE
 
@@ -95,7 +96,7 @@ class StreamEncoder(ABC):
                     logger.error("the stream being encoded raised", exc_info=exc)
                     status = "error"
                     if not isinstance(last, ErrorChunk):
-                        error = ErrorChunk(error=str(exc) or type(exc).__name__)
+                        error = ErrorChunk(error=default_error_message(exc))
                         for frame in split_frames(writer.encode(error), self):
                             yield frame
                     break

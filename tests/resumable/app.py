@@ -159,10 +159,6 @@ async def events(request: Request) -> Response:
     return JSONResponse(EVENTS)
 
 
-async def health(request: Request) -> Response:
-    return JSONResponse({"ok": True})
-
-
 async def wait_for_event(request: Request) -> Response:
     """Answer once an event containing the posted fields has happened (408 after 10 s)."""
     wanted = (await request.json()).items()
@@ -211,7 +207,6 @@ app = Starlette(
         Route("/runs/{stream_id}/cancel", cancel, methods=["POST"]),
         Route("/_release/{stream_id}", release, methods=["POST"]),
         Route("/_events", events),
-        Route("/health", health),
         Route("/_events/wait", wait_for_event, methods=["POST"]),
     ],
     lifespan=lifespan,

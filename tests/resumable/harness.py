@@ -8,8 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from http_servers.launch import Server, spawn, stop, wait_ready
+from http_servers.launch import Server
 from resumable.servers import RedisServer
+from server_process import running
 
 APP = "resumable.app:app"
 
@@ -17,25 +18,15 @@ APP = "resumable.app:app"
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer]:
     """A redis-server of the test module's own (a module may kill, flush and restart it)."""
-    server = RedisServer()
-    server.start()
-    try:
+    with RedisServer() as server:
         yield server
-    finally:
-        server.close()
 
 
 @contextmanager
 def running_instances(stacks: tuple[str, ...], env: dict[str, str]) -> Iterator[list[Server]]:
     """App instances (one process each, see resumable/app.py) on ``stacks``, ready, then stopped."""
-    servers = [spawn(stack, APP, env) for stack in stacks]
-    try:
-        for server in servers:
-            wait_ready(server)
+    with running([Server(stack, APP, env) for stack in stacks]) as servers:
         yield servers
-    finally:
-        for server in servers:
-            stop(server)
 
 
 def split(data: bytes, separator: bytes) -> list[bytes]:
