@@ -56,19 +56,24 @@ def spawn(producer: Callable[[], Awaitable[None]]) -> None:
 class EventLoop:
     """The running event loop, reachable from any thread: made on the loop's thread."""
 
-    __slots__ = ("_call_soon", "thread")
+    __slots__ = ("_call_soon", "thread", "time")
 
     def __init__(self) -> None:
         self.thread = threading.get_ident()
         self._call_soon: Callable[[Callable[[], object]], object]
+        #: The loop's clock (that of cancel scope deadlines), also readable from the loop's callbacks.
+        self.time: Callable[[], float]
         if _backend() == "trio":
             import trio
 
             self._call_soon = trio.lowlevel.current_trio_token().run_sync_soon
+            self.time = trio.current_time
         else:
             import asyncio
 
-            self._call_soon = asyncio.get_running_loop().call_soon_threadsafe
+            loop = asyncio.get_running_loop()
+            self._call_soon = loop.call_soon_threadsafe
+            self.time = loop.time
 
     def call_soon(self, fn: Callable[[], object]) -> bool:
         """Run ``fn()`` on the loop's thread soon (it must not raise); False if the loop has ended."""

@@ -4,6 +4,12 @@ A run is a task group: the callback runs in its body, and its tool tasks and
 substreams are its children. It ends in exactly one outcome (completed, error
 or cancelled), decided and reported from a shielded, time-limited
 ``finally``, after which no chunk is emitted.
+
+When the consumer goes away, the children are cancelled at once. So is the
+callback, unless it has looked at the cancellation (``is_cancelled``,
+``cancelled_event``): then, as in assistant-stream 0.0.36, it gets
+``cancel_window`` seconds to return on its own (and save what it has) before
+its scope's deadline cancels it.
 """
 
 from __future__ import annotations
@@ -114,12 +120,18 @@ class RunCore:
         on_finish: OnFinish | None,
         grace_period: float,
         error_message: Callable[[BaseException], str],
+        cancel_window: float,
     ) -> None:
         self.merger = Merger()
         self.state = StateStore(state, self.merger.state, self.merger._writable)
         self.on_finish = on_finish
         self.grace_period = grace_period
         self.error_message = error_message
+        self.cancel_window = cancel_window
+        # Set when the controller's cancellation is read: the callback may stop on its own.
+        self.watches_cancellation = False
+        self._in_callback = False
+        self._child_scopes: set[anyio.CancelScope] = set()  # of running tool calls and substreams
         # The builder folds what was sent onto its own copy: the live state runs ahead of the wire.
         self.builder = MessageBuilder(copy_json_tree(self.state.root, "state")) if on_finish is not None else None
         self.loop: EventLoop | None = None  # the loop the run runs on, once it has started
@@ -176,16 +188,39 @@ class RunCore:
             await self._asked.wait()
 
     def cancel(self) -> None:
-        """The consumer went away: stop the run and drop its pending output."""
+        """The consumer went away: stop the run and drop its pending output.
+
+        Tool calls and substreams stop at once. The callback too, unless it
+        watches the cancellation: then its scope gets a deadline
+        ``cancel_window`` from now, which cancels it if it has not returned.
+        """
         if self.finishing or self.cancelled:
             return
         self.cancelled = True
         if self._cancelled_event is not None:
             self._cancelled_event.set()
         self.merger.discard()
+        for scope in self._child_scopes:
+            scope.cancel()
         if self.scope is not None:
-            self.scope.cancel()
+            if self.watches_cancellation and self._in_callback and self.cancel_window > 0:
+                assert self.loop is not None  # set before the scope
+                self.scope.deadline = min(self.scope.deadline, self.loop.time() + self.cancel_window)
+            else:
+                self.scope.cancel()
         self._bound_cleanups()
+
+    @contextlib.contextmanager
+    def child_scope(self) -> Iterator[None]:
+        """A scope for one tool call or substream, which ``cancel()`` cancels at once."""
+        with anyio.CancelScope() as scope:
+            if self.cancelled:
+                scope.cancel()
+            self._child_scopes.add(scope)
+            try:
+                yield
+            finally:
+                self._child_scopes.discard(scope)
 
     def fail(self, exc: BaseException, *, reported: bool = False) -> None:
         """A child raised: emit the error (unless ``reported``: it is out already), end the run's other work."""
@@ -252,12 +287,17 @@ class RunCore:
             with self.scope:
                 async with anyio.create_task_group() as tg:
                     self.tg = tg  # the callback's children: tool tasks, substreams
-                    await self.guard(callback)
-                if self.error is None:
-                    self._finish_dangling_calls()
-                self.merger.close()
-                await self.merger.drained()
-                await self._delivered()
+                    self._in_callback = True
+                    try:
+                        await self.guard(callback)
+                    finally:
+                        self._in_callback = False
+                if not self.cancelled:  # else the callback returned in its window, and nothing more goes out
+                    if self.error is None:
+                        self._finish_dangling_calls()
+                    self.merger.close()
+                    await self.merger.drained()
+                    await self._delivered()
         except BaseException as exc:
             if (beyond := _beyond_cancellation(exc)) is None:
                 self.cancel()  # an enclosing scope was cancelled: same as the consumer leaving

@@ -55,6 +55,9 @@ __all__ = ["CancellationSignal", "ReadOnlyCancellationSignal", "Run", "RunContro
 ReadOnlyCancellationSignal = CancellationSignal
 """assistant-stream 0.0.36's name for :class:`CancellationSignal`."""
 
+DEFAULT_CANCEL_WINDOW = 0.05
+"""Seconds a callback that watches its cancellation has to return on its own (as in 0.0.36)."""
+
 
 def _check_str(value: object, name: str) -> None:
     if not isinstance(value, str):
@@ -149,17 +152,18 @@ class RunController:
         iterator = aiter(stream)
         chunk: AssistantStreamChunk | None = None
         try:
-            while True:
-                await self._merger.wait_for_room()
-                try:
-                    chunk = await anext(iterator)
-                except StopAsyncIteration:
-                    return
-                except Exception as exc:
-                    # A stream that raises right after an error chunk (a failing run does) has sent its error.
-                    self._core.fail(exc, reported=isinstance(chunk, ErrorChunk))
-                    return
-                self._emit(chunk)
+            with self._core.child_scope():
+                while True:
+                    await self._merger.wait_for_room()
+                    try:
+                        chunk = await anext(iterator)
+                    except StopAsyncIteration:
+                        return
+                    except Exception as exc:
+                        # A stream that raises right after an error chunk (a failing run does) has sent its error.
+                        self._core.fail(exc, reported=isinstance(chunk, ErrorChunk))
+                        return
+                    self._emit(chunk)
         finally:
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
@@ -270,14 +274,20 @@ class RunController:
 
     # -- cancellation --------------------------------------------------------
 
+    # Reading either property tells the run that the callback stops by itself once cancelled:
+    # it then gets the run's ``cancel_window`` to return before it is cancelled.
+
     @property
     def is_cancelled(self) -> bool:
         """True once the consumer went away and the run is being cancelled."""
-        return self._core.cancelled
+        core = self._core
+        core.watches_cancellation = True
+        return core.cancelled
 
     @property
     def cancelled_event(self) -> CancellationSignal:
         """A signal to check (``is_set()``) or wait for (``await wait()``) the cancellation."""
+        self._core.watches_cancellation = True
         return CancellationSignal(self._core)
 
     def cleanup(self) -> contextlib.AbstractContextManager[anyio.CancelScope]:
@@ -449,6 +459,7 @@ def create_run(
     on_finish: OnFinish | None = None,
     grace_period: float = 5.0,
     error_message: Callable[[BaseException], str] = default_error_message,
+    cancel_window: float = DEFAULT_CANCEL_WINDOW,
 ) -> Run:
     """Describe a run of ``await callback(controller)``; nothing starts until it is consumed.
 
@@ -457,9 +468,20 @@ def create_run(
     bounds the run's own cleanup after cancellation, and each
     ``controller.cleanup()`` block. ``error_message`` turns an exception of
     the callback or of a tool call into the text the client sees.
+    ``cancel_window``: when the consumer goes away, a callback that has read
+    ``is_cancelled`` or ``cancelled_event`` has this many seconds to return on
+    its own before it is cancelled (0: at once); any other callback, and every
+    tool call and substream, is cancelled at once.
     """
     if not callable(callback):
         raise TypeError(f"callback must be an async function taking the controller, not {callback!r}")
     if not (isinstance(grace_period, (int, float)) and grace_period > 0 and math.isfinite(grace_period)):
         raise ValueError(f"grace_period must be a positive number of seconds, not {grace_period!r}")
-    return Run(callback, RunCore(state, on_finish, float(grace_period), error_message))
+    if not (
+        isinstance(cancel_window, (int, float))
+        and not isinstance(cancel_window, bool)
+        and cancel_window >= 0
+        and math.isfinite(cancel_window)
+    ):
+        raise ValueError(f"cancel_window must be a number of seconds, 0 or more, not {cancel_window!r}")
+    return Run(callback, RunCore(state, on_finish, float(grace_period), error_message, float(cancel_window)))

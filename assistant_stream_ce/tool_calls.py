@@ -13,11 +13,12 @@ batch asks for completion order.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.abc
@@ -29,6 +30,9 @@ from ._merger import HIGH_WATER, Merger
 from ._run import RunCore, error_text
 from .assistant_stream_chunk import ToolResultChunk
 from .modules.tool_call import generate_openai_style_tool_call_id, tool_result_chunk
+
+if TYPE_CHECKING:
+    from ._run import RunCore
 
 __all__ = ["ToolCall", "ToolCallBatch", "ToolCallHandle", "ToolFunction"]
 
@@ -235,13 +239,17 @@ async def _run_call(
     """One call: the tool function and its forwarder, joined by the call's own stream.
 
     The stream is made here, so a call cancelled before it ever ran leaves none open.
+    The call runs in a scope of the run's, which a cancelled run cancels at once;
+    a BaseException of the tool's fails the run from the tool's own task (on
+    asyncio, SystemExit or KeyboardInterrupt leaving a task would stop the loop).
     """
     send, receive = anyio.create_memory_object_stream[_Item](TOOL_STREAM_BUFFER)
     tool = ToolCall(tool_call_id, tool_name, args or {}, args is None, send, core)
+    task = functools.partial(_tool_task, fn, tool, timeout, send)
     try:
-        with send, receive:
+        with send, receive, core.child_scope():
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_tool_task, fn, tool, timeout, send, name=f"tool {tool_name} {tool_call_id}")
+                tg.start_soon(core.guard, task, name=f"tool {tool_name} {tool_call_id}")
                 await _forward(receive, core.merger, sequencer, index, tool_call_id)
     finally:
         sequencer.ended(index)

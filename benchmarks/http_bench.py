@@ -137,10 +137,10 @@ async def get_json(port: int, path: str) -> Any:
     return json.loads(data.split(b"\r\n\r\n", 1)[1])
 
 
-async def disconnect_after_first_byte(port: int, key: str) -> float:
+async def disconnect_after_first_byte(port: int, key: str, cooperative: bool) -> float:
     """Open ``/forever``, read its first body bytes, close the socket: the time.monotonic() of the close."""
     async with await anyio.connect_tcp("127.0.0.1", port) as sock:
-        await sock.send(_request(f"/forever?id={key}"))
+        await sock.send(_request(f"/forever?id={key}&cooperative={int(cooperative)}"))
         head = b""
         while (end := head.find(b"\r\n\r\n")) < 0 or len(head) <= end + 4:
             head += await sock.receive(65536)
@@ -263,13 +263,16 @@ async def concurrent(port: int, pid: int, streams: int, deltas: int, pace: float
     }
 
 
-async def disconnect(port: int, trials: int, timeout: float = 1.0) -> Figures:
-    """Close the socket mid-stream; time until the server's run ran its ``finally`` (up to ``timeout``)."""
+async def disconnect(port: int, trials: int, *, cooperative: bool = False, timeout: float = 1.0) -> Figures:
+    """Close the socket mid-stream; time until the server's run ran its ``finally`` (up to ``timeout``).
+
+    ``cooperative``: the callback also stops by itself once it sees ``is_cancelled``.
+    """
     latencies: list[float] = []
     missed = 0
     for i in range(trials):
         key = f"d{i}-{time.monotonic_ns()}"
-        closed = await disconnect_after_first_byte(port, key)
+        closed = await disconnect_after_first_byte(port, key, cooperative)
         while (at := (await get_json(port, f"/cleanup?id={key}"))["at"]) is None:
             if time.monotonic() - closed > timeout:
                 break
@@ -320,6 +323,9 @@ def run_stack(libs: list[str], stack: str, sizes: dict[str, Any]) -> dict[str, F
             for lib, (port, _) in servers.items():
                 if lib != "bare":  # the server floor does not watch for disconnects: nothing to time
                     figures[lib]["disconnect"] = await disconnect(port, sizes["disconnects"])
+                    figures[lib]["disconnect-cooperative"] = await disconnect(
+                        port, sizes["disconnects"], cooperative=True
+                    )
             return figures
 
         return anyio.run(main, backend="asyncio")

@@ -5,7 +5,8 @@
 Routes (``bare``: ``/stream`` only):
 - ``/stream?deltas=N&pace=S``: N text deltas; after each, a checkpoint (S=0) or a sleep of S seconds;
 - ``/forever?id=K``: a delta every 5 ms until the client goes away; the callback's ``finally``
-  records when it ran;
+  records when it ran; with ``&cooperative=1`` the callback also stops by itself once
+  ``controller.is_cancelled`` is true (0.0.36's documented pattern);
 - ``/cleanup?id=K``: ``{"at": <time.monotonic() of that finally, or null>}``.
 
 ``time.monotonic()`` is the system-wide CLOCK_MONOTONIC on Linux, so the
@@ -110,11 +111,12 @@ def build_app(lib_key: str) -> Starlette:
 
     async def forever(request: Request) -> Response:
         key = request.query_params["id"]
+        cooperative = request.query_params.get("cooperative") == "1"
 
         async def callback(controller: Any) -> None:
             try:
                 deadline = anyio.current_time() + FOREVER_LIMIT
-                while anyio.current_time() < deadline:
+                while anyio.current_time() < deadline and not (cooperative and controller.is_cancelled):
                     controller.append_text("tick ")
                     await anyio.sleep(0.005)
             finally:

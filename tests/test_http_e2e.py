@@ -269,36 +269,55 @@ def data_stream_text(body: bytes) -> str:
 DISCONNECT_AFTER = (1, 3, 8, 40)
 
 
+async def hang_up_after(port: int, fmt: str, path: str, k: int) -> bytes:
+    """Read the body until it holds ``k`` frames (the piece that completes them included), then close."""
+    pieces: list[bytes] = []
+    async with await raw_client.connect(port) as connection:
+        response = await raw_client.RawResponse.open(connection, path, REQUESTS[fmt])
+        assert response.status == 200
+        while frame_count(fmt, pieces) < k:
+            piece = await response.next_piece()
+            assert piece is not None, "the body ended early"
+            pieces.append(piece)
+    return b"".join(pieces)
+
+
+async def hang_up_all(
+    server: launch.Server, client: httpx.AsyncClient, streams: dict[str, tuple[str, str, int]]
+) -> dict[str, tuple[bytes, dict[str, Any]]]:
+    """Open every stream (run -> format, path, k) at once and hang up each after k frames.
+
+    Then, per run, what its client received and the server's report, once the run
+    has ended: cancelled, with every ``finally`` run, the callback's included.
+    """
+    received: dict[str, bytes] = {}
+
+    async def one(run: str, fmt: str, path: str, k: int) -> None:
+        received[run] = await hang_up_after(server.port, fmt, path, k)
+
+    async with anyio.create_task_group() as tg:
+        for run, stream in streams.items():
+            tg.start_soon(one, run, *stream)
+    result: dict[str, tuple[bytes, dict[str, Any]]] = {}
+    for run, (fmt, _, k) in streams.items():
+        report = await server_events(client, run, finished)
+        assert outcome_of(report)["status"] == "cancelled", (fmt, k)
+        assert "callback" in names(report, "start")
+        assert names(report, "finally") == names(report, "start"), (fmt, k)
+        result[run] = (received[run], report)
+    return result
+
+
 async def test_disconnect_after_k_frames_cancels_the_run_and_runs_every_finally(server: launch.Server) -> None:
-    received: dict[tuple[str, int], bytes] = {}
     runs = {(fmt, k): new_run(f"leave-{fmt}-{k}") for fmt in FORMATS for k in DISCONNECT_AFTER}
+    streams = {run: (fmt, stream_url(fmt, run, "endless", heartbeat="none"), k) for (fmt, k), run in runs.items()}
     async with client_for(server) as client:
-
-        async def leave_after(fmt: str, k: int) -> None:
-            path = stream_url(fmt, runs[fmt, k], "endless", heartbeat="none")
-            pieces: list[bytes] = []
-            async with await raw_client.connect(server.port) as connection:
-                response = await raw_client.RawResponse.open(connection, path, REQUESTS[fmt])
-                assert response.status == 200
-                while frame_count(fmt, pieces) < k:
-                    piece = await response.next_piece()
-                    assert piece is not None, "the endless run ended"
-                    pieces.append(piece)
-            # The socket is closed here, in the middle of the body.
-            received[fmt, k] = b"".join(pieces)
-
-        async with anyio.create_task_group() as tg:
-            for fmt, k in runs:
-                tg.start_soon(leave_after, fmt, k)
-
+        ended = await hang_up_all(server, client, streams)
         for (fmt, k), run in runs.items():
-            report = await server_events(client, run, finished)
+            body, report = ended[run]
             outcome = outcome_of(report)
-            assert outcome["status"] == "cancelled", (fmt, k)
             assert outcome["text"].startswith("Searching. "), (fmt, k)
             started = names(report, "start")
-            assert "callback" in started
-            assert names(report, "finally") == started, (fmt, k)
             if k == DISCONNECT_AFTER[-1]:  # mid-tool-call: begun, arguments streaming, no result
                 tools = outcome["tool_calls"]
                 assert {t["id"] for t in tools} == {"call-a", "call-b"}
@@ -306,9 +325,42 @@ async def test_disconnect_after_k_frames_cancels_the_run_and_runs_every_finally(
                 assert not any(t["args_finished"] or t["has_result"] for t in tools)
                 assert {"tool call-a", "tool call-b"} <= set(started)
             if fmt == "data-stream":
-                assert outcome["text"].startswith(data_stream_text(received[fmt, k]))
+                assert outcome["text"].startswith(data_stream_text(body))
         report = await server_events(client, "none", lambda r: r["live"] == 0)
         assert report["live"] == 0
+
+
+#: A window longer than server_events waits: a run that sat it out would fail the test.
+LONG_WINDOW = 60
+
+
+async def test_a_callback_that_checks_is_cancelled_saves_its_answer_when_the_client_disconnects(
+    server: launch.Server,
+) -> None:
+    """0.0.36's pattern (check ``is_cancelled``, break, save) saves; its tool call and a callback that
+    never checks are cancelled at once (with a window far longer than the test may take)."""
+    runs = {(fmt, scenario): new_run(f"{scenario}-{fmt}") for fmt in FORMATS for scenario in ("saving", "endless")}
+    # 12 frames: past the tool's start, so the saving callback has read is_cancelled.
+    streams = {
+        run: (fmt, stream_url(fmt, run, scenario, heartbeat="none", cancel_window=LONG_WINDOW), 12)
+        for (fmt, scenario), run in runs.items()
+    }
+    async with client_for(server) as client:
+        ended = await hang_up_all(server, client, streams)
+        for (fmt, scenario), run in runs.items():
+            _, report = ended[run]
+            outcome = outcome_of(report)
+            saved = [event for event in report["events"] if event["kind"] == "saved"]
+            if scenario == "endless":
+                assert saved == [], fmt
+                continue
+            assert names(report, "start") == ["callback", "tool call-a"], fmt
+            assert [event["kind"] for event in report["events"]][-3:] == ["saved", "finally", "on_finish"], fmt
+            [event] = saved
+            assert outcome["text"].startswith("Searching. "), fmt
+            assert event["text"].startswith(outcome["text"]), fmt
+            assert event["text"].startswith("Searching. 0 "), fmt
+        await server_events(client, "none", lambda r: r["live"] == 0)
 
 
 # -- 3. a client that stops reading ---------------------------------------------------------

@@ -28,7 +28,7 @@ import msgspec
 import pytest
 import trio
 from anyio import from_thread
-from http_servers import launch, raw_client
+from http_servers import launch
 from http_servers.scenarios import full_text
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -41,6 +41,7 @@ from test_http_e2e import (
     fetch,
     finished,
     frame_count,
+    hang_up_after,
     names,
     new_run,
     outcome_of,
@@ -427,19 +428,6 @@ def reliability_servers() -> Iterator[dict[str, launch.Server]]:
     for name, output in outputs.items():
         assert "Traceback" not in output, f"{name} logged:\n{output}"
         assert "ERROR" not in output, f"{name} logged:\n{output}"
-
-
-async def hang_up_after(port: int, fmt: str, path: str, k: int) -> bytes:
-    """Read the body until it holds ``k`` frames (the piece that completes them included), then close."""
-    pieces: list[bytes] = []
-    async with await raw_client.connect(port) as connection:
-        response = await raw_client.RawResponse.open(connection, path, REQUESTS[fmt])
-        assert response.status == 200
-        while frame_count(fmt, pieces) < k:
-            piece = await response.next_piece()
-            assert piece is not None, "the body ended early"
-            pieces.append(piece)
-    return b"".join(pieces)
 
 
 @pytest.mark.parametrize("fmt", ["data-stream", "ui-message-stream"])

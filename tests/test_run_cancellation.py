@@ -9,6 +9,7 @@ text, it goes away; then every ``finally`` has run and seen
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -332,3 +333,290 @@ async def test_aclose_inside_async_with_cancels_and_waits_for_cleanup() -> None:
             await chunks.aclose()
             assert cleanup == ["finally, cancelled=True"]
             assert [chunk async for chunk in chunks] == []
+
+
+# -- the compatibility window: a callback that looks at the cancellation may finish on its own ----------------
+
+
+#: The window of these tests: long, so that a slow machine cannot make it end before the callback
+#: returns, and longer than any test may take, so that a run that waited for it trips fail_after.
+#: (The default of 50 ms is 0.0.36's, whose own test suite runs against this package.)
+LONG_WINDOW = 3600.0
+
+LOOKS: dict[str, Callable[[RunController], bool]] = {
+    "is_cancelled": lambda controller: controller.is_cancelled,
+    "cancelled_event.is_set()": lambda controller: controller.cancelled_event.is_set(),
+}
+
+
+@dataclass
+class Saver:
+    """A callback written for 0.0.36: it streams until it sees the cancellation, then saves what it has."""
+
+    looks: Callable[[RunController], bool]
+    log: list[str] = field(default_factory=list)
+    saved: list[str] = field(default_factory=list)
+    outcomes: list[RunOutcome] = field(default_factory=list)
+    reported: anyio.Event = field(default_factory=anyio.Event)
+    controller: RunController | None = None
+
+    def run(self, cancel_window: float = LONG_WINDOW) -> Run:
+        return create_run(self.callback, on_finish=self.on_finish, cancel_window=cancel_window)
+
+    async def callback(self, controller: RunController) -> None:
+        self.controller = controller
+        answer = ""
+        try:
+            while not self.looks(controller):
+                answer += "word "
+                controller.append_text("word ")
+                await anyio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()  # saving may await
+            controller.append_text("after")  # discarded: the consumer is gone
+            self.saved.append(answer)
+            self.log.append("saved")
+        finally:
+            self.log.append("finally")
+
+    def on_finish(self, outcome: RunOutcome) -> None:
+        self.outcomes.append(outcome)
+        self.log.append("on_finish")
+        self.reported.set()
+
+    def check_saved(self, received: str) -> None:
+        """The callback saved its answer, which begins with what the consumer received; then on_finish ran."""
+        assert self.log == ["saved", "finally", "on_finish"]
+        [answer] = self.saved
+        assert received
+        assert answer.startswith(received)
+        [outcome] = self.outcomes
+        assert (outcome.status, outcome.error) == ("cancelled", None)
+        assert outcome.message.text == received
+        assert self.controller is not None
+        assert self.controller.is_cancelled
+
+
+async def _read_some(chunks: Run) -> str:
+    """Read until the callback has written twice, so that it has run a while."""
+    received = ""
+    async for chunk in chunks:
+        assert isinstance(chunk, TextDeltaChunk)
+        received += chunk.text_delta
+        if received.count("word") >= 2:
+            return received
+    raise AssertionError("the run ended")
+
+
+@pytest.mark.parametrize("look", LOOKS)
+async def test_a_callback_that_checks_saves_its_partial_answer_on_aclose(anyio_backend: str, look: str) -> None:
+    saver = Saver(LOOKS[look])
+    run = saver.run()
+    with anyio.fail_after(5):
+        received = await _read_some(run)
+        await run.aclose()
+    saver.check_saved(received)
+
+
+@pytest.mark.parametrize("look", LOOKS)
+async def test_a_callback_that_checks_saves_its_partial_answer_on_leaving_async_with(
+    anyio_backend: str, look: str
+) -> None:
+    saver = Saver(LOOKS[look])
+    run = saver.run()
+    with anyio.fail_after(5):
+        async with run as chunks:
+            received = await _read_some(chunks)
+    saver.check_saved(received)
+
+
+async def test_a_callback_that_checks_saves_its_partial_answer_when_the_iterator_is_dropped(
+    anyio_backend: str,
+) -> None:
+    """The run is cancelled from the loop's own queue (where the collector's cancellation goes): same window."""
+    saver = Saver(LOOKS["is_cancelled"])
+    with anyio.fail_after(5):
+        run = saver.run()
+        received = await _read_some(run)
+        del run
+        await saver.reported.wait()
+    saver.check_saved(received)
+
+
+@pytest.mark.parametrize("runner", ["asyncio.run", "trio.run"])
+def test_a_run_dropped_under_a_plain_runner_gives_the_window_too(runner: str) -> None:
+    """No AnyIO runner around the program: the cancellation still finds the loop's clock."""
+    saver = Saver(LOOKS["is_cancelled"])
+
+    async def main() -> str:
+        with anyio.fail_after(5):
+            run = saver.run()
+            received = await _read_some(run)
+            del run
+            await saver.reported.wait()
+        return received
+
+    if runner == "asyncio.run":
+        import asyncio
+
+        received = asyncio.run(main())
+    else:
+        import trio
+
+        received = trio.run(main)
+    saver.check_saved(received)
+
+
+async def test_a_callback_that_waits_for_the_cancellation_saves_after_it(anyio_backend: str, form: str) -> None:
+    """``await controller.cancelled_event.wait()`` returns when the consumer leaves, and the callback goes on."""
+    log: list[str] = []
+
+    async def callback(controller: RunController) -> None:
+        controller.append_text("partial")
+        assert await controller.cancelled_event.wait()
+        await anyio.lowlevel.checkpoint()  # saving may await
+        log.append(f"saved, cancelled={controller.is_cancelled}")
+
+    run = create_run(
+        callback, cancel_window=LONG_WINDOW, on_finish=lambda outcome: log.append(f"on_finish {outcome.status}")
+    )
+    with anyio.fail_after(5):
+        if form == "structured":
+            async with run as chunks:
+                assert await anext(chunks) == TextDeltaChunk("partial")
+        else:
+            assert await anext(run) == TextDeltaChunk("partial")
+            await run.aclose()
+    assert log == ["saved, cancelled=True", "on_finish cancelled"]
+
+
+def test_the_default_window_is_that_of_0_0_36() -> None:
+    assert inspect.signature(create_run).parameters["cancel_window"].default == 0.05
+
+
+async def test_a_callback_that_looked_but_does_not_return_is_cancelled_when_its_window_ends(
+    anyio_backend: str, form: str
+) -> None:
+    log: list[str] = []
+
+    async def callback(controller: RunController) -> None:
+        assert not controller.is_cancelled
+        controller.append_text("partial")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            log.append(f"finally, cancelled={controller.is_cancelled}")
+
+    run = create_run(callback, on_finish=lambda outcome: log.append(f"on_finish {outcome.status}"))
+    with anyio.fail_after(5):
+        if form == "structured":
+            async with run as chunks:
+                await anext(chunks)
+        else:
+            await anext(run)
+            await run.aclose()
+    assert log == ["finally, cancelled=True", "on_finish cancelled"]
+
+
+async def test_a_callback_that_never_looks_is_cancelled_at_once(anyio_backend: str, form: str) -> None:
+    """Its ``finally`` has run when ``aclose()`` returns, and the run did not sit out any window."""
+    log: list[str] = []
+
+    async def callback(controller: RunController) -> None:
+        controller.append_text("partial")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            log.append("finally")
+
+    run = create_run(
+        callback, cancel_window=LONG_WINDOW, on_finish=lambda outcome: log.append(f"on_finish {outcome.status}")
+    )
+    with anyio.fail_after(5):
+        if form == "structured":
+            async with run as chunks:
+                await anext(chunks)
+                await chunks.aclose()
+                assert log == ["finally", "on_finish cancelled"]
+        else:
+            await anext(run)
+            await run.aclose()
+    assert log == ["finally", "on_finish cancelled"]
+
+
+@pytest.mark.parametrize("child", ["tool", "batch tool", "substream"])
+async def test_children_are_cancelled_at_once_while_the_callback_has_its_window(
+    anyio_backend: str, form: str, child: str
+) -> None:
+    """The callback waits for its child's ``finally`` after the cancellation: only an immediate cancel ends it."""
+    log: list[str] = []
+    child_started = anyio.Event()
+    child_done = anyio.Event()
+
+    async def block(call: ToolCall | None = None) -> None:
+        child_started.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            log.append("child finally")
+            child_done.set()
+
+    async def source() -> AsyncIterator[AssistantStreamChunk]:
+        await block()
+        yield TextDeltaChunk("never")
+
+    async def save_after_the_child(controller: RunController) -> None:
+        await child_started.wait()
+        controller.append_text("partial")
+        await controller.cancelled_event.wait()
+        await child_done.wait()
+        log.append("saved")
+
+    async def callback(controller: RunController) -> None:
+        if child == "tool":
+            controller.start_tool_call("slow", block, args={})
+        elif child == "substream":
+            controller.add_stream(source())
+        else:
+            async with controller.tool_calls() as calls:
+                calls.start("slow", block, args={})
+                await save_after_the_child(controller)
+            return
+        await save_after_the_child(controller)
+
+    run = create_run(callback, cancel_window=LONG_WINDOW, on_finish=lambda o: log.append(f"on_finish {o.status}"))
+    with anyio.fail_after(5):
+        if form == "structured":
+            async with run as chunks:
+                async for chunk in chunks:
+                    if chunk == TextDeltaChunk("partial"):
+                        break
+        else:
+            async for chunk in run:
+                if chunk == TextDeltaChunk("partial"):
+                    break
+            await run.aclose()
+    assert log == ["child finally", "saved", "on_finish cancelled"]
+
+
+async def test_a_zero_window_cancels_a_callback_that_checks_at_once(anyio_backend: str, form: str) -> None:
+    saver = Saver(LOOKS["is_cancelled"])
+    run = saver.run(cancel_window=0)
+    with anyio.fail_after(5):
+        if form == "structured":
+            async with run as chunks:
+                received = await _read_some(chunks)
+        else:
+            received = await _read_some(run)
+            await run.aclose()
+    assert saver.saved == []
+    assert saver.log == ["finally", "on_finish"]
+    [outcome] = saver.outcomes
+    assert (outcome.status, outcome.message.text) == ("cancelled", received)
+
+
+@pytest.mark.parametrize("window", [-1, float("nan"), float("inf"), "0.05", True])
+def test_the_window_must_be_a_finite_number_of_seconds(window: object) -> None:
+    async def callback(controller: RunController) -> None: ...
+
+    with pytest.raises((ValueError, TypeError), match="cancel_window"):
+        create_run(callback, cancel_window=window)  # type: ignore[arg-type]

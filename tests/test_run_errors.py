@@ -165,7 +165,7 @@ class Abort(BaseException):
     """An application's own BaseException: not an error the run may turn into a result."""
 
 
-BASE_EXCEPTIONS = [Abort, SystemExit]
+BASE_EXCEPTIONS = [Abort, SystemExit, KeyboardInterrupt]
 
 
 @pytest.mark.parametrize("kind", BASE_EXCEPTIONS, ids=lambda kind: kind.__name__)
@@ -173,8 +173,6 @@ BASE_EXCEPTIONS = [Abort, SystemExit]
 async def test_a_base_exception_ends_the_run_as_an_error_and_reaches_the_consumer_as_itself(
     anyio_backend: str, form: str, kind: type[BaseException], where: str
 ) -> None:
-    if anyio_backend == "asyncio" and kind is SystemExit and "tool" in where:
-        pytest.skip("asyncio lets SystemExit from any task stop the event loop (docs/cancellation.md)")
     stop = kind("stop")
     outcomes: list[RunOutcome] = []
     other_finally = anyio.Event()

@@ -4,7 +4,7 @@
 client sends (with :func:`read_chat_request`, limit ``MAX_BYTES``) and
 streams a scenario of :mod:`scenarios` with the format's response class.
 Query options: ``heartbeat`` and ``send_timeout`` (seconds), ``gap`` (the
-idle scenario's silence). ``GET /events/{run}`` tells what the server saw.
+idle scenario's silence), ``cancel_window`` (seconds, the run's). ``GET /events/{run}`` tells what the server saw.
 """
 
 from __future__ import annotations
@@ -97,7 +97,9 @@ async def stream(request: Request) -> Response:
     send_timeout = _seconds(request, "send_timeout")
     if send_timeout is not None:
         options["send_timeout"] = send_timeout
-    return respond(create_run(callback), **options)
+    cancel_window = _seconds(request, "cancel_window")
+    run_options = {} if cancel_window is None else {"cancel_window": cancel_window}
+    return respond(create_run(callback, **run_options), **options)
 
 
 async def events(request: Request) -> Response:

@@ -130,6 +130,48 @@ def endless(run: str, user_text: str) -> Callback:
     return callback
 
 
+def saving(run: str, user_text: str) -> Callback:
+    """Written for 0.0.36: stream until ``is_cancelled``, then save the answer so far (``saved``).
+
+    A tool call streams its arguments meanwhile; the callback waits for the
+    tool's end before it saves, so it saves only if the tool was cancelled at
+    once while the callback itself still ran. The loop, which reads
+    ``is_cancelled``, starts once the tool runs: every frame after the first
+    few comes after that read.
+    """
+    tool_started = anyio.Event()
+    tool_done = anyio.Event()
+
+    async def slow_tool(tool: ToolCall) -> Any:
+        tool_started.set()
+        try:
+            with tracked(run, f"tool {tool.tool_call_id}"):
+                await tool.append_args_text('{"query": "')
+                while True:
+                    await tool.append_args_text("a")
+                    await anyio.sleep(0.005)
+        finally:
+            tool_done.set()
+
+    async def callback(controller: RunController) -> None:
+        with tracked(run, "callback"):
+            answer = "Searching. "
+            controller.append_text(answer)
+            controller.start_tool_call("search", slow_tool, tool_call_id="call-a")
+            await tool_started.wait()
+            for i in range(1_000_000):
+                if controller.is_cancelled:
+                    break
+                controller.append_text(f"{i} ")
+                answer += f"{i} "
+                await anyio.sleep(0.002)
+            await tool_done.wait()
+            await anyio.lowlevel.checkpoint()  # as a write to a database would
+            record(run, "saved", text=answer)
+
+    return callback
+
+
 def flood(run: str, user_text: str) -> Callback:
     """64 KiB text chunks as fast as the client takes them, through a backpressured substream."""
     produced = 0
@@ -177,7 +219,7 @@ def failing(run: str, user_text: str) -> Callback:
 def make(scenario: str, run: str, user_text: str, gap: float) -> Callback:
     if scenario == "idle":
         return idle(run, user_text, gap)
-    makers = {"full": full, "endless": endless, "flood": flood, "failing": failing}
+    makers = {"full": full, "endless": endless, "saving": saving, "flood": flood, "failing": failing}
     return makers[scenario](run, user_text)
 
 
