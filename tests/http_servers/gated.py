@@ -3,9 +3,10 @@
 A client that reads the first words before it releases the run has proved that
 they came through while the run was still going: nothing on the way (a
 compression middleware, a proxy) held them back until the end. ``POST
-/stream/{format}?run=...`` answers with the format's response class of
-:mod:`apps`; ``app`` serves it as is, ``gzip_app`` behind Starlette's
-``GZipMiddleware``.
+/gated/{format}?run=...`` answers with the format's response class of
+:mod:`apps`, without heartbeats. ``app`` serves these routes and those of
+:mod:`apps`; ``gzip_app`` serves them behind Starlette's ``GZipMiddleware``.
+The client side is :mod:`gated_client`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from starlette.routing import Route
 
 from assistant_stream_ce import RunController, create_run
 
-from .apps import FORMATS
+from .apps import FORMATS, starlette_app
 from .scenarios import Callback
 
 FIRST_WORDS = "The first words, sent before the run is released."
@@ -58,9 +59,10 @@ async def health(request: Request) -> Response:
 
 
 _ROUTES = [
-    Route("/stream/{format}", stream, methods=["POST"]),
+    Route("/gated/{format}", stream, methods=["POST"]),
     Route("/release/{run}", release, methods=["POST"]),
     Route("/", health),
+    *starlette_app.routes,
 ]
 app = Starlette(routes=_ROUTES)
 gzip_app = Starlette(routes=_ROUTES, middleware=[Middleware(GZipMiddleware)])
