@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import anyio
 import httpx
 import pytest
-from conformance_helpers import FORMATS
 from http_servers import launch
-from http_servers.gated_client import assert_decodes_as_the_run, read_gated
+from http_servers.gated_client import assert_decodes_as_the_run, read_every_format
 
 pytestmark = pytest.mark.anyio
 
@@ -35,16 +33,8 @@ def servers() -> Iterator[dict[str, launch.Server]]:
 
 @pytest.mark.parametrize(("stack", "anyio_backend"), CASES)
 async def test_every_format_streams_through_gzip_middleware(stack: str, servers: dict[str, launch.Server]) -> None:
-    received: dict[str, tuple[httpx.Headers, bytes]] = {}
     async with httpx.AsyncClient(base_url=servers[stack].url, timeout=30.0) as client:
-
-        async def one(fmt: str) -> None:
-            received[fmt] = await read_gated(client, fmt)
-
-        async with anyio.create_task_group() as tg:
-            for fmt in FORMATS:
-                tg.start_soon(one, fmt)
-
+        received = await read_every_format(client)
     for fmt, (headers, body) in received.items():
         if fmt in COMPRESSED:
             assert headers["content-encoding"] == "gzip", fmt

@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 import httpx
-from conformance_helpers import adecode, client_view, expected_view
+from conformance_helpers import FORMATS, adecode, client_view, expected_view
 
 from assistant_stream_ce import RunOutcome, create_run
 
@@ -51,6 +51,19 @@ async def read_gated(client: httpx.AsyncClient, fmt: str) -> tuple[httpx.Headers
             body += decompressor.flush()
             assert decompressor.eof, "the gzip stream was not closed"
         return response.headers, body
+
+
+async def read_every_format(client: httpx.AsyncClient) -> dict[str, tuple[httpx.Headers, bytes]]:
+    """:func:`read_gated` for every format at once."""
+    received: dict[str, tuple[httpx.Headers, bytes]] = {}
+
+    async def one(fmt: str) -> None:
+        received[fmt] = await read_gated(client, fmt)
+
+    async with anyio.create_task_group() as tg:
+        for fmt in FORMATS:
+            tg.start_soon(one, fmt)
+    return received
 
 
 async def assert_decodes_as_the_run(fmt: str, body: bytes) -> None:
