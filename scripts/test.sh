@@ -12,7 +12,7 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
 # --- system packages (apt) -------------------------------------------------
-apt_packages=(redis-server chromium)
+apt_packages=(redis-server chromium nginx)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     missing=()
     for pkg in "${apt_packages[@]}"; do

@@ -6,8 +6,9 @@ on one of ``STACKS``; it is a :class:`~server_process.ServerProcess` (start, wai
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import server_process
 from server_process import HOST, ServerProcess
@@ -78,3 +79,15 @@ def stop(server: Server) -> str:
     """Stop the server; its log."""
     server.stop()
     return server.log()
+
+
+@contextlib.contextmanager
+def serving(pairs: list[tuple[str, str]]) -> Iterator[list[Server]]:
+    """:func:`start_all`, then stop them after the block and fail if any logged a traceback."""
+    started = start_all(pairs)
+    try:
+        yield started
+    finally:
+        outputs = {server.name: stop(server) for server in started}
+    for name, output in outputs.items():
+        assert "Traceback" not in output, f"{name} logged a traceback:\n{output}"
