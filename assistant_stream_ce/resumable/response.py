@@ -7,6 +7,11 @@ through ``error_message``, the run's hook: a run's error is its message by
 default; a store failure reaches the hook as a ResumableStreamError that says
 "stream unavailable" (the real one is its ``__cause__``, and is logged), so
 internal addresses never reach the client unless the hook sends them.
+
+The first client and a client that resumes are served as a live response is
+(:class:`ResumableStreamResponse`): the stored frames go through the same
+exchange, with keepalives in a silence, ``send_timeout`` for a client that
+stops reading, and the same headers, plus ``x-resumable-stream-id``.
 """
 
 from __future__ import annotations
@@ -19,17 +24,28 @@ from typing import Any
 import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from .._run import OnFinish, RunOutcome, default_error_message
 from ..assistant_stream_chunk import ErrorChunk
 from ..create_run import RunController, create_run
+from ..serialization._exchange import EncodedFrames
+from ..serialization.assistant_stream_response import (
+    DEFAULT_GRACE_PERIOD,
+    DEFAULT_SEND_TIMEOUT,
+    response_settings,
+    serve,
+    streaming_headers,
+)
 from ..serialization.data_stream import DataStreamEncoder
+from ..serialization.heartbeat import DEFAULT_HEARTBEAT_INTERVAL, HeartbeatOption
 from ..serialization.stream_encoder import FinishStatus, StreamEncoder
 from .context import Emit, ResumableStreamContext
 from .errors import ResumableStreamError, parse_cursor, validate_stream_id
 
 __all__ = [
     "RESUMABLE_STREAM_ID_HEADER",
+    "ResumableStreamResponse",
     "create_cancel_assistant_stream_response",
     "create_resumable_assistant_stream_response",
     "create_resume_assistant_stream_response",
@@ -73,39 +89,56 @@ def _separator(encoder: StreamEncoder) -> bytes:
     return b"\n\n" if encoder.get_media_type().startswith("text/event-stream") else b"\n"
 
 
-def _headers(encoder: StreamEncoder, extra: Mapping[str, str] | None, stream_id: str) -> dict[str, str]:
-    merged = dict(encoder.get_headers())
-    for key, value in (extra or {}).items():
-        if key.lower() != RESUMABLE_STREAM_ID_HEADER:
-            merged[key] = value
-    merged[RESUMABLE_STREAM_ID_HEADER] = stream_id
-    return merged
-
-
 async def _relay(
-    body: AsyncIterator[bytes],
-    encoder: StreamEncoder,
-    stream_id: str,
-    error_message: ErrorMessage,
-    on_hang_up: Callable[[], Awaitable[None]] | None = None,
+    body: AsyncIterator[bytes], encoder: StreamEncoder, stream_id: str, error_message: ErrorMessage
 ) -> AsyncIterator[bytes]:
     """Frames from the store; if the store fails, a well-formed error ending instead of a cut."""
-    ended = False
     try:
         async for frame in body:
             yield frame
-        ended = True
     except Exception as exc:
-        ended = True
         writer = encoder.open()
         yield writer.encode(ErrorChunk(error=_store_failed(exc, stream_id, error_message))) + writer.finish("error")
     finally:
-        with anyio.move_on_after(5, shield=True):
-            aclose = getattr(body, "aclose", None)
-            if aclose is not None:
+        aclose = getattr(body, "aclose", None)
+        if aclose is not None:
+            with anyio.move_on_after(DEFAULT_GRACE_PERIOD, shield=True):
                 await aclose()
-            if not ended and on_hang_up is not None:
-                await on_hang_up()
+
+
+class ResumableStreamResponse(StreamingResponse):
+    """A resumable stream's frames from the store, served as a live response of this package is.
+
+    Keepalives in a silence (``heartbeat``), ``send_timeout`` for a client
+    that stops reading, the live response's headers plus
+    ``x-resumable-stream-id``, and one disconnect watcher. ``on_hang_up`` is
+    awaited if the client goes before the stream ends. A Starlette
+    ``StreamingResponse``, as 0.0.36's were: :attr:`body_iterator` gives the
+    stored frames as they are (bytes), for code that reads a response
+    without serving it.
+    """
+
+    def __init__(
+        self,
+        frames: AsyncIterator[bytes],
+        encoder: StreamEncoder,
+        stream_id: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        heartbeat: HeartbeatOption = DEFAULT_HEARTBEAT_INTERVAL,
+        send_timeout: float = DEFAULT_SEND_TIMEOUT,
+        on_hang_up: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        merged = streaming_headers(encoder, headers)
+        merged[RESUMABLE_STREAM_ID_HEADER] = stream_id  # names are in lower case: this one replaces any other
+        super().__init__(frames, media_type=encoder.get_media_type(), headers=merged)
+        self.stream_encoder = encoder
+        self._settings = response_settings(heartbeat, send_timeout, DEFAULT_GRACE_PERIOD, None)
+        self._on_hang_up = on_hang_up
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        frames = EncodedFrames(self.body_iterator, self._on_hang_up)  # type: ignore[arg-type]
+        await serve(self, frames, self.stream_encoder, self._settings, receive, send)
 
 
 async def _report(on_finish: OnFinish, outcome: RunOutcome, store_failure: Exception | None) -> None:
@@ -174,26 +207,26 @@ async def create_resumable_assistant_stream_response(
     on_finish: OnFinish | None = None,
     continue_without_client: bool = True,
     error_message: ErrorMessage = default_error_message,
+    heartbeat: HeartbeatOption = DEFAULT_HEARTBEAT_INTERVAL,
+    send_timeout: float = DEFAULT_SEND_TIMEOUT,
 ) -> Response:
     """Start the run as the producer of ``stream_id`` (if nobody is yet) and stream it from the start.
 
     The run keeps going when this client goes away (unless
-    ``continue_without_client`` is false: then this client hanging up cancels
-    it); a client resumes it with :func:`create_resume_assistant_stream_response`.
-    The stream id is sent in the ``x-resumable-stream-id`` header. A malformed
-    id answers 400; a store failure 503. ``error_message`` turns the run's
-    exception, or a store failure, into the text the client sees.
+    ``continue_without_client`` is false: then this client hanging up, or
+    being dropped after ``send_timeout``, cancels it); a client resumes it
+    with :func:`create_resume_assistant_stream_response`. The stream id is
+    sent in the ``x-resumable-stream-id`` header. A malformed id answers 400;
+    a store failure 503. ``error_message`` turns the run's exception, or a
+    store failure, into the text the client sees. ``heartbeat`` and
+    ``send_timeout`` are those of a live response (a keepalive after 15 s of
+    silence by default, for every format).
     """
     encoder = encoder if encoder is not None else DataStreamEncoder()
     try:
         validate_stream_id(stream_id)
     except ResumableStreamError as err:
         return _error(str(err), 400)
-    source = _run_source(callback, encoder, state, on_finish, error_message)
-    try:
-        await context.start(stream_id, source, separator=_separator(encoder))
-    except Exception as exc:
-        return _error(_store_failed(exc, stream_id, error_message), 503)
 
     async def cancel_run() -> None:
         try:
@@ -201,13 +234,23 @@ async def create_resumable_assistant_stream_response(
         except ResumableStreamError as err:
             logger.warning("resumable stream %s: could not cancel after the client left: %s", stream_id, err)
 
-    return StreamingResponse(
-        _relay(
-            context.read(stream_id), encoder, stream_id, error_message, None if continue_without_client else cancel_run
-        ),
-        media_type=encoder.get_media_type(),
-        headers=_headers(encoder, headers, stream_id),
+    # Made first, so that a bad option fails before the run starts (reading begins when it is served).
+    response = ResumableStreamResponse(
+        _relay(context.read(stream_id), encoder, stream_id, error_message),
+        encoder,
+        stream_id,
+        headers=headers,
+        heartbeat=heartbeat,
+        send_timeout=send_timeout,
+        on_hang_up=None if continue_without_client else cancel_run,
     )
+    try:
+        await context.start(
+            stream_id, _run_source(callback, encoder, state, on_finish, error_message), separator=_separator(encoder)
+        )
+    except Exception as exc:
+        return _error(_store_failed(exc, stream_id, error_message), 503)
+    return response
 
 
 def resume_cursor(request: Request) -> str | None:
@@ -224,12 +267,15 @@ async def create_resume_assistant_stream_response(
     missing_response: Callable[[], Response] | None = None,
     cursor: str | None = None,
     error_message: ErrorMessage = default_error_message,
+    heartbeat: HeartbeatOption = DEFAULT_HEARTBEAT_INTERVAL,
+    send_timeout: float = DEFAULT_SEND_TIMEOUT,
 ) -> Response:
     """Replay ``stream_id`` after ``cursor`` (frames the client already has), then follow it live.
 
     404 (or ``missing_response()``) when the stream does not exist, has
     expired or has a malformed id; 400 for a malformed cursor; 503 when the
-    store fails (its text from ``error_message``).
+    store fails (its text from ``error_message``). ``heartbeat`` and
+    ``send_timeout`` are those of a live response.
     """
     encoder = encoder if encoder is not None else DataStreamEncoder()
     try:
@@ -247,10 +293,13 @@ async def create_resume_assistant_stream_response(
         return _error(_store_failed(exc, stream_id, error_message), 503)
     if body is None:
         return missing_response() if missing_response is not None else _error(_NOT_FOUND, 404)
-    return StreamingResponse(
+    return ResumableStreamResponse(
         _relay(body, encoder, stream_id, error_message),
-        media_type=encoder.get_media_type(),
-        headers=_headers(encoder, headers, stream_id),
+        encoder,
+        stream_id,
+        headers=headers,
+        heartbeat=heartbeat,
+        send_timeout=send_timeout,
     )
 
 

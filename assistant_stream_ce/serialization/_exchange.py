@@ -7,7 +7,8 @@ task group of the run's own):
 - the writer, the response's own task, consumes the chunk stream (a
   :class:`Run` in its structured form, or any async iterable), encodes each
   chunk and sends its frames, so that it pulls the next chunk only once the
-  previous frame left (the run's merger coalesces meanwhile);
+  previous frame left (the run's merger coalesces meanwhile); or it sends
+  :class:`EncodedFrames` (a resumable stream's stored frames) as they are;
 - the attendant, the only caller of ``receive``, waits for
   ``http.disconnect``; whenever something is due it stops waiting, writes the
   encoder's keepalive into a silence of ``heartbeat`` seconds or notices a
@@ -23,6 +24,11 @@ writes from cancellation (hypercorn's trio worker): the attendant then also
 cancels the run itself and reports its outcome, while the writer waits for
 its send.
 
+The last frame, which ends the body, is sent once the attendant has stopped,
+so no disconnect can interrupt it: over HTTP/1.0 (no chunked encoding) the
+body ends when the server closes the connection, and hypercorn's trio worker
+closes it inside that very send (a cancellation there leaves it open).
+
 The outcome goes to ``on_finish`` as soon as it is known: after the last
 frame (ending the HTTP body) was sent, which happens once the task group has
 ended so that no disconnect can interrupt it, or, when the client is gone, as
@@ -36,7 +42,7 @@ import logging
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
@@ -50,6 +56,9 @@ from .stream_encoder import FrameWriter, StreamEncoder
 
 logger = logging.getLogger("assistant_stream_ce")
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -59,6 +68,18 @@ class Settings:
     send_timeout: float
     grace_period: float
     on_finish: OnFinish | None
+
+
+@dataclass(frozen=True)
+class EncodedFrames:
+    """A body already encoded (a resumable stream's stored frames): each item is sent as it is.
+
+    ``on_hang_up`` is awaited once if the client goes before the frames end
+    (to cancel what produces them), shielded and bounded by the grace period.
+    """
+
+    frames: AsyncIterable[bytes]
+    on_hang_up: Callable[[], Awaitable[None]] | None = None
 
 
 def _open_writer(encoder: StreamEncoder) -> FrameWriter | None:
@@ -82,7 +103,7 @@ class Exchange:
 
     def __init__(
         self,
-        stream: AsyncIterable[AssistantStreamChunk],
+        stream: AsyncIterable[AssistantStreamChunk] | EncodedFrames,
         encoder: StreamEncoder,
         start: Message,
         settings: Settings,
@@ -115,6 +136,7 @@ class Exchange:
         self._gone = False
         self._delivered = False
         self._reported = False
+        self._hung_up = False
 
     async def run(self) -> None:
         self._last_send = anyio.current_time()
@@ -146,8 +168,9 @@ class Exchange:
 
     async def _write_stream(self) -> None:
         try:
-            writer = _open_writer(self._encoder)
-            if writer is None:
+            if isinstance(self._stream, EncodedFrames):
+                await self._write_encoded(self._stream)
+            elif (writer := _open_writer(self._encoder)) is None:
                 await self._write_legacy()
             else:
                 await self._write_frames(writer)
@@ -217,18 +240,13 @@ class Exchange:
                 self._error = exc
                 raise
 
+        def sent() -> None:
+            self._record(taken)
+            taken.clear()
+
         async def pump(chunks: AsyncIterable[AssistantStreamChunk]) -> None:
-            if not await self._write(self._start):
-                return
-            encoded = aiter(self._encoder.encode_stream(observed(chunks)))
-            try:
-                async for text in encoded:
-                    if text and not await self._write(_body(text.encode())):
-                        return
-                    self._record(taken)
-                    taken.clear()
-            finally:
-                await self._aclose(encoded)
+            encoded = self._encoder.encode_stream(observed(chunks))
+            await self._through(encoded, lambda texts: self._send_each(texts, sent))
 
         try:
             await self._pump_stream(pump)
@@ -236,8 +254,32 @@ class Exchange:
             self._failed(exc)
         self._tail = (b"", tuple(taken))
 
+    async def _write_encoded(self, source: EncodedFrames) -> None:
+        """Frames encoded elsewhere: they end the stream themselves (a failure is written by their source)."""
+        ended = False
+        try:
+            ended = await self._through(source.frames, self._send_each)
+        except Exception as exc:
+            self._failed(exc)
+        finally:
+            if not ended and self._gone:
+                await self._hang_up()
+        self._tail = (b"", ())
+
+    async def _send_each(self, frames: AsyncIterator[bytes | str], sent: Callable[[], None] | None = None) -> bool:
+        """Send the response's start, then each encoded frame (``sent()`` after each); False if the client went."""
+        if not await self._write(self._start):
+            return False
+        async for frame in frames:
+            if frame and not await self._write(_body(frame if isinstance(frame, bytes) else frame.encode())):
+                return False
+            if sent is not None:
+                sent()
+        return True
+
     async def _pump_stream(self, pump: Callable[[AsyncIterable[AssistantStreamChunk]], Awaitable[None]]) -> None:
         """``await pump(chunks)`` over the stream, which is closed (a run: cancelled) afterwards."""
+        assert not isinstance(self._stream, EncodedFrames)
         if isinstance(self._stream, Run):
             assert self._tg is not None
             run = self._stream
@@ -250,11 +292,15 @@ class Exchange:
                     # The run failed but the client left before the error reached the writer.
                     self._failed(run._core.error)
         else:
-            iterator = aiter(self._stream)
-            try:
-                await pump(iterator)
-            finally:
-                await self._aclose(iterator)
+            await self._through(self._stream, pump)
+
+    async def _through(self, items: AsyncIterable[T], consume: Callable[[AsyncIterator[T]], Awaitable[R]]) -> R:
+        """``await consume(iterator)`` over ``items``, which is closed afterwards."""
+        iterator = aiter(items)
+        try:
+            return await consume(iterator)
+        finally:
+            await self._aclose(iterator)
 
     async def _write(self, message: Message) -> bool:
         """Send ``message``; False (and the run cancelled) if the client is gone."""
@@ -301,6 +347,18 @@ class Exchange:
         if isinstance(self._stream, Run):
             await self._stream.aclose()  # shielded, bounded by the run's grace period
             await self._report()
+        elif isinstance(self._stream, EncodedFrames):
+            await self._hang_up()
+
+    async def _hang_up(self) -> None:
+        """Tell the source of encoded frames, once, that the client went before they ended."""
+        assert isinstance(self._stream, EncodedFrames)
+        on_hang_up = self._stream.on_hang_up
+        if on_hang_up is None or self._hung_up:
+            return
+        self._hung_up = True
+        with anyio.move_on_after(self._settings.grace_period, shield=True):
+            await on_hang_up()
 
     def _stuck(self) -> None:
         logger.info("assistant_stream_ce: the client read nothing for %ss; dropping it", self._settings.send_timeout)

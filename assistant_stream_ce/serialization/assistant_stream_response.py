@@ -1,4 +1,9 @@
-"""``AssistantStreamResponse``: a Starlette response (and ASGI app) that owns the run it streams."""
+"""``AssistantStreamResponse``: a Starlette response (and ASGI app) that owns the run it streams.
+
+:func:`streaming_headers`, :func:`response_settings` and :func:`serve` are
+what every streaming response of this package is made of (the resumable
+responses too): one set of headers, one set of options, one exchange.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,52 @@ from starlette.types import Message, Receive, Scope, Send
 
 from .._run import OnFinish
 from ..assistant_stream_chunk import AssistantStreamChunk
-from ._exchange import Exchange, Settings, positive_seconds
+from ._exchange import EncodedFrames, Exchange, Settings, positive_seconds
 from ._feed import DetachedFeed, Put
 from .heartbeat import DEFAULT_HEARTBEAT_INTERVAL, HeartbeatOption, resolve_heartbeat_interval
 from .stream_encoder import StreamEncoder, split_frames, writes_frames
 
 __all__ = ["DEFAULT_HEARTBEAT_INTERVAL", "DEFAULT_SEND_TIMEOUT", "AssistantStreamResponse"]
 
+DEFAULT_GRACE_PERIOD = 5.0
+
 DEFAULT_SEND_TIMEOUT = 30.0
 
 _STREAMING_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def streaming_headers(encoder: StreamEncoder, headers: Mapping[str, str] | None) -> dict[str, str]:
+    """No caching and no proxy buffering, then the format's headers, then ``headers``; names in lower case."""
+    get_headers = getattr(encoder, "get_headers", None)  # 0.0.36-style encoders have none
+    merged = {**_STREAMING_HEADERS}
+    for extra in (get_headers() if get_headers is not None else {}, headers or {}):
+        merged.update((name.lower(), value) for name, value in extra.items())
+    return merged
+
+
+def response_settings(
+    heartbeat: HeartbeatOption, send_timeout: float, grace_period: float, on_finish: OnFinish | None
+) -> Settings:
+    """A streaming response's options, checked (a ValueError names the bad one)."""
+    return Settings(
+        heartbeat=resolve_heartbeat_interval(heartbeat),
+        send_timeout=positive_seconds(send_timeout, "send_timeout"),
+        grace_period=positive_seconds(grace_period, "grace_period"),
+        on_finish=on_finish,
+    )
+
+
+async def serve(
+    response: Response,
+    source: AsyncIterable[AssistantStreamChunk] | EncodedFrames,
+    encoder: StreamEncoder,
+    settings: Settings,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """Stream ``source`` as ``response`` (its status and headers) to the client; return when all of it is over."""
+    start = {"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers}
+    await Exchange(source, encoder, start, settings, receive, send).run()
 
 
 class AssistantStreamResponse(Response):
@@ -55,7 +96,7 @@ class AssistantStreamResponse(Response):
         *,
         send_timeout: float = DEFAULT_SEND_TIMEOUT,
         on_finish: OnFinish | None = None,
-        grace_period: float = 5.0,
+        grace_period: float = DEFAULT_GRACE_PERIOD,
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -64,25 +105,15 @@ class AssistantStreamResponse(Response):
         self.status_code = status_code
         self.media_type = stream_encoder.get_media_type()
         self.background = None
-        get_headers = getattr(stream_encoder, "get_headers", None)  # 0.0.36-style encoders have none
-        merged = {**_STREAMING_HEADERS}
-        for extra in (get_headers() if get_headers is not None else {}, headers or {}):
-            merged.update((name.lower(), value) for name, value in extra.items())
-        self.init_headers(merged)
-        self._settings = Settings(
-            heartbeat=resolve_heartbeat_interval(heartbeat),
-            send_timeout=positive_seconds(send_timeout, "send_timeout"),
-            grace_period=positive_seconds(grace_period, "grace_period"),
-            on_finish=on_finish,
-        )
+        self.init_headers(streaming_headers(stream_encoder, headers))
+        self._settings = response_settings(heartbeat, send_timeout, grace_period, on_finish)
         self._started = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._started:
             raise RuntimeError("an AssistantStreamResponse streams its run once; create one per request")
         self._started = True
-        start = {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        await Exchange(self.stream, self.stream_encoder, start, self._settings, receive, send).run()
+        await serve(self, self.stream, self.stream_encoder, self._settings, receive, send)
 
     @property
     def body_iterator(self) -> AsyncIterator[str]:

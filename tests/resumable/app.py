@@ -1,6 +1,9 @@
 """A resumable-streams app for end-to-end tests: one process is one instance.
 
-Environment: STORE (memory | redis), REDIS_PORT, KEY_PREFIX, LEASE_MS and
+Query options of the start and resume routes: ``format``, ``heartbeat`` and
+``send_timeout`` (seconds); of the start route also ``scenario`` and
+``detach``. ``POST /live`` streams the story as a live (not resumable)
+response, to compare with. Environment: STORE (memory | redis), REDIS_PORT, KEY_PREFIX, LEASE_MS and
 POLL_MS (the Redis store's lease and poll interval). Several instances
 started with the same Redis share their streams.
 """
@@ -12,15 +15,17 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from assistant_stream_ce import RunController, RunOutcome
+from assistant_stream_ce import RunController, RunOutcome, create_run
 from assistant_stream_ce.resumable import (
     ResumableStreamContext,
     create_cancel_assistant_stream_response,
@@ -32,6 +37,7 @@ from assistant_stream_ce.resumable import (
     resume_cursor,
 )
 from assistant_stream_ce.serialization import DataStreamEncoder, UIMessageStreamEncoder
+from assistant_stream_ce.serialization.assistant_stream_response import AssistantStreamResponse
 from assistant_stream_ce.serialization.stream_encoder import StreamEncoder
 
 ENCODERS: dict[str, type[StreamEncoder]] = {
@@ -50,12 +56,19 @@ def record(event: dict[str, Any]) -> None:
         _changed.pop().set()
 
 
+#: The stream whose request logs (set by the start and resume routes, inherited by the response's tasks).
+_serving: ContextVar[str | None] = ContextVar("serving", default=None)
+
+
 class _Recorder(logging.Handler):
     def emit(self, record_: logging.LogRecord) -> None:
-        record({"event": "log", "level": record_.levelname, "message": record_.getMessage()})
+        event = {"event": "log", "level": record_.levelname, "message": record_.getMessage()}
+        record({**event, "stream": _serving.get()})
 
 
-logging.getLogger("assistant_stream_ce").addHandler(_Recorder(logging.WARNING))
+# INFO too: a response dropping a client that stopped reading says so at INFO.
+logging.getLogger("assistant_stream_ce").addHandler(_Recorder(logging.INFO))
+logging.getLogger("assistant_stream_ce").setLevel(logging.INFO)
 
 
 async def story(controller: RunController, stream_id: str) -> None:
@@ -105,7 +118,16 @@ async def gated(controller: RunController, stream_id: str) -> None:
         controller.append_text(f"word{i} ")
 
 
-SCENARIOS = {"story": story, "forever": forever, "gated": gated}
+async def flood(controller: RunController, stream_id: str) -> None:
+    """Eight MiB of text (more than the socket buffers hold), then waits like ``gated``."""
+    for _ in range(128):
+        controller.append_text("x" * 65536)
+        await anyio.lowlevel.checkpoint()
+    record({"event": "gated", "stream": stream_id})
+    await _gate(stream_id).wait()
+
+
+SCENARIOS = {"story": story, "forever": forever, "gated": gated, "flood": flood}
 
 
 def on_finish(stream_id: str) -> Callable[[RunOutcome], None]:
@@ -120,28 +142,42 @@ def _context(request: Request) -> ResumableStreamContext:
     return context
 
 
+def _options(request: Request) -> dict[str, Any]:
+    """The encoder, and the response options the query sets."""
+    options: dict[str, Any] = {"encoder": ENCODERS[request.query_params.get("format", "data-stream")]()}
+    for name in ("heartbeat", "send_timeout"):
+        if name in request.query_params:
+            options[name] = float(request.query_params[name])
+    return options
+
+
 async def start(request: Request) -> Response:
-    encoder = ENCODERS[request.query_params.get("format", "data-stream")]()
     stream_id = request.path_params["stream_id"]
+    _serving.set(stream_id)
     scenario = SCENARIOS[request.query_params.get("scenario", "story")]
     return await create_resumable_assistant_stream_response(
         context=_context(request),
         stream_id=stream_id,
         callback=functools.partial(scenario, stream_id=stream_id),
-        encoder=encoder,
         on_finish=on_finish(stream_id),
         continue_without_client=request.query_params.get("detach", "yes") == "yes",
+        **_options(request),
     )
 
 
 async def resume(request: Request) -> Response:
-    encoder = ENCODERS[request.query_params.get("format", "data-stream")]()
+    _serving.set(request.path_params["stream_id"])
     return await create_resume_assistant_stream_response(
         context=_context(request),
         stream_id=request.path_params["stream_id"],
-        encoder=encoder,
         cursor=resume_cursor(request),
+        **_options(request),
     )
+
+
+async def live(request: Request) -> Response:
+    encoder = ENCODERS[request.query_params.get("format", "data-stream")]()
+    return AssistantStreamResponse(create_run(functools.partial(story, stream_id="live")), encoder)
 
 
 async def cancel(request: Request) -> Response:
@@ -202,6 +238,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 app = Starlette(
     routes=[
+        Route("/live", live, methods=["POST"]),
         Route("/runs/{stream_id}", start, methods=["POST"]),
         Route("/runs/{stream_id}", resume, methods=["GET"]),
         Route("/runs/{stream_id}/cancel", cancel, methods=["POST"]),
