@@ -71,6 +71,10 @@ class CancellationSignal:
         return True
 
 
+#: Turns an exception into the text a client reads: one hook for every error path (run, tool, response, store).
+ErrorMessage = Callable[[BaseException], str]
+
+
 def default_error_message(exc: BaseException) -> str:
     """The text a client sees for an error: the message of the exception that matters, never a traceback.
 
@@ -95,7 +99,7 @@ def _beyond_cancellation(exc: BaseException) -> BaseException | None:
     return None if isinstance(exc, cancelled) else exc
 
 
-def error_text(error_message: Callable[[BaseException], str], exc: BaseException) -> str:
+def error_text(error_message: ErrorMessage, exc: BaseException) -> str:
     """What ``error_message`` makes of ``exc`` (unwrapped); the default text if the hook fails.
 
     An error must reach the client even when the hook that words it is broken.

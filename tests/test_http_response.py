@@ -20,6 +20,7 @@ import pytest
 
 from assistant_stream_ce import (
     AssistantStreamChunk,
+    DataStreamResponse,
     RunController,
     RunOutcome,
     TextDeltaChunk,
@@ -634,3 +635,34 @@ async def test_a_finished_response_leaves_no_reference_cycles() -> None:
         gc.garbage.clear()
         gc.enable()
     assert ours == []
+
+
+async def test_the_error_of_a_stream_that_is_not_a_run_is_worded_by_the_responses_hook(anyio_backend: str) -> None:
+    async def chunks() -> AsyncIterator[AssistantStreamChunk]:
+        yield TextDeltaChunk("partial")
+        raise ConnectionError("model at 10.1.2.3:8000 refused")
+
+    seen: list[BaseException] = []
+
+    def error_message(exc: BaseException) -> str:
+        seen.append(exc)
+        return "The model is unavailable."
+
+    client = Client()
+    await serve(DataStreamResponse(chunks(), error_message=error_message), client)
+    assert client.lines[-2:-1] == ['3:"The model is unavailable."']
+    assert b"10.1.2.3" not in client.body
+    assert [type(exc) for exc in seen] == [ConnectionError]
+
+
+async def test_a_broken_hook_of_a_response_falls_back_to_the_default_text(anyio_backend: str) -> None:
+    async def chunks() -> AsyncIterator[AssistantStreamChunk]:
+        yield TextDeltaChunk("partial")
+        raise ValueError("the model is down")
+
+    def error_message(exc: BaseException) -> str:
+        raise RuntimeError("a broken hook")
+
+    client = Client()
+    await serve(DataStreamResponse(chunks(), error_message=error_message), client)
+    assert client.lines[-2:-1] == ['3:"the model is down"']

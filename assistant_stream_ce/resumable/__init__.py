@@ -8,6 +8,7 @@ from .context import ProducerTask, ResumableStreamContext, create_resumable_stre
 from .errors import DEFAULT_TTL_MS, ResumableStreamError, ResumableStreamErrorCode, validate_stream_id
 from .response import (
     RESUMABLE_STREAM_ID_HEADER,
+    ResumableStreamResponse,
     create_cancel_assistant_stream_response,
     create_resumable_assistant_stream_response,
     create_resume_assistant_stream_response,
@@ -37,6 +38,7 @@ __all__ = [
     "ResumableStreamEntry",
     "ResumableStreamError",
     "ResumableStreamErrorCode",
+    "ResumableStreamResponse",
     "ResumableStreamRole",
     "ResumableStreamStatus",
     "ResumableStreamStore",

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from .._run import OnFinish, RunOutcome, default_error_message
+from .._run import ErrorMessage, OnFinish, RunOutcome, default_error_message, error_text
 from ..assistant_stream_chunk import ErrorChunk
 from ..create_run import RunController, create_run
 from ..serialization._exchange import EncodedFrames
@@ -56,7 +56,6 @@ logger = logging.getLogger("assistant_stream_ce.resumable")
 
 RESUMABLE_STREAM_ID_HEADER = "x-resumable-stream-id"
 
-ErrorMessage = Callable[[BaseException], str]
 _NOT_FOUND = "stream not found or expired"
 
 
@@ -74,11 +73,7 @@ def _store_failed(exc: BaseException, stream_id: str, error_message: ErrorMessag
     else:
         unavailable = ResumableStreamError("unavailable", "stream unavailable")
         unavailable.__cause__ = exc
-    try:
-        return error_message(unavailable)
-    except Exception:
-        logger.exception("resumable stream %s: the error_message hook raised", stream_id)
-        return default_error_message(unavailable)
+    return error_text(error_message, unavailable)
 
 
 def _error(message: str, status_code: int) -> JSONResponse:

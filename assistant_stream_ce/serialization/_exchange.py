@@ -48,7 +48,7 @@ import anyio
 import anyio.abc
 from starlette.types import Message, Receive, Send
 
-from .._run import OnFinish, RunStatus, default_error_message
+from .._run import ErrorMessage, OnFinish, RunStatus, default_error_message, error_text
 from ..assistant_stream_chunk import AssistantStreamChunk, ErrorChunk
 from ..create_run import Run, RunOutcome
 from ..message import MessageBuilder
@@ -68,6 +68,8 @@ class Settings:
     send_timeout: float
     grace_period: float
     on_finish: OnFinish | None
+    #: Words the error of a stream that is not a run (a run's own hook words a run's errors).
+    error_message: ErrorMessage = default_error_message
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,7 @@ class Exchange:
         except Exception as exc:
             self._failed(exc)
             if not isinstance(last_chunk, ErrorChunk):
-                tail = (ErrorChunk(error=default_error_message(exc)),)
+                tail = (ErrorChunk(error=error_text(self._settings.error_message, exc)),)
         body = b"".join(writer.encode(chunk) for chunk in tail)
         self._tail = (body + writer.finish("error" if self._error is not None else "completed"), tail)
 

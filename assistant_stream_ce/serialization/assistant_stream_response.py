@@ -13,7 +13,7 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from .._run import OnFinish
+from .._run import ErrorMessage, OnFinish, default_error_message
 from ..assistant_stream_chunk import AssistantStreamChunk
 from ._exchange import EncodedFrames, Exchange, Settings, positive_seconds
 from ._feed import DetachedFeed, Put
@@ -39,14 +39,21 @@ def streaming_headers(encoder: StreamEncoder, headers: Mapping[str, str] | None)
 
 
 def response_settings(
-    heartbeat: HeartbeatOption, send_timeout: float, grace_period: float, on_finish: OnFinish | None
+    heartbeat: HeartbeatOption,
+    send_timeout: float,
+    grace_period: float,
+    on_finish: OnFinish | None,
+    error_message: ErrorMessage = default_error_message,
 ) -> Settings:
     """A streaming response's options, checked (a ValueError names the bad one)."""
+    if not callable(error_message):
+        raise TypeError(f"error_message must be a function of the exception, not {error_message!r}")
     return Settings(
         heartbeat=resolve_heartbeat_interval(heartbeat),
         send_timeout=positive_seconds(send_timeout, "send_timeout"),
         grace_period=positive_seconds(grace_period, "grace_period"),
         on_finish=on_finish,
+        error_message=error_message,
     )
 
 
@@ -82,7 +89,9 @@ class AssistantStreamResponse(Response):
     written to the client. ``grace_period`` bounds ``on_finish`` and the
     stream's own cleanup. If the stream raises, the client gets the format's
     error frame and then its finish frames, and the exception is logged to the
-    ``assistant_stream_ce`` logger.
+    ``assistant_stream_ce`` logger. ``error_message`` words that error for a
+    stream that is not a run (a run is worded by its own ``error_message``):
+    by default the exception's message, never a traceback.
 
     :attr:`body_iterator` gives the body as a plain async iterator, for code
     that reads a response without serving it.
@@ -99,6 +108,7 @@ class AssistantStreamResponse(Response):
         grace_period: float = DEFAULT_GRACE_PERIOD,
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
+        error_message: ErrorMessage = default_error_message,
     ) -> None:
         self.stream = stream
         self.stream_encoder = stream_encoder
@@ -106,7 +116,7 @@ class AssistantStreamResponse(Response):
         self.media_type = stream_encoder.get_media_type()
         self.background = None
         self.init_headers(streaming_headers(stream_encoder, headers))
-        self._settings = response_settings(heartbeat, send_timeout, grace_period, on_finish)
+        self._settings = response_settings(heartbeat, send_timeout, grace_period, on_finish, error_message)
         self._started = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
