@@ -36,26 +36,29 @@ def sse(value: Any) -> bytes:
     return b"data: " + dumps(value) + b"\n\n"
 
 
-def delta_frames(text: str, frame: Callable[[str], bytes]) -> bytes:
+def delta_frames(text: str, frame: Callable[[str], bytes], first: Callable[[str], bytes] | None = None) -> bytes:
     """``frame(text)``; if that is over :data:`MAX_FRAME_BYTES`, the frames of consecutive pieces of ``text``.
 
     For a delta (text, reasoning, tool arguments), which clients join back
     together. Each piece's whole frame is measured (JSON escapes can make it
     up to twelve bytes a character), and pieces end between characters, never
-    between the two halves of a surrogate pair.
+    between the two halves of a surrogate pair. ``first``, if given, frames
+    the first piece instead (a frame that opens the stream says more).
     """
-    whole = frame(text)
+    first = first or frame
+    whole = first(text)
     if len(whole) <= MAX_FRAME_BYTES:
         return whole
     frames = []
     start = 0
     step = max(1, len(text) * (MAX_FRAME_BYTES * 9 // 10) // len(whole))  # characters a frame holds, about
     while start < len(text):
+        framed = first if start == 0 else frame
         end = _piece_end(text, start, start + step)
-        piece = frame(text[start:end])
+        piece = framed(text[start:end])
         while len(piece) > MAX_FRAME_BYTES:  # denser text than the estimate: halve until it fits
             end = _piece_end(text, start, start + max(1, (end - start) // 2))
-            piece = frame(text[start:end])
+            piece = framed(text[start:end])
         frames.append(piece)
         step, start = end - start, end
     return b"".join(frames)

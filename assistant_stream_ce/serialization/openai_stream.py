@@ -97,6 +97,7 @@ class _OpenAIWriter:
         self._model = model
         self._fingerprint = system_fingerprint
         self._role_sent = False
+        self._role_named = False
         self._tools = ToolCalls()
         self._error_sent = False
         self._failure: str | None = None  # why encode() failed the stream, for its error event
@@ -120,23 +121,28 @@ class _OpenAIWriter:
     def _args_deltas(self, call: ToolCall, arguments: str) -> bytes:
         return delta_frames(arguments, lambda piece: self._tool_delta(call, piece))
 
-    def _opening(self) -> bytes:
-        """The stream's first chunk names the role, alone (as OpenAI's does), so a split delta never repeats it."""
-        if self._role_sent:
-            return b""
-        self._role_sent = True
-        return self._chunk(_Delta(role="assistant"))
-
     def encode(self, chunk: AssistantStreamChunk) -> bytes:
         if self._finished:
             return b""
         frames = self._encode(chunk)
-        return self._opening() + frames if frames else b""
+        self._role_sent = self._role_named  # once a frame of this chunk named it, later ones must not
+        return frames
+
+    def _opening(self, delta: _Delta) -> _Delta:
+        """``delta``, naming the role if it opens the stream (the SDKs need it once, and join repeats)."""
+        if not self._role_sent:
+            delta.role = "assistant"
+            self._role_named = True
+        return delta
 
     def _encode(self, chunk: AssistantStreamChunk) -> bytes:
         match chunk:
             case TextDeltaChunk():
-                return delta_frames(chunk.text_delta, lambda piece: self._chunk(_Delta(content=piece)))
+                return delta_frames(
+                    chunk.text_delta,
+                    lambda piece: self._chunk(_Delta(content=piece)),
+                    lambda piece: self._chunk(self._opening(_Delta(content=piece))),
+                )
             case ToolCallBeginChunk():
                 if len(self._tools) >= MAX_TOOL_CALLS and chunk.tool_call_id not in self._tools:
                     self._too_many_calls(chunk)
@@ -144,7 +150,7 @@ class _OpenAIWriter:
                 if call is None:
                     return b""
                 start = _ToolCallDelta(call.index, _Function("", call.tool_name), call.tool_call_id, "function")
-                return self._chunk(_Delta(tool_calls=[start]))
+                return self._chunk(self._opening(_Delta(tool_calls=[start])))
             case ToolCallDeltaChunk():
                 streaming = self._tools.streaming(chunk.tool_call_id)
                 if streaming is None:
@@ -187,15 +193,15 @@ class _OpenAIWriter:
         frames = []
         if status == "completed":
             frames += [self._finish_args(call) for call in self._tools.open_args()]
-            frames.append(self._chunk(_Delta(), "tool_calls" if self._tools.pending() else "stop"))
+            frames.append(self._chunk(self._opening(_Delta()), "tool_calls" if self._tools.pending() else "stop"))
         elif status == "cancelled":
             # A cut-off turn: the SDKs' helpers need a finish_reason, and "length" is the one that
             # says the turn did not finish (their tool runners refuse it rather than run a call).
-            frames.append(self._chunk(_Delta(), "length"))
+            frames.append(self._chunk(self._opening(_Delta()), "length"))
         elif not self._error_sent:
             frames.append(sse(_Error(_ErrorBody(self._failure or GENERIC_ERROR))))
         frames.append(SSE_DONE)
-        return self._opening() + b"".join(frames)
+        return b"".join(frames)
 
 
 class OpenAIStreamEncoder(StreamEncoder):
