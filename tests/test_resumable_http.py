@@ -13,7 +13,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import aclosing
-from pathlib import Path
 
 import anyio
 import httpx
@@ -22,6 +21,7 @@ from anyio.abc import SocketStream
 from conformance_helpers import adecode
 from http_servers.launch import STACKS, Server
 from resumable.harness import read_frames, running_instances, wait_for_event
+from test_http_e2e import rss_bytes
 
 # Every stack, with a client on each backend (conftest's anyio_backend).
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("stack", STACKS)]
@@ -49,13 +49,6 @@ def new_id(label: str) -> str:
 
 def comparable(headers: httpx.Headers) -> dict[str, str]:
     return {name: value for name, value in headers.items() if name not in NOT_COMPARED}
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 async def read_to_close(connection: SocketStream) -> bytes:
@@ -125,11 +118,11 @@ async def test_a_resumed_reader_that_stops_reading_is_dropped_after_send_timeout
     async with httpx.AsyncClient(base_url=server.url, timeout=20) as client:
         with anyio.fail_after(60):
             await _start_flood(client, server, stream_id)
-            rss_before = rss_bytes(server.process.pid)
+            rss_before = rss_bytes(server.pid)
             request = f"GET /runs/{stream_id}?send_timeout=0.5 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
             async with await _stop_reading(server, request) as stuck:
                 await wait_for_event(client, server, dropped(stream_id))
-                assert rss_bytes(server.process.pid) - rss_before < 32 * 2**20
+                assert rss_bytes(server.pid) - rss_before < 32 * 2**20
                 # Dropped: once read, the connection ends without the body's end (the run is still live).
                 received = await read_to_close(stuck)
             assert received.startswith(b"HTTP/1.1 200")

@@ -8,10 +8,11 @@ from typing import Any
 
 import anyio
 import httpx
-from conformance_helpers import FORMATS, adecode, client_view, expected_view
+from conformance_helpers import adecode, client_view, expected_view
 
 from assistant_stream_ce import RunOutcome, create_run
 
+from .apps import FORMATS
 from .gated import FIRST_WORDS, gated
 
 
@@ -61,7 +62,7 @@ async def read_every_format(client: httpx.AsyncClient) -> dict[str, tuple[httpx.
         received[fmt] = await read_gated(client, fmt)
 
     async with anyio.create_task_group() as tg:
-        for fmt in FORMATS:
+        for fmt in FORMATS:  # the wire formats the test apps serve
             tg.start_soon(one, fmt)
     return received
 
