@@ -10,12 +10,21 @@ import msgspec
 from ..assistant_stream_chunk import ToolApprovalRequestChunk, ToolApprovalResponseChunk, ToolCallBeginChunk
 from .stream_encoder import FinishStatus
 
-__all__ = ["EMPTY_ARGS", "UNFINISHED_ARGS_ERROR", "ToolCall", "ToolCalls", "finish_reason", "parse_args"]
+__all__ = ["EMPTY_ARGS", "Approval", "UNFINISHED_ARGS_ERROR", "ToolCall", "ToolCalls", "finish_reason", "parse_args"]
 
 EMPTY_ARGS: Final = "{}"
 """Argument text sent for a call that finishes without any (so clients can parse it)."""
 UNFINISHED_ARGS_ERROR: Final = "The run ended before this tool call's arguments were complete."
 """The error a call ends with, where a format ends it as failed, when the run ended mid-arguments."""
+
+
+class Approval(msgspec.Struct, rename="camel", omit_defaults=True):
+    """assistant-stream's ``ToolCallApproval``: the client keeps it on the call and sends it back decided."""
+
+    id: str
+    signature: str
+    approved: bool | None = None
+    reason: str | None = None
 
 
 class ToolCall:

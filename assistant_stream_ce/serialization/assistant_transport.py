@@ -36,7 +36,7 @@ from ..assistant_stream_chunk import (
     UpdateStateChunk,
 )
 from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, Usage, delta_frames, sse
-from ._tools import EMPTY_ARGS, ToolCall, ToolCalls, finish_reason
+from ._tools import EMPTY_ARGS, Approval, ToolCall, ToolCalls, finish_reason
 from .assistant_stream_response import AssistantStreamResponse
 from .data_stream import StateProxyJSONEncoder
 from .heartbeat import HeartbeatOption
@@ -102,17 +102,8 @@ class _ArgsFinish(_Frame, tag="tool-call-args-text-finish"):
     path: list[int]
 
 
-class _Approval(msgspec.Struct, rename="camel", omit_defaults=True):
-    """assistant-stream's ``ToolCallApproval``: the client keeps it on the call and sends it back decided."""
-
-    id: str
-    signature: str
-    approved: bool | None = None
-    reason: str | None = None
-
-
 class _ToolCallApproval(_Frame, tag="tool-call-approval"):
-    approval: _Approval
+    approval: Approval
     path: list[int]
 
 
@@ -202,7 +193,7 @@ class _AssistantTransportWriter:
                     return b""
                 path = self._paths[call.tool_call_id]
                 finish = b"" if call.args_finished else self._finish_args(call)
-                return finish + sse(_ToolCallApproval(_Approval(chunk.approval_id, chunk.signature), path))
+                return finish + sse(_ToolCallApproval(Approval(chunk.approval_id, chunk.signature), path))
             case ToolApprovalResponseChunk():
                 # The stream's own decoder knows only the calls begun in it: the call is shown again, decided.
                 call = self._tools.continue_call(chunk)
@@ -212,7 +203,7 @@ class _AssistantTransportWriter:
                 path = self._paths[call.tool_call_id] = self._next_path()
                 part = _ToolCallPart(chunk.tool_call_id, chunk.tool_name, chunk.parent_id)
                 frames += sse(_PartStart(part, [])) + self._delta(chunk.args_text, path) + sse(_ArgsFinish(path))
-                decided = _Approval(chunk.approval_id, chunk.signature, chunk.approved, chunk.reason)
+                decided = Approval(chunk.approval_id, chunk.signature, chunk.approved, chunk.reason)
                 return frames + sse(_ToolCallApproval(decided, path))
             case SourceChunk():
                 source = _SourcePart(chunk.source_type, chunk.id, chunk.url, chunk.title, chunk.parent_id)
