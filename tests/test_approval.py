@@ -338,3 +338,26 @@ async def test_each_format_ends_round_one_with_its_client_must_act_finish(anyio_
 
     openai = _sse(await _frames(OpenAIStreamEncoder(), _needs_approval))
     assert openai[-1]["choices"][0]["finish_reason"] == "tool_calls"  # left for the client
+
+
+async def test_on_finish_gets_the_continued_call_with_its_result(anyio_backend: str) -> None:
+    requests = await _round_one()
+    outcomes: list[Any] = []
+
+    async def tool(tool: ToolCall) -> str:
+        return "ran"
+
+    async def run(controller: RunController) -> None:
+        controller.start_tool_call("a", tool, approval=_decided(requests["a"], "a", CALLS["a"], approved=True))
+        controller.start_tool_call("b", tool, approval=_decided(requests["b"], "b", CALLS["b"], approved=False))
+
+    with anyio.fail_after(10):
+        async for _ in create_run(run, on_finish=outcomes.append):
+            pass
+    (outcome,) = outcomes
+    assert outcome.status == "completed"
+    calls = [(c.tool_call_id, c.tool_name, c.args_text, c.result, c.is_error) for c in outcome.message.tool_calls]
+    assert calls == [
+        ("call-a", "a", '{"n":1}', "ran", False),
+        ("call-b", "b", '{"n":2}', "The user denied this tool call. Reason: no", True),
+    ]
