@@ -9,6 +9,7 @@ from typing import Any
 
 from ._run import DanglingToolCallWarning
 from .any_request import AnyChatRequest, read_any_chat_request
+from .approval import ToolApproval, ToolApprovalError, set_approval_key
 from .assistant_stream_chunk import (
     AnnotationsChunk,
     AssistantStreamChunk,
@@ -21,6 +22,8 @@ from .assistant_stream_chunk import (
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolApprovalRequestChunk,
+    ToolApprovalResponseChunk,
     ToolCallArgsFinishChunk,
     ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
@@ -90,10 +93,15 @@ __all__ = [
     "ToolCallController",
     "ToolCallDeltaChunk",
     "ToolCallHandle",
+    "ToolApproval",
+    "ToolApprovalError",
+    "ToolApprovalRequestChunk",
+    "ToolApprovalResponseChunk",
     "ToolResultChunk",
     "UpdateStateChunk",
     "create_run",
     "read_any_chat_request",
+    "set_approval_key",
     "to_agui_messages",
     "to_anthropic_messages",
     "to_model_messages",

@@ -8,8 +8,10 @@ number of calls. Async producers call :meth:`Merger.wait_for_room` between
 writes, which is where backpressure comes from.
 
 It also keeps the per-tool-call invariants: begin, argument deltas,
-args-finished, then at most one result; nothing for a call after its result;
-one begin per id.
+args-finished, then at most one result, or instead an approval request
+(after which the call has nothing more in this run); nothing for a call after
+its result; one begin per id. A call continued from an earlier run (its
+approval decision) counts as begun, with its arguments finished.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from .assistant_stream_chunk import (
     ObjectStreamOperation,
     ReasoningDeltaChunk,
     TextDeltaChunk,
+    ToolApprovalRequestChunk,
+    ToolApprovalResponseChunk,
     ToolCallArgsFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
@@ -128,6 +132,7 @@ class Phase(enum.IntEnum):
     ARGS = 0
     ARGS_FINISHED = 1
     DONE = 2
+    AWAITING_APPROVAL = 3  # settled for this run: the decision comes with the next request
 
 
 class Mode(enum.Enum):
@@ -250,6 +255,29 @@ class Merger:
             begin = ToolCallBeginChunk(tool_call_id=tool_call_id, tool_name=tool_name, parent_id=parent_id)
             self._push(_Plain(begin, ENTRY_COST))
 
+    def continue_call(self, chunk: ToolApprovalResponseChunk) -> None:
+        """A call of an earlier run continues here with its approval decision (it counts as begun)."""
+        if get_ident() != self._thread:
+            return self._hop(functools.partial(self.continue_call, chunk))
+        if chunk.tool_call_id in self.calls:
+            raise ValueError(
+                f"duplicate tool_call_id {chunk.tool_call_id!r}: a tool call with this id already exists in this run"
+            )
+        if self._writable("continuing a tool call"):
+            self.calls[chunk.tool_call_id] = Phase.ARGS_FINISHED
+            self._push(_Plain(chunk, ENTRY_COST + len(chunk.args_text)))
+
+    def request_approval(self, chunk: ToolApprovalRequestChunk) -> None:
+        """The call waits for a person's decision: it has nothing more in this run."""
+        if get_ident() != self._thread:
+            return self._hop(functools.partial(self.request_approval, chunk))
+        if not self._writable("requesting approval"):
+            return
+        if self._phase(chunk.tool_call_id) is not Phase.ARGS_FINISHED:
+            raise RuntimeError(f"tool call {chunk.tool_call_id!r}: approval needs finished arguments and no result")
+        self.calls[chunk.tool_call_id] = Phase.AWAITING_APPROVAL
+        self._push(_Plain(chunk, ENTRY_COST))
+
     def _phase(self, tool_call_id: str) -> Phase:
         try:
             return self.calls[tool_call_id]
@@ -290,8 +318,11 @@ class Merger:
             return self._hop(functools.partial(self.result, chunk, cost))
         if not self._writable("set_response()"):
             return
-        if self._phase(chunk.tool_call_id) is Phase.DONE:
+        phase = self._phase(chunk.tool_call_id)
+        if phase is Phase.DONE:
             raise RuntimeError(f"tool call {chunk.tool_call_id!r} already has a result")
+        if phase is Phase.AWAITING_APPROVAL:
+            raise RuntimeError(f"tool call {chunk.tool_call_id!r} waits for approval: it has no result in this run")
         self.finish_args(chunk.tool_call_id)
         self.calls[chunk.tool_call_id] = Phase.DONE
         self._push(_Plain(chunk, cost))

@@ -111,7 +111,8 @@ class AnyChatRequest:
     ) -> AssistantStreamResponse:
         """Stream ``stream`` (a ``create_run(...)``) in this client's format.
 
-        AG-UI answers carry the request's ``threadId``, ``runId`` and state;
+        AG-UI answers carry the request's ``threadId``, ``runId`` and state; UI
+        message streams continue the request's last assistant message, if any;
         OpenAI-style chunks carry its ``model``. Each format keeps its own
         heartbeat default unless ``heartbeat`` is given.
         """
@@ -120,7 +121,7 @@ class AnyChatRequest:
             case AssistantTransportRequest():
                 return AssistantTransportResponse(stream, **options)
             case ChatRequest():
-                return UIMessageStreamResponse(stream, **options)
+                return UIMessageStreamResponse(stream, message_id=request.continued_message_id, **options)
             case RunAgentInput():
                 return AGUIResponse(
                     stream, thread_id=request.thread_id, run_id=request.run_id, state=request.state, **options

@@ -31,6 +31,8 @@ __all__ = [
     "ToolCallArgsTextFinishChunk",
     "ToolCallBeginChunk",
     "ToolCallDeltaChunk",
+    "ToolApprovalRequestChunk",
+    "ToolApprovalResponseChunk",
     "ToolResultChunk",
     "UpdateStateChunk",
 ]
@@ -88,6 +90,35 @@ class ToolResultChunk(_Chunk, tag="tool-result"):
     result: Any
     artifact: Any | None = None
     is_error: bool = False
+
+
+class ToolApprovalRequestChunk(_Chunk, tag="tool-approval-request"):
+    """A tool call whose arguments are finished waits for a person's decision; it has no result in this run.
+
+    ``signature`` signs the approval id, the call's id, name and arguments
+    (see :mod:`assistant_stream_ce.approval`).
+    """
+
+    tool_call_id: str
+    approval_id: str
+    signature: str
+
+
+class ToolApprovalResponseChunk(_Chunk, tag="tool-approval-response"):
+    """A call that an earlier run announced and asked approval for continues in this run with the decision.
+
+    Its result follows (the tool's, or for a denial an error result saying so),
+    for the same ``tool_call_id``; the call is not begun again.
+    """
+
+    tool_call_id: str
+    tool_name: str
+    args_text: str
+    approval_id: str
+    signature: str
+    approved: bool
+    reason: str | None = None
+    parent_id: str | None = None
 
 
 class DataChunk(_Chunk, tag="data"):
@@ -178,6 +209,8 @@ AssistantStreamChunk: TypeAlias = (
     | ToolCallDeltaChunk
     | ToolCallArgsFinishChunk
     | ToolResultChunk
+    | ToolApprovalRequestChunk
+    | ToolApprovalResponseChunk
     | DataChunk
     | ErrorChunk
     | UpdateStateChunk

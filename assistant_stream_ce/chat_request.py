@@ -38,6 +38,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from ._json import MAX_DEPTH
+from .approval import ToolApproval, ToolApprovalError, split_token, tool_call_id_of
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -52,7 +53,9 @@ __all__ = [
     "AGUITool",
     "AGUIToolCall",
     "AddMessageCommand",
+    "AddToolApprovalCommand",
     "AddToolResultCommand",
+    "ApprovalDecision",
     "AssistantTransportCommand",
     "AssistantTransportRequest",
     "ChatCompletionMessage",
@@ -85,6 +88,41 @@ DEFAULT_MAX_VALUES = 100_000
 
 class _Wire(msgspec.Struct, rename="camel", omit_defaults=True):
     """Base of the request structs: camelCase on the wire."""
+
+
+class ApprovalDecision(_Wire):
+    """The approval a client keeps on a tool call and sends back: ``approved`` once the person decided.
+
+    The AI SDK's tool part ``approval`` (``{id, approved, reason, signature}``)
+    and assistant-stream's ``ToolCallApproval`` have this shape.
+    """
+
+    id: str
+    approved: bool | None = None
+    reason: str | None = None
+    signature: str | None = None
+
+
+def _verified(tool_call_id: str, tool_name: str, args: Any, decision: ApprovalDecision, approved: bool) -> ToolApproval:
+    """The :class:`ToolApproval` of one decision, after checking its signature (else :class:`ToolApprovalError`)."""
+    approval_id, signature = decision.id, decision.signature
+    if signature is None and (token := split_token(decision.id)) is not None:
+        approval_id, signature = token
+    if not isinstance(args, dict):
+        raise ToolApprovalError(
+            f"the approval of tool call {tool_call_id!r} comes with arguments that are not an object"
+        )
+    approval = ToolApproval(
+        tool_call_id=tool_call_id,
+        tool_name=tool_name,
+        args=args,
+        approved=approved,
+        reason=decision.reason,
+        approval_id=approval_id,
+        signature=signature or "",
+    )
+    approval.verify()
+    return approval
 
 
 # -- assistant-ui: assistant transport ------------------------------------------
@@ -124,7 +162,22 @@ class AddToolResultCommand(_Wire, tag="add-tool-result", tag_field="type"):
     artifact: Any = None
 
 
-AssistantTransportCommand = AddMessageCommand | AddToolResultCommand
+class AddToolApprovalCommand(_Wire, tag="add-tool-approval", tag_field="type"):
+    """The person decided on a tool call that waits for approval (a command of this package's own).
+
+    assistant-ui's transport runtime has no approval command of its own: the
+    client sends this one (a custom command) with the call as the stream
+    showed it and the part's ``approval`` with ``approved`` set.
+    """
+
+    type: ClassVar[str] = "add-tool-approval"
+    tool_call_id: str
+    tool_name: str
+    args: Any
+    approval: ApprovalDecision
+
+
+AssistantTransportCommand = AddMessageCommand | AddToolResultCommand | AddToolApprovalCommand
 
 
 class AssistantTransportRequest(_Wire):
@@ -143,6 +196,16 @@ class AssistantTransportRequest(_Wire):
     thread_id: str | None = None
     parent_id: str | None = None
     run_id: str | None = None
+
+    def tool_approvals(self) -> list[ToolApproval]:
+        """The decisions of the ``add-tool-approval`` commands, verified (else :class:`ToolApprovalError`)."""
+        return [
+            _verified(
+                command.tool_call_id, command.tool_name, command.args, command.approval, command.approval.approved
+            )
+            for command in self.commands
+            if isinstance(command, AddToolApprovalCommand) and command.approval.approved is not None
+        ]
 
 
 # -- assistant-ui: data stream --------------------------------------------------
@@ -173,6 +236,7 @@ class ModelMessagePart(_Wire):
     output: Any = None
     is_error: bool | None = None
     artifact: Any = None
+    approval: ApprovalDecision | None = None
 
 
 class ModelMessage(_Wire):
@@ -195,6 +259,29 @@ class DataStreamRequest(_Wire):
     thread_id: str | None = None
     parent_id: str | None = None
     assistant_message_id: str | None = msgspec.field(default=None, name="unstable_assistantMessageId")
+
+    def tool_approvals(self) -> list[ToolApproval]:
+        """Decided approvals on tool-call parts whose call has no result, verified (else :class:`ToolApprovalError`).
+
+        assistant-ui's ``useDataStreamRuntime`` leaves the ``approval`` out of the
+        messages it sends; a client that keeps it on the tool-call part is read here.
+        """
+        parts = [part for message in self.messages if not isinstance(message.content, str) for part in message.content]
+        answered = {part.tool_call_id for part in parts if part.type == "tool-result"}
+        return [
+            _verified(part.tool_call_id, part.tool_name, _first(part.input, part.args), part.approval, approved)
+            for part in parts
+            if part.type == "tool-call"
+            and part.tool_call_id is not None
+            and part.tool_name is not None
+            and part.tool_call_id not in answered
+            and part.approval is not None
+            and (approved := part.approval.approved) is not None
+        ]
+
+
+def _first(value: Any, fallback: Any) -> Any:
+    return fallback if value is None else value
 
 
 # -- AI SDK: useChat --------------------------------------------------------------
@@ -220,6 +307,7 @@ class UIMessagePart(_Wire):
     filename: str | None = None
     data: Any = None
     provider_metadata: dict[str, Any] | None = None
+    approval: ApprovalDecision | None = None
 
     @property
     def tool(self) -> str | None:
@@ -248,6 +336,27 @@ class ChatRequest(_Wire):
     id: str | None = None
     trigger: Literal["submit-message", "regenerate-message"] = "submit-message"
     message_id: str | None = None
+
+    @property
+    def continued_message_id(self) -> str | None:
+        """The id of the assistant message this request continues (``Chat`` continues a last assistant
+        message, after a tool approval), else None; give it to the response's ``message_id``."""
+        last = self.messages[-1] if self.messages else None
+        return last.id if self.trigger == "submit-message" and last is not None and last.role == "assistant" else None
+
+    def tool_approvals(self) -> list[ToolApproval]:
+        """The decisions on tool parts in state ``approval-responded``, verified (else :class:`ToolApprovalError`)."""
+        return [
+            _verified(part.tool_call_id, tool, part.input, part.approval, approved)
+            for message in self.messages
+            if message.role == "assistant"
+            for part in message.parts
+            if part.state == "approval-responded"
+            and (tool := part.tool) is not None
+            and part.tool_call_id is not None
+            and part.approval is not None
+            and (approved := part.approval.approved) is not None
+        ]
 
 
 # -- AG-UI: RunAgentInput ------------------------------------------------------------
@@ -333,6 +442,34 @@ class RunAgentInput(_Wire):
     resume: list[AGUIResumeEntry] | None = None
     parent_run_id: str | None = None
     protocol_version: str | None = None
+
+    def tool_approvals(self) -> list[ToolApproval]:
+        """The ``resume`` answers to tool-approval interrupts, verified (else :class:`ToolApprovalError`).
+
+        The call's name and arguments come from the history's tool calls; an
+        answer is an approval when its status is ``resolved`` and its payload's
+        ``approved`` is true. Answers to other interrupts are left out.
+        """
+        calls = {call.id: call.function for message in self.messages for call in message.tool_calls or ()}
+        approvals = []
+        for entry in self.resume or ():
+            token = split_token(entry.interrupt_id)
+            tool_call_id = tool_call_id_of(token[0]) if token is not None else None
+            if tool_call_id is None:
+                continue
+            function = calls.get(tool_call_id)
+            if function is None:
+                raise ToolApprovalError(f"the approval of tool call {tool_call_id!r} names no call in the messages")
+            try:
+                args = msgspec.json.decode(function.arguments or "{}")
+            except msgspec.DecodeError:
+                raise ToolApprovalError(f"the arguments of tool call {tool_call_id!r} are not JSON") from None
+            payload = entry.payload if isinstance(entry.payload, dict) else {}
+            approved = entry.status == "resolved" and payload.get("approved") is True
+            reason = payload.get("reason")
+            decision = ApprovalDecision(entry.interrupt_id, approved, reason if isinstance(reason, str) else None)
+            approvals.append(_verified(tool_call_id, function.name, args, decision, approved))
+        return approvals
 
 
 # -- OpenAI: chat completions -------------------------------------------------------

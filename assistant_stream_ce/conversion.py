@@ -28,6 +28,7 @@ import msgspec
 
 from .chat_request import (
     AddMessageCommand,
+    AddToolResultCommand,
     AGUIContentPart,
     AGUIFunctionCall,
     AGUIMessage,
@@ -226,7 +227,7 @@ def _from_transport(request: AssistantTransportRequest) -> list[_Turn]:
             parts: list[_Part] = [part.text for part in command.message.parts if part.type == "text" and part.text]
             parts += [_media(part.image, None) for part in command.message.parts if part.type == "image" and part.image]
             turns.append(_Turn(command.message.role, parts))
-        else:
+        elif isinstance(command, AddToolResultCommand):  # an approval is no turn: its call's result will be
             result = _Result(command.tool_call_id, command.tool_name or "", command.result, command.is_error)
             turns.append(_Turn("tool", [result]))
     return turns

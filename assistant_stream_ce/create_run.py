@@ -22,6 +22,7 @@ from ._run import (
     RunOutcome,
     default_error_message,
 )
+from .approval import ToolApproval
 from .assistant_stream_chunk import (
     AnnotationsChunk,
     AssistantStreamChunk,
@@ -33,6 +34,8 @@ from .assistant_stream_chunk import (
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolApprovalRequestChunk,
+    ToolApprovalResponseChunk,
     ToolCallArgsFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
@@ -111,11 +114,17 @@ class RunController:
         args: dict[str, Any] | None = None,
         tool_call_id: str | None = None,
         timeout: float | None = None,
+        needs_approval: bool = False,
+        approval: ToolApproval | None = None,
     ) -> ToolCallHandle:
         """Run ``await fn(tool)`` as a child task of the run; its return value is the result.
 
         An exception or a timeout becomes an error result for this call only.
         Results of these calls go out in the order the calls were started.
+        ``needs_approval=True``: announce the call (``args`` required) and ask
+        for approval; ``fn`` does not run in this run. ``approval=`` (from a
+        request's ``tool_approvals()``): continue that call under its id, running
+        ``fn`` if approved, sending the denial if not.
         """
         core = self._core
         tg = self._running_task_group("start_tool_call()")
@@ -131,6 +140,8 @@ class RunController:
             args=args,
             tool_call_id=tool_call_id,
             timeout=timeout,
+            needs_approval=needs_approval,
+            approval=approval,
         )
 
     def tool_calls(self, order: ResultOrder = "call") -> ToolCallBatch:
@@ -185,6 +196,10 @@ class RunController:
                 merger.finish_args(chunk.tool_call_id)
             case ToolResultChunk():
                 merger.result(*tool_result_chunk(chunk.tool_call_id, chunk.result, chunk.artifact, chunk.is_error))
+            case ToolApprovalRequestChunk():
+                merger.request_approval(chunk)
+            case ToolApprovalResponseChunk():
+                merger.continue_call(chunk)
             case UpdateStateChunk():
                 self._core.state.apply(chunk.operations)
             case (

@@ -22,6 +22,7 @@ from .assistant_stream_chunk import (
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolApprovalResponseChunk,
     ToolCallArgsFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
@@ -146,6 +147,11 @@ class MessageBuilder:
                 self._tools[chunk.tool_call_id].args_text += chunk.args_text_delta
             case ToolCallArgsFinishChunk():
                 self._tools[chunk.tool_call_id].args_finished = True
+            case ToolApprovalResponseChunk():  # a call of an earlier run, continued in this one
+                part = ToolCallPart(chunk.tool_call_id, chunk.tool_name, parent_id=chunk.parent_id)
+                part.args_text, part.args_finished = chunk.args_text, True
+                self._tools[part.tool_call_id] = part
+                parts.append(part)
             case ToolResultChunk():
                 tool = self._tools[chunk.tool_call_id]
                 tool.args_finished = tool.has_result = True

@@ -8,6 +8,12 @@ client is behind, so a tool that produces faster than the client reads waits.
 The return value is the result; an exception or a timeout is an error result
 for that call only. Results go out in the order the calls began, unless a
 batch asks for completion order.
+
+A call started with ``needs_approval=True`` is announced with its arguments
+and an approval request, and ``fn`` does not run in this run. The next
+request carries the person's decision (a :class:`ToolApproval`); a call
+started with ``approval=`` continues that call under its id: approved, ``fn``
+runs with the approved arguments; denied, an error result says so.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ._json import encoded_size
 from ._merger import HIGH_WATER, Merger
 from ._run import RunCore, error_text
-from .assistant_stream_chunk import ToolResultChunk
+from .approval import ToolApproval, ToolApprovalError, approval_id_for, canonical_json, sign
+from .assistant_stream_chunk import ToolApprovalRequestChunk, ToolApprovalResponseChunk, ToolResultChunk
 from .modules.tool_call import generate_openai_style_tool_call_id, tool_result_chunk
 
 if TYPE_CHECKING:
@@ -102,9 +109,11 @@ class ToolCallHandle:
     In call order that is after the results of the calls started before it.
     """
 
-    def __init__(self, tool_call_id: str, tool_name: str) -> None:
+    def __init__(self, tool_call_id: str, tool_name: str, *, awaiting_approval: bool = False) -> None:
         self.tool_call_id = tool_call_id
         self.tool_name = tool_name
+        self.awaiting_approval = awaiting_approval
+        """True for a call started with ``needs_approval=True``: it has no result in this run."""
         self._result: ToolResultChunk | None = None
         self._event = anyio.Event()
 
@@ -117,7 +126,9 @@ class ToolCallHandle:
         self._event.set()
 
     async def wait(self) -> ToolResultChunk:
-        """The result chunk (``is_error`` tells a failed, timed-out or cancelled call)."""
+        """The result chunk (``is_error`` tells a failed, timed-out, cancelled or denied call)."""
+        if self.awaiting_approval:
+            raise RuntimeError(f"tool call {self.tool_call_id!r} waits for approval: it has no result in this run")
         await self._event.wait()
         assert self._result is not None
         return self._result
@@ -266,8 +277,14 @@ def start_tool_call(
     args: dict[str, Any] | None = None,
     tool_call_id: str | None = None,
     timeout: float | None = None,
+    needs_approval: bool = False,
+    approval: ToolApproval | None = None,
 ) -> ToolCallHandle:
-    """Begin a tool call on the wire and start ``fn`` for it in ``tg``."""
+    """Begin a tool call on the wire and start ``fn`` for it in ``tg``.
+
+    ``needs_approval``: ask for approval instead of running ``fn``.
+    ``approval``: continue the call it decides (run ``fn``, or send the denial).
+    """
     merger = core.merger
     if not callable(fn):
         raise TypeError(f"fn must be an async function taking the tool call, not {fn!r}")
@@ -277,6 +294,12 @@ def start_tool_call(
         raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
     if args is not None and not isinstance(args, dict):
         raise TypeError(f"args must be a dict, not {type(args).__name__}")
+    if approval is not None:
+        if needs_approval:
+            raise ValueError("a call is started either with needs_approval=True or with the approval that decides it")
+        return _continue_call(core, tg, sequencer, parent_id, tool_name, fn, args, tool_call_id, timeout, approval)
+    if needs_approval and args is None:
+        raise ValueError("a call that needs approval takes its arguments as args= (they are what the person approves)")
     tool_call_id = tool_call_id or generate_openai_style_tool_call_id()
     args_text = None
     if args is not None:
@@ -288,6 +311,24 @@ def start_tool_call(
     if args_text is not None:
         merger.args_delta(tool_call_id, args_text)
         merger.finish_args(tool_call_id)
+    if needs_approval:
+        approval_id = approval_id_for(tool_call_id)
+        signature = sign(approval_id, tool_call_id, tool_name, args)
+        merger.request_approval(ToolApprovalRequestChunk(tool_call_id, approval_id, signature))
+        return ToolCallHandle(tool_call_id, tool_name, awaiting_approval=True)
+    return _start(core, tg, sequencer, fn, tool_call_id, tool_name, args, timeout)
+
+
+def _start(
+    core: RunCore,
+    tg: anyio.abc.TaskGroup,
+    sequencer: ToolCallSequencer,
+    fn: ToolFunction,
+    tool_call_id: str,
+    tool_name: str,
+    args: dict[str, Any] | None,
+    timeout: float | None,
+) -> ToolCallHandle:
     handle = ToolCallHandle(tool_call_id, tool_name)
     index = sequencer.register(handle)
     tg.start_soon(
@@ -301,6 +342,60 @@ def start_tool_call(
         sequencer,
         index,
         name=f"tool call {tool_name} {tool_call_id}",
+    )
+    return handle
+
+
+def denial_text(reason: str | None) -> str:
+    """The error result of a denied call: what the model and the client read."""
+    return "The user denied this tool call." + (f" Reason: {reason}" if reason else "")
+
+
+def _continue_call(
+    core: RunCore,
+    tg: anyio.abc.TaskGroup,
+    sequencer: ToolCallSequencer,
+    parent_id: str | None,
+    tool_name: str,
+    fn: ToolFunction,
+    args: dict[str, Any] | None,
+    tool_call_id: str | None,
+    timeout: float | None,
+    approval: ToolApproval,
+) -> ToolCallHandle:
+    """The call ``approval`` decides, under its id: ``fn`` runs if approved, else the denial is its result."""
+    if not isinstance(approval, ToolApproval):
+        raise TypeError(f"approval must be a ToolApproval (from a request's tool_approvals()), not {approval!r}")
+    if tool_name != approval.tool_name:
+        raise ToolApprovalError(
+            f"the approval of tool call {approval.tool_call_id!r} is for tool {approval.tool_name!r}, not {tool_name!r}"
+        )
+    if tool_call_id is not None and tool_call_id != approval.tool_call_id:
+        raise ToolApprovalError(f"the approval is for tool call {approval.tool_call_id!r}, not {tool_call_id!r}")
+    if args is not None and canonical_json(args) != canonical_json(approval.args):
+        raise ToolApprovalError(
+            f"the arguments of tool call {approval.tool_call_id!r} differ from the ones the person decided on"
+        )
+    approval.verify()
+    args_text = msgspec.json.encode(approval.args).decode()
+    core.merger.continue_call(
+        ToolApprovalResponseChunk(
+            approval.tool_call_id,
+            tool_name,
+            args_text,
+            approval.approval_id,
+            approval.signature,
+            approval.approved,
+            approval.reason,
+            parent_id,
+        )
+    )
+    if approval.approved:
+        return _start(core, tg, sequencer, fn, approval.tool_call_id, tool_name, dict(approval.args), timeout)
+    handle = ToolCallHandle(approval.tool_call_id, tool_name)
+    sequencer.complete(
+        sequencer.register(handle),
+        *tool_result_chunk(approval.tool_call_id, denial_text(approval.reason), is_error=True),
     )
     return handle
 
@@ -353,6 +448,8 @@ class ToolCallBatch:
         args: dict[str, Any] | None = None,
         tool_call_id: str | None = None,
         timeout: float | None = None,
+        needs_approval: bool = False,
+        approval: ToolApproval | None = None,
     ) -> ToolCallHandle:
         """Start one call of the batch (the arguments of ``start_tool_call``)."""
         if self._tg is None:
@@ -367,4 +464,6 @@ class ToolCallBatch:
             args=args,
             tool_call_id=tool_call_id,
             timeout=timeout,
+            needs_approval=needs_approval,
+            approval=approval,
         )

@@ -7,10 +7,10 @@ from typing import Final
 
 import msgspec
 
-from ..assistant_stream_chunk import ToolCallBeginChunk
+from ..assistant_stream_chunk import ToolApprovalRequestChunk, ToolApprovalResponseChunk, ToolCallBeginChunk
 from .stream_encoder import FinishStatus
 
-__all__ = ["EMPTY_ARGS", "UNFINISHED_ARGS_ERROR", "ToolCall", "ToolCalls", "finish_reason", "parse_args"]
+__all__ = ["EMPTY_ARGS", "Approval", "UNFINISHED_ARGS_ERROR", "ToolCall", "ToolCalls", "finish_reason", "parse_args"]
 
 EMPTY_ARGS: Final = "{}"
 """Argument text sent for a call that finishes without any (so clients can parse it)."""
@@ -18,10 +18,29 @@ UNFINISHED_ARGS_ERROR: Final = "The run ended before this tool call's arguments 
 """The error a call ends with, where a format ends it as failed, when the run ended mid-arguments."""
 
 
+class Approval(msgspec.Struct, rename="camel", omit_defaults=True):
+    """assistant-stream's ``ToolCallApproval``: the client keeps it on the call and sends it back decided."""
+
+    id: str
+    signature: str
+    approved: bool | None = None
+    reason: str | None = None
+
+
 class ToolCall:
     """One call as the stream has shown it so far."""
 
-    __slots__ = ("args", "args_finished", "has_result", "index", "tool_call_id", "tool_name")
+    __slots__ = (
+        "approval",
+        "args",
+        "args_finished",
+        "continued",
+        "denied",
+        "has_result",
+        "index",
+        "tool_call_id",
+        "tool_name",
+    )
 
     def __init__(self, tool_call_id: str, tool_name: str, index: int) -> None:
         self.tool_call_id = tool_call_id
@@ -30,6 +49,9 @@ class ToolCall:
         self.args: list[str] = []
         self.args_finished = False
         self.has_result = False
+        self.approval: ToolApprovalRequestChunk | None = None  # it waits for a decision
+        self.continued = False  # announced by an earlier stream, continued with its decision in this one
+        self.denied = False
 
     def append_args(self, delta: str) -> None:
         if delta:  # so that ``args`` is empty exactly when there is no argument text
@@ -59,6 +81,23 @@ class ToolCalls:
         call = self._calls[chunk.tool_call_id] = ToolCall(chunk.tool_call_id, chunk.tool_name, len(self._calls))
         return call
 
+    def continue_call(self, chunk: ToolApprovalResponseChunk) -> ToolCall | None:
+        """Register a call an earlier stream announced, with its arguments finished; ``None`` for a duplicate id."""
+        call = self.begin(ToolCallBeginChunk(chunk.tool_call_id, chunk.tool_name))
+        if call is not None:
+            call.append_args(chunk.args_text)
+            call.args_finished = call.continued = True
+            call.denied = not chunk.approved
+        return call
+
+    def request_approval(self, chunk: ToolApprovalRequestChunk) -> ToolCall | None:
+        """The call if an approval may be asked for it now (arguments finished, no result, none asked yet)."""
+        call = self._calls.get(chunk.tool_call_id)
+        if call is None or call.has_result or call.approval is not None:
+            return None
+        call.approval = chunk
+        return call
+
     def streaming(self, tool_call_id: str) -> ToolCall | None:
         """The call if its arguments are still open (else a delta or finish for it is dropped)."""
         call = self._calls.get(tool_call_id)
@@ -67,14 +106,18 @@ class ToolCalls:
     def awaiting_result(self, tool_call_id: str) -> ToolCall | None:
         """The call if it has no result yet (else a result for it is dropped)."""
         call = self._calls.get(tool_call_id)
-        return call if call is not None and not call.has_result else None
+        return call if call is not None and not call.has_result and call.approval is None else None
 
     def open_args(self) -> list[ToolCall]:
         return [call for call in self._calls.values() if not call.args_finished]
 
     def pending(self) -> list[ToolCall]:
-        """Calls without a result: the client is expected to act on them."""
+        """Calls without a result (among them those waiting for approval): the client is expected to act on them."""
         return [call for call in self._calls.values() if not call.has_result]
+
+    def awaiting_approval(self) -> list[ToolCall]:
+        """Calls that wait for a person's decision."""
+        return [call for call in self._calls.values() if call.approval is not None]
 
 
 def finish_reason(status: FinishStatus, tools: ToolCalls) -> str:

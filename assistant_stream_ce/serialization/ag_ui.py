@@ -10,7 +10,11 @@ which AG-UI has no events for, go out as ``CUSTOM`` events. A call whose
 arguments were still streaming when the run failed gets no ``TOOL_CALL_END``
 before ``RUN_ERROR``; when it was cancelled, the call ends with its arguments
 as they were (``RUN_FINISHED`` requires every call ended; its ``cancelled``
-outcome names no call for the client to run).
+outcome names no call for the client to run). A run with calls that wait for
+approval finishes with the outcome ``interrupt``, one interrupt per call
+(``reason`` ``tool_approval``, its ``toolCallId``); the next run's ``resume``
+answers them, and a continued call's result is a ``TOOL_CALL_RESULT`` for
+the call already in the client's history.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from ..approval import approval_token
 from ..assistant_stream_chunk import (
     AnnotationsChunk,
     AssistantStreamChunk,
@@ -35,6 +40,8 @@ from ..assistant_stream_chunk import (
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolApprovalRequestChunk,
+    ToolApprovalResponseChunk,
     ToolCallArgsFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
@@ -61,9 +68,20 @@ class _RunStarted(_Event, tag="RUN_STARTED"):
     run_id: str
 
 
+class _Interrupt(msgspec.Struct, rename="camel"):
+    id: str
+    reason: str
+    tool_call_id: str
+
+
 class _Outcome(msgspec.Struct, rename="camel", omit_defaults=True):
-    type: Literal["success", "cancelled"]
+    type: Literal["success", "cancelled", "interrupt"]
     pending_tool_call_ids: list[str] | None = None
+    interrupts: list[_Interrupt] | None = None
+
+
+#: The ``reason`` of the interrupt a tool call that waits for approval ends a run with.
+TOOL_APPROVAL_REASON = "tool_approval"
 
 
 class _RunFinished(_Event, tag="RUN_FINISHED"):
@@ -172,6 +190,12 @@ def _content(result: Any) -> str:
     return result if isinstance(result, str) else dumps(result).decode()
 
 
+def _interrupt(request: ToolApprovalRequestChunk) -> _Interrupt:
+    """The interrupt of a call that waits for approval; its id carries the signature (AG-UI has no field for it)."""
+    token = approval_token(request.approval_id, request.signature)
+    return _Interrupt(token, TOOL_APPROVAL_REASON, request.tool_call_id)
+
+
 class _AGUIWriter:
     def __init__(self, thread_id: str, run_id: str, state: Any) -> None:
         self._thread_id = thread_id
@@ -234,6 +258,13 @@ class _AGUIWriter:
                     result_id = self._new_id("result")
                     self._out.add(_ToolCallResult(result_id, call.tool_call_id, _content(chunk.result), "tool"))
                     self._message_id = None  # what follows the results is the next turn
+            case ToolApprovalRequestChunk():
+                call = self._tools.request_approval(chunk)
+                if call is not None and not call.args_finished:
+                    self._end_tool_call(call)
+            case ToolApprovalResponseChunk():
+                # The call is in the client's history already: only its result follows.
+                self._tools.continue_call(chunk)
             case UpdateStateChunk():
                 self._update_state(chunk.operations)
             case StepStartChunk():
@@ -323,6 +354,9 @@ class _AGUIWriter:
             self._out.add(_RunError(self._error or GENERIC_ERROR))
         elif status == "cancelled":
             self._out.add(_RunFinished(self._thread_id, self._run_id, _Outcome("cancelled")))
+        elif waiting := self._tools.awaiting_approval():
+            interrupts = [_interrupt(call.approval) for call in waiting if call.approval is not None]
+            self._out.add(_RunFinished(self._thread_id, self._run_id, _Outcome("interrupt", interrupts=interrupts)))
         else:
             pending = [call.tool_call_id for call in self._tools.pending()] or None
             self._out.add(_RunFinished(self._thread_id, self._run_id, _Outcome("success", pending)))

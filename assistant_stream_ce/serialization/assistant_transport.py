@@ -27,6 +27,8 @@ from ..assistant_stream_chunk import (
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolApprovalRequestChunk,
+    ToolApprovalResponseChunk,
     ToolCallArgsFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
@@ -34,7 +36,7 @@ from ..assistant_stream_chunk import (
     UpdateStateChunk,
 )
 from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, Usage, delta_frames, sse
-from ._tools import EMPTY_ARGS, ToolCall, ToolCalls, finish_reason
+from ._tools import EMPTY_ARGS, Approval, ToolCall, ToolCalls, finish_reason
 from .assistant_stream_response import AssistantStreamResponse
 from .data_stream import StateProxyJSONEncoder
 from .heartbeat import HeartbeatOption
@@ -97,6 +99,11 @@ class _Result(_Frame, tag="result"):
 
 
 class _ArgsFinish(_Frame, tag="tool-call-args-text-finish"):
+    path: list[int]
+
+
+class _ToolCallApproval(_Frame, tag="tool-call-approval"):
+    approval: Approval
     path: list[int]
 
 
@@ -180,6 +187,24 @@ class _AssistantTransportWriter:
                 path = self._paths[call.tool_call_id]
                 result = sse(_Result(chunk.result, chunk.is_error, path, chunk.artifact))
                 return result + self._close_tool(call)
+            case ToolApprovalRequestChunk():
+                call = self._tools.request_approval(chunk)
+                if call is None:
+                    return b""
+                path = self._paths[call.tool_call_id]
+                finish = b"" if call.args_finished else self._finish_args(call)
+                return finish + sse(_ToolCallApproval(Approval(chunk.approval_id, chunk.signature), path))
+            case ToolApprovalResponseChunk():
+                # The stream's own decoder knows only the calls begun in it: the call is shown again, decided.
+                call = self._tools.continue_call(chunk)
+                if call is None:
+                    return b""
+                frames = self._close_text()
+                path = self._paths[call.tool_call_id] = self._next_path()
+                part = _ToolCallPart(chunk.tool_call_id, chunk.tool_name, chunk.parent_id)
+                frames += sse(_PartStart(part, [])) + self._delta(chunk.args_text, path) + sse(_ArgsFinish(path))
+                decided = Approval(chunk.approval_id, chunk.signature, chunk.approved, chunk.reason)
+                return frames + sse(_ToolCallApproval(decided, path))
             case SourceChunk():
                 source = _SourcePart(chunk.source_type, chunk.id, chunk.url, chunk.title, chunk.parent_id)
                 return self._whole_part(source)

@@ -28,6 +28,8 @@ from ..assistant_stream_chunk import (
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolApprovalRequestChunk,
+    ToolApprovalResponseChunk,
     ToolCallArgsFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
@@ -36,7 +38,7 @@ from ..assistant_stream_chunk import (
 )
 from ..state import StateProxy
 from ._frames import GENERIC_ERROR, Usage, delta_frames, dumps
-from ._tools import EMPTY_ARGS, UNFINISHED_ARGS_ERROR, ToolCall, ToolCalls, finish_reason
+from ._tools import EMPTY_ARGS, UNFINISHED_ARGS_ERROR, Approval, ToolCall, ToolCalls, finish_reason
 from .assistant_stream_response import AssistantStreamResponse
 from .heartbeat import DATA_STREAM_KEEPALIVE_LINE, HeartbeatOption
 from .stream_encoder import FinishStatus, StreamEncoder
@@ -84,6 +86,11 @@ class _ToolResult(_Frame):
     result: Any
     artifact: Any = None
     is_error: bool = False
+
+
+class _ToolCallApproval(_Frame):
+    tool_call_id: str
+    approval: Approval
 
 
 class _Source(_Frame):
@@ -161,6 +168,24 @@ class _DataStreamWriter:
                 if call is None:
                     return b""
                 return self._result(call, chunk.result, chunk.artifact, chunk.is_error)
+            case ToolApprovalRequestChunk():
+                call = self._tools.request_approval(chunk)
+                if call is None:
+                    return b""
+                finish = b"" if call.args_finished else self._finish_args(call)
+                approval = Approval(chunk.approval_id, chunk.signature)
+                return finish + _line(b"aui-tool-call-approval:", _ToolCallApproval(chunk.tool_call_id, approval))
+            case ToolApprovalResponseChunk():
+                # The stream's own decoder knows only the calls begun in it: the call is shown again, decided.
+                call = self._tools.continue_call(chunk)
+                if call is None:
+                    return b""
+                call_id = chunk.tool_call_id
+                begin = _line(b"b:", _ToolCallStart(call_id, chunk.tool_name, chunk.parent_id or None))
+                args = delta_frames(chunk.args_text, lambda piece: _line(b"c:", _ArgsDelta(call_id, piece)))
+                decided = Approval(chunk.approval_id, chunk.signature, chunk.approved, chunk.reason)
+                finish = _line(b"c:", _ArgsDelta(call_id, "", is_final=True))
+                return begin + args + finish + _line(b"aui-tool-call-approval:", _ToolCallApproval(call_id, decided))
             case DataChunk():
                 return _line(b"2:", [chunk.data])
             case ErrorChunk():

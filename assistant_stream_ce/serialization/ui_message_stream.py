@@ -27,6 +27,8 @@ from ..assistant_stream_chunk import (
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolApprovalRequestChunk,
+    ToolApprovalResponseChunk,
     ToolCallArgsFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
@@ -103,6 +105,16 @@ class _ToolInputError(_Frame, tag="tool-input-error"):
     tool_name: str
     input: Any
     error_text: str
+
+
+class _ToolApprovalRequest(_Frame, tag="tool-approval-request"):
+    approval_id: str
+    tool_call_id: str
+    signature: str
+
+
+class _ToolOutputDenied(_Frame, tag="tool-output-denied"):
+    tool_call_id: str
 
 
 class _ToolOutputAvailable(_Frame, tag="tool-output-available"):
@@ -256,6 +268,15 @@ class _UIMessageStreamWriter:
                     self._input_available(streaming)
             case ToolResultChunk():
                 self._tool_result(chunk)
+            case ToolApprovalRequestChunk():
+                call = self._tools.request_approval(chunk)
+                if call is not None:
+                    if not call.args_finished:
+                        self._input_available(call)
+                    self._out.add(_ToolApprovalRequest(chunk.approval_id, chunk.tool_call_id, chunk.signature))
+            case ToolApprovalResponseChunk():
+                # The client continues the message that holds the call (``start`` carries its id).
+                self._tools.continue_call(chunk)
             case SourceChunk():
                 self._new_part()
                 self._out.add(_SourceUrl(chunk.id, chunk.url, chunk.title))
@@ -297,8 +318,14 @@ class _UIMessageStreamWriter:
         if not call.args_finished:
             self._input_available(call)
         call.has_result = True
+        if call.continued:
+            self._close_text()
+            if not self._step_open:
+                self._start_step()
         self._step_has_output = True
-        if chunk.is_error:
+        if call.denied:
+            self._out.add(_ToolOutputDenied(call.tool_call_id))
+        elif chunk.is_error:
             self._out.add(_ToolOutputError(call.tool_call_id, _error_text(chunk.result)))
         else:
             self._out.add(_ToolOutputAvailable(call.tool_call_id, chunk.result))
@@ -325,7 +352,10 @@ class UIMessageStreamEncoder(StreamEncoder):
     """The AI SDK UI message stream (``x-vercel-ai-ui-message-stream: v1``).
 
     ``message_id`` is the id of the assistant message the client builds
-    (default: a new random id per stream).
+    (default: a new random id per stream). A stream that continues the
+    client's last assistant message (after a tool approval) must carry that
+    message's id, or the client adds a second message:
+    ``ChatRequest.continued_message_id``.
     """
 
     def __init__(self, message_id: str | None = None) -> None:
