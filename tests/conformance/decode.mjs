@@ -90,8 +90,10 @@ const auiFeaturePart = (p) => {
       return { type: p.type, toolCallId: p.toolCallId, result: opt(p.result), isPreliminary: p.isPreliminary ?? false };
     case "data":
       return { type: p.type, name: p.name, data: p.data, parentId: opt(p.parentId) };
-    default:
-      return p;
+    default: {
+      const { status, ...fields } = p;
+      return fields;
+    }
   }
 };
 
