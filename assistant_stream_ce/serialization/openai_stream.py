@@ -16,7 +16,7 @@ import secrets
 import string
 import time
 from collections.abc import AsyncIterable
-from typing import Any, Final, Literal, NoReturn
+from typing import Any, Final, Literal, NoReturn, TypeVar
 
 import msgspec
 
@@ -96,16 +96,13 @@ class _Usage(msgspec.Struct, omit_defaults=True):
     prompt_tokens_details: _TokenDetails | None = None
 
 
-class _UsageChunk(msgspec.Struct, kw_only=True):
+class _UsageChunk(_Chunk, kw_only=True):
     """The last chunk of a stream whose request asked for usage: no choices, the usage."""
 
-    id: str
-    object: str = "chat.completion.chunk"
-    created: int
-    model: str
-    system_fingerprint: str
-    choices: list[_Choice]
     usage: _Usage
+
+
+_C = TypeVar("_C", bound=_Chunk)
 
 
 class _ErrorBody(msgspec.Struct):
@@ -133,15 +130,12 @@ class _OpenAIWriter:
         self._finished = False
 
     def _chunk(self, delta: _Delta, finish_reason: str | None = None) -> bytes:
-        choice = _Choice(delta=delta, finish_reason=finish_reason)
-        return sse(
-            _Chunk(
-                id=self._id,
-                created=self._created,
-                model=self._model,
-                system_fingerprint=self._fingerprint,
-                choices=[choice],
-            )
+        return sse(self._fields(_Chunk, choices=[_Choice(delta=delta, finish_reason=finish_reason)]))
+
+    def _fields(self, kind: type[_C], **fields: Any) -> _C:
+        """A chunk of this stream (its id, time, model and fingerprint) with ``fields``."""
+        return kind(
+            id=self._id, created=self._created, model=self._model, system_fingerprint=self._fingerprint, **fields
         )
 
     def _tool_delta(self, call: ToolCall, arguments: str) -> bytes:
@@ -211,16 +205,7 @@ class _OpenAIWriter:
         return self._usage_frame(_Usage(*values))
 
     def _usage_frame(self, usage: _Usage) -> bytes:
-        return sse(
-            _UsageChunk(
-                id=self._id,
-                created=self._created,
-                model=self._model,
-                system_fingerprint=self._fingerprint,
-                choices=[],
-                usage=usage,
-            )
-        )
+        return sse(self._fields(_UsageChunk, choices=[], usage=usage))
 
     def _too_many_calls(self, chunk: ToolCallBeginChunk) -> NoReturn:
         """Fail the stream before a call the clients would throw on: the response ends it with this error."""

@@ -49,6 +49,12 @@ const sseData = (chunks) =>
 
 const opt = (value) => (value === undefined ? null : value);
 
+// Keep a preliminary result a message shows, once per value it takes.
+const notePreliminary = (seen, toolCallId, value) => {
+  const values = (seen[toolCallId] ??= []);
+  if (values.length === 0 || JSON.stringify(values.at(-1)) !== JSON.stringify(value)) values.push(structuredClone(value));
+};
+
 // ---- assistant-ui: DataStreamDecoder / AssistantTransportDecoder + accumulator
 
 const auiPart = (p) => {
@@ -119,11 +125,7 @@ const decodeAssistantUi = async (decoderName, chunks, clientState) => {
   const preliminary = {}; // tool call id -> the preliminary results the message showed, in order
   for await (const m of messages) {
     message = m;
-    for (const p of m.parts) {
-      if (p.type !== "tool-call" || !p.isPreliminary) continue;
-      const seen = (preliminary[p.toolCallId] ??= []);
-      if (seen.length === 0 || JSON.stringify(seen.at(-1)) !== JSON.stringify(p.result)) seen.push(p.result);
-    }
+    for (const p of m.parts) if (p.type === "tool-call" && p.isPreliminary) notePreliminary(preliminary, p.toolCallId, p.result);
   }
   const meta = message.metadata;
   return {
@@ -164,11 +166,7 @@ class PlainChatState {
   };
   replaceMessage = (i, m) => {
     this.messages = [...this.messages.slice(0, i), m, ...this.messages.slice(i + 1)];
-    for (const p of m.parts) {
-      if (!p.preliminary || p.state !== "output-available") continue;
-      const seen = (this.preliminary[p.toolCallId] ??= []);
-      if (seen.length === 0 || JSON.stringify(seen.at(-1)) !== JSON.stringify(p.output)) seen.push(structuredClone(p.output));
-    }
+    for (const p of m.parts) if (p.preliminary && p.state === "output-available") notePreliminary(this.preliminary, p.toolCallId, p.output);
   };
   snapshot = (thing) => structuredClone(thing);
 }
