@@ -28,7 +28,10 @@ import anyio.lowlevel
 
 from .assistant_stream_chunk import (
     AssistantStreamChunk,
+    DataPartChunk,
     ObjectStreamOperation,
+    PreliminaryToolResultChunk,
+    ProviderMetadataChunk,
     ReasoningDeltaChunk,
     TextDeltaChunk,
     ToolApprovalRequestChunk,
@@ -126,6 +129,19 @@ class _Plain:
 _Entry = _TextRun | _ArgsRun | _StateRun | _Plain
 
 
+def _supersedes(chunk: PreliminaryToolResultChunk | DataPartChunk, before: AssistantStreamChunk) -> bool:
+    """Whether ``chunk`` makes the unsent ``before`` pointless to send."""
+    if isinstance(chunk, PreliminaryToolResultChunk):
+        return type(before) is PreliminaryToolResultChunk and before.tool_call_id == chunk.tool_call_id
+    return (
+        isinstance(before, DataPartChunk)
+        and chunk.id is not None
+        and not chunk.transient
+        and not before.transient
+        and (before.name, before.id, before.parent_id) == (chunk.name, chunk.id, chunk.parent_id)
+    )
+
+
 class Phase(enum.IntEnum):
     """Where a tool call is in its life on the wire."""
 
@@ -161,6 +177,7 @@ class Merger:
         self._skip_look_ahead = 0
         self._loop: EventLoop | None = None
         self._thread = get_ident()
+        self._text_last = False  # the latest entry written is text or reasoning
 
     def bind(self, loop: EventLoop) -> None:
         """Writes from any other thread than ``loop``'s run there (the writer waits for them)."""
@@ -192,6 +209,7 @@ class Merger:
 
     def _push(self, entry: _Entry) -> None:
         self._queue.append(entry)
+        self._text_last = type(entry) is _TextRun
         self.cost += entry.cost
         if self._reader is not None:
             self._reader.set()
@@ -238,6 +256,43 @@ class Merger:
             return self._hop(functools.partial(self.chunk, chunk, cost))
         if self._writable(f"emitting {chunk.type!r}"):
             self._push(_Plain(chunk, cost))
+
+    def replacing(self, chunk: PreliminaryToolResultChunk | DataPartChunk, cost: int) -> None:
+        """A chunk that replaces an unsent one of its kind for the same call or part at the tail.
+
+        A preliminary result supersedes the one before it, and so does a data part with the same
+        name and id; a client would show only the latest. Other chunks go out as they are.
+        """
+        if get_ident() != self._thread:
+            return self._hop(functools.partial(self.replacing, chunk, cost))
+        if not self._writable(f"emitting {chunk.type!r}"):
+            return
+        if type(chunk) is PreliminaryToolResultChunk:
+            if self._phase(chunk.tool_call_id) is Phase.DONE:
+                raise RuntimeError(f"tool call {chunk.tool_call_id!r} already has a result")
+            self.finish_args(chunk.tool_call_id)
+        tail = self._queue[-1] if self._queue else None
+        if type(tail) is _Plain and _supersedes(chunk, tail.chunk):
+            self.cost += cost - tail.cost
+            tail.chunk, tail.cost = chunk, cost
+        else:
+            self._push(_Plain(chunk, cost))
+
+    def provider_metadata(self, chunk: ProviderMetadataChunk) -> None:
+        """Provider metadata of a tool call still streaming its arguments, or of the text just written."""
+        if get_ident() != self._thread:
+            return self._hop(functools.partial(self.provider_metadata, chunk))
+        if not self._writable("set_provider_metadata()"):
+            return
+        if chunk.tool_call_id is not None:
+            if self._phase(chunk.tool_call_id) is not _ARGS:
+                raise RuntimeError(f"tool call {chunk.tool_call_id!r}: its arguments are already finished")
+            self._push(_Plain(chunk, ENTRY_COST))
+        elif self._text_last:
+            self._push(_Plain(chunk, ENTRY_COST))
+            self._text_last = True  # more metadata for the same part may follow
+        else:
+            raise RuntimeError("set_provider_metadata(): the latest write was not text or reasoning")
 
     def begin_tool(self, tool_call_id: str, tool_name: str, parent_id: str | None) -> None:
         if get_ident() != self._thread:

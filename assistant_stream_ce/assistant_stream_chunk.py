@@ -17,11 +17,16 @@ __all__ = [
     "AnnotationsChunk",
     "AssistantStreamChunk",
     "DataChunk",
+    "DataPartChunk",
+    "DocumentSourceChunk",
     "ErrorChunk",
     "FileChunk",
+    "MessageMetadataChunk",
     "ObjectStreamAppendTextOperation",
     "ObjectStreamOperation",
     "ObjectStreamSetOperation",
+    "PreliminaryToolResultChunk",
+    "ProviderMetadataChunk",
     "ReasoningDeltaChunk",
     "SourceChunk",
     "StepFinishChunk",
@@ -35,6 +40,8 @@ __all__ = [
     "ToolApprovalResponseChunk",
     "ToolResultChunk",
     "UpdateStateChunk",
+    "UsageChunk",
+    "WarningChunk",
 ]
 
 
@@ -202,6 +209,72 @@ class StepFinishChunk(_Chunk, tag="step-finish"):
     is_continued: bool = False
 
 
+# -- beyond assistant-stream 0.0.36 ---------------------------------------------
+
+ProviderMetadata: TypeAlias = dict[str, dict[str, Any]]
+"""Provider-specific data of a part, by provider name (``{"anthropic": {"signature": "..."}}``)."""
+
+
+class MessageMetadataChunk(_Chunk, tag="message-metadata"):
+    """Metadata of the assistant message (a JSON object), merged into what was set before."""
+
+    metadata: dict[str, Any]
+
+
+class UsageChunk(_Chunk, tag="usage"):
+    """Tokens a model call used; the message's usage is the sum of these and of the steps' usage."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int | None = None
+    cached_input_tokens: int | None = None
+
+
+class ProviderMetadataChunk(_Chunk, tag="provider-metadata"):
+    """Provider metadata of a part: the tool call ``tool_call_id`` (while its arguments stream),
+    or else the text or reasoning part written by the chunk just before."""
+
+    provider_metadata: ProviderMetadata
+    tool_call_id: str | None = None
+
+
+class DocumentSourceChunk(_Chunk, tag="source-document"):
+    """A document the answer refers to (a source without a URL)."""
+
+    id: str
+    title: str
+    media_type: str
+    filename: str | None = None
+    parent_id: str | None = None
+
+
+class PreliminaryToolResultChunk(_Chunk, tag="tool-result-preliminary"):
+    """A tool call's result so far; its final result (a :class:`ToolResultChunk`) follows."""
+
+    tool_call_id: str
+    result: Any
+    artifact: Any | None = None
+
+
+class WarningChunk(_Chunk, tag="warning"):
+    """An error that does not fail the run: ``severity`` is ``"warning"`` or ``"info"``."""
+
+    error: str
+    severity: Literal["warning", "info"] = "warning"
+    code: str | None = None
+
+
+class DataPartChunk(_Chunk, tag="data-part"):
+    """A named data part of the message. One with the ``id`` of an earlier one replaces its data;
+    a ``transient`` one is shown to the client but not kept in the message."""
+
+    name: str
+    data: Any
+    id: str | None = None
+    transient: bool = False
+    parent_id: str | None = None
+
+
 AssistantStreamChunk: TypeAlias = (
     TextDeltaChunk
     | ReasoningDeltaChunk
@@ -219,6 +292,13 @@ AssistantStreamChunk: TypeAlias = (
     | AnnotationsChunk
     | StepStartChunk
     | StepFinishChunk
+    | MessageMetadataChunk
+    | UsageChunk
+    | ProviderMetadataChunk
+    | DocumentSourceChunk
+    | PreliminaryToolResultChunk
+    | WarningChunk
+    | DataPartChunk
 )
 
 

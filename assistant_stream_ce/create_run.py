@@ -8,7 +8,7 @@ import functools
 import math
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
@@ -27,8 +27,14 @@ from .assistant_stream_chunk import (
     AnnotationsChunk,
     AssistantStreamChunk,
     DataChunk,
+    DataPartChunk,
+    DocumentSourceChunk,
     ErrorChunk,
     FileChunk,
+    MessageMetadataChunk,
+    PreliminaryToolResultChunk,
+    ProviderMetadata,
+    ProviderMetadataChunk,
     ReasoningDeltaChunk,
     SourceChunk,
     StepFinishChunk,
@@ -41,6 +47,8 @@ from .assistant_stream_chunk import (
     ToolCallDeltaChunk,
     ToolResultChunk,
     UpdateStateChunk,
+    UsageChunk,
+    WarningChunk,
 )
 from .modules.tool_call import ToolCallController, generate_openai_style_tool_call_id, tool_result_chunk
 from .state import StateProxy
@@ -65,6 +73,23 @@ DEFAULT_CANCEL_WINDOW = 0.05
 def _check_str(value: object, name: str) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be str, not {type(value).__name__}")
+
+
+def _check_tokens(**counts: int | None) -> None:
+    """Token counts are ints (None where a count is optional and unknown)."""
+    for name, value in counts.items():
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise TypeError(f"{name} must be int, not {type(value).__name__}")
+        if value is not None and value < 0:
+            raise ValueError(f"{name} must not be negative, not {value}")
+
+
+def _check_object(value: object, name: str) -> dict[str, Any]:
+    """A private plain copy of a JSON object handed in."""
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict, not {type(value).__name__}")
+    copied: dict[str, Any] = copy_json_tree(value, name)
+    return copied
 
 
 class RunController:
@@ -202,6 +227,10 @@ class RunController:
                 merger.continue_call(chunk)
             case UpdateStateChunk():
                 self._core.state.apply(chunk.operations)
+            case PreliminaryToolResultChunk() | DataPartChunk():
+                merger.replacing(chunk, encoded_size(chunk, f"a {chunk.type} chunk"))
+            case ProviderMetadataChunk():
+                merger.provider_metadata(chunk)
             case (
                 DataChunk()
                 | AnnotationsChunk()
@@ -210,6 +239,10 @@ class RunController:
                 | FileChunk()
                 | StepStartChunk()
                 | StepFinishChunk()
+                | MessageMetadataChunk()
+                | UsageChunk()
+                | DocumentSourceChunk()
+                | WarningChunk()
             ):
                 merger.chunk(chunk, encoded_size(chunk, f"a {chunk.type} chunk"))
             case _:
@@ -261,10 +294,89 @@ class RunController:
     ) -> None:
         """Finish a model generation step, with its token usage."""
         _check_str(finish_reason, "finish_reason")
-        for name, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{name} must be int, not {type(value).__name__}")
+        _check_tokens(input_tokens=input_tokens, output_tokens=output_tokens)
         self._merger.chunk(StepFinishChunk(finish_reason, input_tokens, output_tokens, bool(is_continued)))
+
+    # -- beyond assistant-stream 0.0.36 ---------------------------------------
+
+    def set_message_metadata(self, metadata: dict[str, Any]) -> None:
+        """Set metadata of the assistant message (a JSON object: model name, ids, ...).
+
+        Merged into what was set before: objects key by key, any other value
+        replaces (as ``useChat`` merges it).
+        """
+        metadata = _check_object(metadata, "metadata")
+        self._merger.chunk(MessageMetadataChunk(metadata), encoded_size(metadata, "metadata"))
+
+    def add_usage(
+        self,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        *,
+        reasoning_tokens: int | None = None,
+        cached_input_tokens: int | None = None,
+    ) -> None:
+        """Record tokens a model call used; the message's usage is the sum of every record and step finish.
+
+        ``reasoning_tokens`` are part of ``output_tokens``, ``cached_input_tokens`` part of ``input_tokens``.
+        """
+        _check_tokens(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            reasoning_tokens=reasoning_tokens,
+            cached_input_tokens=cached_input_tokens,
+        )
+        self._merger.chunk(UsageChunk(input_tokens, output_tokens, reasoning_tokens, cached_input_tokens))
+
+    def set_provider_metadata(self, provider_metadata: ProviderMetadata, *, tool_call_id: str | None = None) -> None:
+        """Attach provider metadata (``{provider: {...}}``) to a part; a later call replaces it.
+
+        With ``tool_call_id``: that tool call, while its arguments stream. Without:
+        the text or reasoning part written just before (RuntimeError if the
+        latest write was something else).
+        """
+        metadata = _check_object(provider_metadata, "provider_metadata")
+        if not all(isinstance(value, dict) for value in metadata.values()):
+            raise TypeError("provider_metadata maps each provider name to a dict")
+        if tool_call_id is not None:
+            _check_str(tool_call_id, "tool_call_id")
+        self._merger.provider_metadata(ProviderMetadataChunk(metadata, tool_call_id))
+
+    def add_document_source(self, id: str, title: str, media_type: str, filename: str | None = None) -> None:
+        """Cite a document (a source without a URL), with its MIME type."""
+        for name, value in (("id", id), ("title", title), ("media_type", media_type)):
+            _check_str(value, name)
+        if filename is not None:
+            _check_str(filename, "filename")
+        self._merger.chunk(DocumentSourceChunk(id, title, media_type, filename, self._parent_id))
+
+    def add_warning(
+        self, error: str, *, severity: Literal["warning", "info"] = "warning", code: str | None = None
+    ) -> None:
+        """Send an error that does not fail the run: a warning or a notice (``severity="info"``)."""
+        _check_str(error, "error")
+        if severity not in ("warning", "info"):
+            raise ValueError(f"severity must be 'warning' or 'info', not {severity!r}")
+        if code is not None:
+            _check_str(code, "code")
+        self._merger.chunk(WarningChunk(error, severity, code))
+
+    def add_data_part(self, name: str, data: Any, *, id: str | None = None, transient: bool = False) -> None:
+        """Send a named data part (``data-<name>`` in the UI message stream).
+
+        A part with the ``id`` of one sent before replaces its data where the
+        client can (``useChat``); a ``transient`` part is shown to the client
+        (``onData``) but not kept in the message.
+        """
+        _check_str(name, "name")
+        if not name:
+            raise ValueError("name must not be empty")
+        if id is not None:
+            _check_str(id, "id")
+        if not isinstance(transient, bool):
+            raise TypeError(f"transient must be bool, not {type(transient).__name__}")
+        chunk = DataPartChunk(name, data, id, transient, self._parent_id)
+        self._merger.replacing(chunk, encoded_size(data, "add_data_part() data"))
 
     # -- state ---------------------------------------------------------------
 

@@ -15,8 +15,14 @@ from .assistant_stream_chunk import (
     AnnotationsChunk,
     AssistantStreamChunk,
     DataChunk,
+    DataPartChunk,
+    DocumentSourceChunk,
     ErrorChunk,
     FileChunk,
+    MessageMetadataChunk,
+    PreliminaryToolResultChunk,
+    ProviderMetadata,
+    ProviderMetadataChunk,
     ReasoningDeltaChunk,
     SourceChunk,
     StepFinishChunk,
@@ -28,28 +34,49 @@ from .assistant_stream_chunk import (
     ToolCallDeltaChunk,
     ToolResultChunk,
     UpdateStateChunk,
+    UsageChunk,
+    WarningChunk,
 )
 from .state import fold_operations
 
 __all__ = [
     "AssistantMessage",
+    "DataPart",
     "FilePart",
     "MessageBuilder",
     "ReasoningPart",
+    "RunWarning",
     "SourcePart",
     "TextPart",
     "ToolCallPart",
+    "Usage",
+    "merge_metadata",
 ]
+
+
+def merge_metadata(existing: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
+    """``existing`` with ``incoming`` merged in, as ``useChat`` merges message metadata:
+    objects in both merge key by key, any other value replaces."""
+    merged = dict(existing)
+    for key, value in incoming.items():
+        before = merged.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            merged[key] = merge_metadata(before, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 class TextPart(msgspec.Struct, tag="text", tag_field="type"):
     text: str
     parent_id: str | None = None
+    provider_metadata: ProviderMetadata | None = None
 
 
 class ReasoningPart(msgspec.Struct, tag="reasoning", tag_field="type"):
     text: str
     parent_id: str | None = None
+    provider_metadata: ProviderMetadata | None = None
 
 
 class ToolCallPart(msgspec.Struct, tag="tool-call", tag_field="type"):
@@ -62,6 +89,9 @@ class ToolCallPart(msgspec.Struct, tag="tool-call", tag_field="type"):
     artifact: Any = None
     is_error: bool = False
     parent_id: str | None = None
+    provider_metadata: ProviderMetadata | None = None
+    #: Every preliminary result, in order (the client shows the latest until the final one).
+    preliminary_results: list[Any] = msgspec.field(default_factory=list)
 
     @property
     def args(self) -> Any:
@@ -73,11 +103,15 @@ class ToolCallPart(msgspec.Struct, tag="tool-call", tag_field="type"):
 
 
 class SourcePart(msgspec.Struct, tag="source", tag_field="type"):
+    """A URL source, or a document source (``source_type="document"``, no ``url``, a ``media_type``)."""
+
     id: str
     url: str
     source_type: str = "url"
     title: str | None = None
     parent_id: str | None = None
+    media_type: str | None = None
+    filename: str | None = None
 
 
 class FilePart(msgspec.Struct, tag="file", tag_field="type"):
@@ -89,6 +123,40 @@ class FilePart(msgspec.Struct, tag="file", tag_field="type"):
 Part = TextPart | ReasoningPart | ToolCallPart | SourcePart | FilePart
 
 
+class DataPart(msgspec.Struct):
+    """A named data part; a later one with the same name and ``id`` replaced its data."""
+
+    name: str
+    data: Any
+    id: str | None = None
+    parent_id: str | None = None
+
+
+class RunWarning(msgspec.Struct):
+    """An error with a severity that did not fail the run."""
+
+    error: str
+    severity: str = "warning"
+    code: str | None = None
+
+
+class Usage(msgspec.Struct):
+    """Tokens used: the sum of every usage record and step finish of the run."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int | None = None
+    cached_input_tokens: int | None = None
+
+    def add(self, chunk: UsageChunk) -> None:
+        self.input_tokens += chunk.input_tokens
+        self.output_tokens += chunk.output_tokens
+        if chunk.reasoning_tokens is not None:
+            self.reasoning_tokens = (self.reasoning_tokens or 0) + chunk.reasoning_tokens
+        if chunk.cached_input_tokens is not None:
+            self.cached_input_tokens = (self.cached_input_tokens or 0) + chunk.cached_input_tokens
+
+
 class Step(msgspec.Struct):
     message_id: str | None = None
     finish_reason: str | None = None
@@ -98,7 +166,8 @@ class Step(msgspec.Struct):
 
 
 class AssistantMessage(msgspec.Struct):
-    """Parts in order, plus the run's data, annotations, errors, steps and state."""
+    """Parts in order, plus the run's data, annotations, errors, steps and state,
+    its data parts, warnings, metadata and token usage."""
 
     parts: list[Part] = msgspec.field(default_factory=list)
     data: list[Any] = msgspec.field(default_factory=list)
@@ -106,6 +175,10 @@ class AssistantMessage(msgspec.Struct):
     errors: list[str] = msgspec.field(default_factory=list)
     steps: list[Step] = msgspec.field(default_factory=list)
     state: Any = None
+    data_parts: list[DataPart] = msgspec.field(default_factory=list)
+    warnings: list[RunWarning] = msgspec.field(default_factory=list)
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    usage: Usage = msgspec.field(default_factory=Usage)
 
     @property
     def text(self) -> str:
@@ -131,8 +204,10 @@ class MessageBuilder:
     def __init__(self, initial_state: Any = None) -> None:
         self.message = AssistantMessage(state=initial_state)
         self._tools: dict[str, ToolCallPart] = {}
+        self._writing: TextPart | ReasoningPart | None = None  # the part the previous chunk wrote to
 
     def add(self, chunk: AssistantStreamChunk) -> None:
+        writing, self._writing = self._writing, None
         message, parts = self.message, self.message.parts
         match chunk:
             case TextDeltaChunk(text_delta=delta, parent_id=parent_id):
@@ -156,8 +231,30 @@ class MessageBuilder:
                 tool = self._tools[chunk.tool_call_id]
                 tool.args_finished = tool.has_result = True
                 tool.result, tool.artifact, tool.is_error = chunk.result, chunk.artifact, chunk.is_error
+            case PreliminaryToolResultChunk():
+                tool = self._tools[chunk.tool_call_id]
+                tool.args_finished = True
+                tool.preliminary_results.append(chunk.result)
+            case ProviderMetadataChunk(tool_call_id=str(tool_call_id)):
+                self._tools[tool_call_id].provider_metadata = chunk.provider_metadata
+            case ProviderMetadataChunk():
+                if writing is not None:
+                    writing.provider_metadata = chunk.provider_metadata
+                    self._writing = writing
             case SourceChunk():
                 parts.append(SourcePart(chunk.id, chunk.url, chunk.source_type, chunk.title, chunk.parent_id))
+            case DocumentSourceChunk():
+                parts.append(
+                    SourcePart(chunk.id, "", "document", chunk.title, chunk.parent_id, chunk.media_type, chunk.filename)
+                )
+            case DataPartChunk(transient=False):
+                self._data_part(chunk)
+            case WarningChunk():
+                message.warnings.append(RunWarning(chunk.error, chunk.severity, chunk.code))
+            case MessageMetadataChunk():
+                message.metadata = merge_metadata(message.metadata, chunk.metadata)
+            case UsageChunk():
+                message.usage.add(chunk)
             case FileChunk():
                 parts.append(FilePart(chunk.data, chunk.mime_type, chunk.parent_id))
             case DataChunk():
@@ -177,6 +274,15 @@ class MessageBuilder:
                 step.finish_reason = chunk.finish_reason
                 step.input_tokens, step.output_tokens = chunk.input_tokens, chunk.output_tokens
                 step.is_continued = chunk.is_continued
+                message.usage.add(UsageChunk(chunk.input_tokens, chunk.output_tokens))
+
+    def _data_part(self, chunk: DataPartChunk) -> None:
+        if chunk.id is not None:
+            for part in self.message.data_parts:
+                if part.name == chunk.name and part.id == chunk.id:
+                    part.data = chunk.data
+                    return
+        self.message.data_parts.append(DataPart(chunk.name, chunk.data, chunk.id, chunk.parent_id))
 
     def _append(self, cls: type[TextPart] | type[ReasoningPart], delta: str, parent_id: str | None) -> None:
         parts = self.message.parts
@@ -184,4 +290,6 @@ class MessageBuilder:
         if type(last) is cls and last.parent_id == parent_id:
             last.text += delta
         else:
-            parts.append(cls(text=delta, parent_id=parent_id))
+            last = cls(text=delta, parent_id=parent_id)
+            parts.append(last)
+        self._writing = last

@@ -6,7 +6,9 @@ own. The task writes through its own bounded memory object stream; a
 forwarder beside it hands what arrives to the run's merger, waiting while the
 client is behind, so a tool that produces faster than the client reads waits.
 The return value is the result; an exception or a timeout is an error result
-for that call only. Results go out in the order the calls began, unless a
+for that call only. A tool function that is an async generator streams its
+progress: each value it yields goes out at once as a preliminary result, and
+the last one is the final result. Results go out in the order the calls began, unless a
 batch asks for completion order.
 
 A call started with ``needs_approval=True`` is announced with its arguments
@@ -20,9 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 import math
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -35,7 +38,12 @@ from ._json import encoded_size
 from ._merger import HIGH_WATER, Merger
 from ._run import RunCore, error_text
 from .approval import ToolApproval, ToolApprovalError, approval_id_for, canonical_json, sign
-from .assistant_stream_chunk import ToolApprovalRequestChunk, ToolApprovalResponseChunk, ToolResultChunk
+from .assistant_stream_chunk import (
+    PreliminaryToolResultChunk,
+    ToolApprovalRequestChunk,
+    ToolApprovalResponseChunk,
+    ToolResultChunk,
+)
 from .modules.tool_call import generate_openai_style_tool_call_id, tool_result_chunk
 
 if TYPE_CHECKING:
@@ -50,8 +58,8 @@ TOOL_STREAM_BUFFER = 16
 
 ResultOrder = Literal["call", "completion"]
 
-#: What a tool task sends to its forwarder: argument text, then its result and its cost.
-_Item = str | tuple[ToolResultChunk, int]
+#: What a tool task sends to its forwarder: argument text, then preliminary results and its result, with their cost.
+_Item = str | tuple[ToolResultChunk | PreliminaryToolResultChunk, int]
 
 
 class ToolCall:
@@ -100,7 +108,8 @@ class ToolCall:
         return f"<ToolCall {self.tool_name} {self.tool_call_id}>"
 
 
-ToolFunction = Callable[[ToolCall], Awaitable[Any]]
+ToolFunction = Callable[[ToolCall], Awaitable[Any] | AsyncIterator[Any]]
+"""``async def fn(tool)`` returning the result, or an async generator yielding preliminary results."""
 
 
 class ToolCallHandle:
@@ -185,7 +194,7 @@ async def _call_tool(fn: ToolFunction, tool: ToolCall, timeout: float | None) ->
     """Run the tool function; anything but the cancellation of the call becomes an error result."""
     try:
         with anyio.move_on_after(timeout):
-            return tool_result_chunk(tool.tool_call_id, await fn(tool))
+            return tool_result_chunk(tool.tool_call_id, await _outcome(fn, tool))
         message = f"tool {tool.tool_name!r} timed out after {timeout:g} s"
     except anyio.get_cancelled_exc_class():
         if anyio.current_effective_deadline() == -math.inf:
@@ -197,6 +206,21 @@ async def _call_tool(fn: ToolFunction, tool: ToolCall, timeout: float | None) ->
         logger.info("tool call %s (%s) failed", tool.tool_call_id, tool.tool_name, exc_info=True)
         message = error_text(tool._core.error_message, exc)
     return tool_result_chunk(tool.tool_call_id, message, is_error=True)
+
+
+async def _outcome(fn: ToolFunction, tool: ToolCall) -> Any:
+    """What ``fn(tool)`` returns; for an async generator, each value goes out as a preliminary result,
+    and the last one (None if there is none) is the result."""
+    called = fn(tool)
+    if not inspect.isasyncgen(called):
+        return await called  # type: ignore[misc]
+    last = None
+    async with contextlib.aclosing(called):
+        async for last in called:
+            what = f"a preliminary result of tool call {tool.tool_call_id!r}"
+            chunk = PreliminaryToolResultChunk(tool.tool_call_id, last)
+            await tool._send.send((chunk, encoded_size(last, what)))
+    return last
 
 
 def _cancelled_text(tool_name: str) -> str:
@@ -225,9 +249,11 @@ async def _forward(
             while True:  # take what is queued already without a task switch per item
                 if isinstance(item, str):
                     merger.args_delta(tool_call_id, item)
+                elif isinstance(chunk := item[0], PreliminaryToolResultChunk):
+                    merger.replacing(chunk, item[1])
                 else:
                     merger.finish_args(tool_call_id)  # now, even if the result itself waits for earlier calls
-                    sequencer.complete(index, *item)
+                    sequencer.complete(index, chunk, item[1])
                 if merger.cost >= HIGH_WATER:  # the rest waits for wait_for_room()
                     break
                 item = receive.receive_nowait()

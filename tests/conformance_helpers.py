@@ -71,6 +71,8 @@ class Decoded:
     message: dict[str, Any] | None
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    #: What the newer features (metadata, usage, preliminary results...) left in the client.
+    features: dict[str, Any] | None = None
 
     def clean(self) -> dict[str, Any]:
         """The message, after asserting the client neither threw nor warned."""
@@ -126,7 +128,7 @@ def _results(returncode: int, stdout: bytes, stderr: bytes, count: int) -> list[
     if len(rows) != count:
         details = stderr.decode(errors="replace")
         raise RuntimeError(f"the node decoder answered {len(rows)} of {count} bodies:\n{details}")
-    return [Decoded(row["message"], row["warnings"], row["error"]) for row in rows]
+    return [Decoded(row["message"], row["warnings"], row["error"], row["features"]) for row in rows]
 
 
 def start_batch(items: Sequence[Item]) -> Callable[[], list[Decoded]]:
@@ -246,13 +248,15 @@ def decode_openai(body: Body) -> Decoded:
                     pass
             except openai.APIError as exc:
                 errors.append(exc.message)
-            choice = _snapshot_choice(stream)
+            snapshot = _snapshot(stream)
+            choice = snapshot.choices[0] if snapshot is not None and snapshot.choices else None
     except Exception as exc:  # the SDK rejected the stream
         return Decoded(None, [], f"{type(exc).__name__}: {exc}")
     finally:
         http.close()
     message = None if choice is None else choice.message
     finish_reason = None if choice is None or errors else choice.finish_reason
+    usage = None if snapshot is None or snapshot.usage is None else snapshot.usage.model_dump(exclude_none=True)
     tool_calls = [] if message is None else (message.tool_calls or [])
     return Decoded(
         {
@@ -262,17 +266,17 @@ def decode_openai(body: Body) -> Decoded:
             ],
             "finish_reason": finish_reason,
             "errors": errors,
-        }
+        },
+        features={"usage": usage},
     )
 
 
-def _snapshot_choice(stream: Any) -> Any:
-    """The choice accumulated so far (None before the first chunk, which the SDK asserts against)."""
+def _snapshot(stream: Any) -> Any:
+    """The completion accumulated so far (None before the first chunk, which the SDK asserts against)."""
     try:
-        choices = stream.current_completion_snapshot.choices
+        return stream.current_completion_snapshot
     except AssertionError:
         return None
-    return choices[0] if choices else None
 
 
 # ---- comparing what a client shows with what the Python side sent ----------------
@@ -353,12 +357,16 @@ def _plain(value: Any) -> Any:
     return msgspec.to_builtins(value, enc_hook=_as_fields)
 
 
+#: Part fields of the newer features, which the feature tests compare (test_conformance_features.py).
+FEATURE_FIELDS = frozenset({"provider_metadata", "preliminary_results", "media_type", "filename"})
+
+
 def expected_neutral(message: AssistantMessage, status: str, format_name: str = "") -> dict[str, Any]:
     """The Python side's message and run status, in the neutral shape (results as ``format_name`` writes them)."""
     result_as = _RESULT_AS.get(format_name)
     parts = []
     for part in message.parts:
-        fields = _plain(part)
+        fields = {k: v for k, v in _plain(part).items() if k not in FEATURE_FIELDS}
         if isinstance(part, ToolCallPart):
             # Announced: the client was told the arguments are complete (else they never finished).
             fields["announced"] = fields.pop("args_finished") or part.has_result or status == "completed"

@@ -357,3 +357,109 @@ SCENARIOS = [
     Scenario("parent_ids", parent_ids),
     Scenario("values_tools_return", values_tools_return),
 ]
+
+
+# ---- the newer features (test_conformance_features.py) ---------------------------
+
+
+async def metadata_and_usage(c: RunController) -> None:
+    c.set_message_metadata({"model": "m-1", "trace": {"id": "t1"}})
+    c.add_step_start("step-1")
+    c.append_text("Counted.")
+    c.add_step_finish("stop", input_tokens=2, output_tokens=3)
+    c.add_usage(10, 20, reasoning_tokens=5, cached_input_tokens=4)
+    c.set_message_metadata({"trace": {"span": "s2"}, "tags": ["a"]})
+
+
+async def provider_metadata(c: RunController) -> None:
+    c.append_reasoning("Thinking ")
+    c.append_reasoning("hard.")
+    c.set_provider_metadata({"anthropic": {"signature": "sig-1"}})
+    c.append_text("Answer ")
+    c.set_provider_metadata({"openai": {"itemId": "it-1"}})
+    c.append_text("text.")
+    c.set_provider_metadata({"openai": {"itemId": "it-2"}})
+    tool = await c.add_tool_call("lookup", "call_pm")
+    tool.append_args_text('{"q": 1}')
+    c.set_provider_metadata({"google": {"thoughtSignature": "ts"}}, tool_call_id="call_pm")
+    tool.set_response("found")
+
+
+async def document_sources(c: RunController) -> None:
+    c.append_text("Two sources.")
+    c.add_source("u1", "https://example.com/u", "A page")
+    c.add_document_source("d1", "Annual report", "application/pdf", "report.pdf")
+    c.with_parent_id("parent-1").add_document_source("d2", "Notes", "text/plain")
+
+
+async def _progress(tool: ToolCall) -> Any:
+    for done in (1, 2, 3):
+        yield {"done": done, "of": 3}
+        await anyio.lowlevel.checkpoint()
+
+
+async def _fails_midway(tool: ToolCall) -> Any:
+    yield {"done": 1}
+    await anyio.lowlevel.checkpoint()
+    raise RuntimeError("disk full")
+
+
+async def _times_out_midway(tool: ToolCall) -> Any:
+    yield {"done": 1}
+    await anyio.sleep_forever()
+
+
+async def preliminary_results(c: RunController) -> None:
+    """Tool functions that are async generators: one finishes, one fails mid-way, one times out mid-way."""
+    async with c.tool_calls() as calls:
+        calls.start("progress", _progress, args={}, tool_call_id="call_ok")
+        calls.start("fails", _fails_midway, args={}, tool_call_id="call_fails")
+        calls.start("slow", _times_out_midway, args={}, tool_call_id="call_slow", timeout=0.2)
+    c.append_text("Done.")
+
+
+#: Set once the cancelled generator's own cleanup ran (asserted by the feature tests).
+GENERATOR_CLEANUP: list[str] = []
+
+
+async def preliminary_then_cancelled(c: RunController) -> None:
+    async def endless(tool: ToolCall) -> Any:
+        try:
+            yield {"step": 1}
+            await anyio.sleep_forever()
+        finally:
+            GENERATOR_CLEANUP.append(tool.tool_call_id)
+
+    async with c.tool_calls() as calls:
+        calls.start("endless", endless, args={}, tool_call_id="call_endless")
+
+
+async def warnings(c: RunController) -> None:
+    c.append_text("Part one. ")
+    c.add_warning("rate limited, retrying", code="rate_limit")
+    await anyio.lowlevel.checkpoint()
+    c.append_text("Part two. ")
+    c.add_warning("used a cached answer", severity="info")
+    c.append_text("Part three.")
+
+
+async def data_parts(c: RunController) -> None:
+    c.add_data_part("progress", {"pct": 0}, id="p1")
+    c.append_text("Working.")
+    c.add_data_part("progress", {"pct": 50}, id="p1")
+    c.add_data_part("notice", "saved a draft", transient=True)
+    c.append_text(" Still working.")
+    c.add_data_part("progress", {"pct": 100}, id="p1")
+    c.add_data_part("chart", [1, 2, 3])
+    c.append_text(" Done.")
+
+
+FEATURE_SCENARIOS = [
+    Scenario("metadata_and_usage", metadata_and_usage),
+    Scenario("provider_metadata", provider_metadata),
+    Scenario("document_sources", document_sources),
+    Scenario("preliminary_results", preliminary_results),
+    Scenario("preliminary_then_cancelled", preliminary_then_cancelled, stop_after=4),
+    Scenario("warnings", warnings),
+    Scenario("data_parts", data_parts),
+]

@@ -7,6 +7,7 @@ provider's connection closed when the run goes away.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anyio
@@ -328,3 +329,27 @@ async def test_without_tool_functions_calls_are_left_to_the_client(anyio_backend
         ("toolu_lis", "get_weather", '{"city": "Lisbon"}', None),
         ("toolu_opo", "get_weather", '{"city": "Porto"}', None),
     ]
+
+
+async def test_the_messages_usage_becomes_the_runs_usage(anyio_backend: str) -> None:
+    """Input tokens count the cache's too (Anthropic leaves them out); output tokens are the final count."""
+    message = anthropic_message([anthropic_text(0, ["Hi."])], "end_turn", "msg_u")
+    start = json.loads(message[0][1])
+    start["message"]["usage"] |= {"cache_read_input_tokens": 300, "cache_creation_input_tokens": 20}
+    message[0] = ("message_start", json.dumps(start))
+    outcomes: list[RunOutcome] = []
+
+    with anyio.fail_after(20):
+        async with serving(FakeProvider([Reply(message)])) as url, _client(url) as client:
+
+            async def agent(controller: RunController) -> None:
+                stream = await client.messages.create(
+                    model="m", max_tokens=64, messages=[{"role": "user", "content": "hi"}], stream=True
+                )
+                await stream_message(controller, stream)
+
+            await collect(create_run(agent, on_finish=outcomes.append))
+
+    [outcome] = outcomes
+    usage = outcome.message.usage
+    assert (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens) == (472 + 300 + 20, 89, 300)

@@ -369,3 +369,34 @@ async def test_a_tool_that_times_out_gives_the_model_an_error(anyio_backend: str
         "tool_call_id": "call_slow",
         "content": "tool 'stall' timed out after 0.05 s",
     }
+
+
+async def test_the_usage_chunk_becomes_the_runs_usage(anyio_backend: str) -> None:
+    usage = {
+        "prompt_tokens": 120,
+        "completion_tokens": 30,
+        "total_tokens": 150,
+        "completion_tokens_details": {"reasoning_tokens": 12},
+        "prompt_tokens_details": {"cached_tokens": 100},
+    }
+    reply = Reply([openai_chunk({"content": "Hi."}), openai_chunk({}, "stop"), openai_chunk(None, usage=usage)])
+    outcomes: list[RunOutcome] = []
+
+    with anyio.fail_after(20):
+        async with serving(FakeProvider([reply])) as url, _client(url) as client:
+
+            async def agent(controller: RunController) -> None:
+                stream = await client.chat.completions.create(
+                    model="m",
+                    messages=[{"role": "user", "content": "hi"}],
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+                await stream_chat_completion(controller, stream)
+
+            await collect(create_run(agent, on_finish=outcomes.append))
+
+    [outcome] = outcomes
+    usage_seen = outcome.message.usage
+    assert (usage_seen.input_tokens, usage_seen.output_tokens) == (120, 30)
+    assert (usage_seen.reasoning_tokens, usage_seen.cached_input_tokens) == (12, 100)

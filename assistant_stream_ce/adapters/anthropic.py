@@ -5,7 +5,8 @@
 onto the controller: text deltas become text, thinking deltas become
 reasoning, and ``tool_use`` blocks become tool calls whose arguments
 (``input_json_delta``) stream live; a tool's arguments are complete at the end
-of its block. :func:`run_messages_agent` loops: it streams a message, runs the
+of its block. The message's token usage becomes the run's usage.
+:func:`run_messages_agent` loops: it streams a message, runs the
 tools the model asked for as structured tool calls of the run, sends their
 results back, and repeats until the model answers without tools or the step
 limit is reached.
@@ -80,6 +81,7 @@ class _TurnReader:
         self.tools = tools
         self.turn = MessageTurn()
         self._tool_blocks: set[int] = set()
+        self._usage: Any = None  # the message's usage so far (message_delta updates it)
 
     def _text(self, index: int, text: str) -> None:
         if text:
@@ -111,8 +113,31 @@ class _TurnReader:
             case "content_block_stop":
                 if event.index in self._tool_blocks:
                     self.tools.finish(event.index)
+            case "message_start":
+                self._usage = event.message.usage
             case "message_delta":
                 self.turn.stop_reason = event.delta.stop_reason
+                self._update_usage(event.usage)
+            case "message_stop":
+                self._send_usage()
+
+    def _update_usage(self, delta: Any) -> None:
+        """A ``message_delta``'s usage holds the totals so far of the counts it has."""
+        if self._usage is None:
+            return
+        fields = {name: value for name, value in delta.model_dump().items() if value is not None}
+        self._usage = self._usage.model_copy(update=fields)
+
+    def _send_usage(self) -> None:
+        """The message's usage; Anthropic's ``input_tokens`` leave out the tokens read from or written to the cache."""
+        usage = self._usage
+        if usage is None:
+            return
+        cached = usage.cache_read_input_tokens
+        written = usage.cache_creation_input_tokens or 0
+        self.controller.add_usage(
+            usage.input_tokens + (cached or 0) + written, usage.output_tokens, cached_input_tokens=cached
+        )
 
     async def _start(self, index: int, block: Any) -> None:
         blocks = self.turn.blocks

@@ -3,8 +3,9 @@
 :func:`stream_chat_completion` maps one streamed completion (from OpenAI or
 any server that speaks its chat-completions API) onto the controller: text
 and refusals become text, ``reasoning_content`` / ``reasoning`` deltas (sent
-by OpenAI-compatible reasoning models) become reasoning, and tool-call deltas
-become tool calls whose arguments stream live. :func:`run_chat_completion_agent`
+by OpenAI-compatible reasoning models) become reasoning, tool-call deltas
+become tool calls whose arguments stream live, and the usage chunk (with
+``stream_options={"include_usage": True}``) becomes the run's usage. :func:`run_chat_completion_agent`
 loops: it streams a completion, runs the tools the model asked for as
 structured tool calls of the run, sends their results back, and repeats until
 the model answers without tools or the step limit is reached.
@@ -79,6 +80,15 @@ class _TurnReader:
         self.turn = ChatCompletionTurn()
 
     async def add(self, chunk: ChatCompletionChunk) -> None:
+        usage = chunk.usage  # the last chunk, when the request asked for it (stream_options.include_usage)
+        if usage is not None:
+            completion, prompt = usage.completion_tokens_details, usage.prompt_tokens_details
+            self.controller.add_usage(
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                reasoning_tokens=None if completion is None else completion.reasoning_tokens,
+                cached_input_tokens=None if prompt is None else prompt.cached_tokens,
+            )
         for choice in chunk.choices:
             if choice.index != 0:
                 continue

@@ -8,6 +8,8 @@ from typing import Any, Final
 import msgspec
 
 from .._json import encode_json as dumps
+from ..assistant_stream_chunk import StepFinishChunk, UsageChunk
+from ..message import Usage as MessageUsage
 
 __all__ = [
     "GENERIC_ERROR",
@@ -16,7 +18,9 @@ __all__ = [
     "SSE_KEEPALIVE",
     "SSE_MEDIA_TYPE",
     "SSEFrames",
+    "TokenUsage",
     "Usage",
+    "UsageRecord",
     "dumps",
     "delta_frames",
     "sse",
@@ -101,3 +105,39 @@ class Usage(msgspec.Struct, rename="camel"):
     def add(self, input_tokens: int, output_tokens: int) -> None:
         self.input_tokens += input_tokens
         self.output_tokens += output_tokens
+
+
+class TokenUsage(msgspec.Struct, rename="camel", omit_defaults=True):
+    """A run's token usage as the AI SDK and AG-UI write it: with the total, and the optional details."""
+
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    reasoning_tokens: int | None = None
+    cached_input_tokens: int | None = None
+
+
+class UsageRecord:
+    """The usage a stream's run recorded (usage chunks and step finishes), for formats that send it once."""
+
+    def __init__(self) -> None:
+        self.usage: MessageUsage | None = None  # None until the run records any
+        self.recorded = False  # the run called add_usage (not only step finishes with tokens)
+
+    def add(self, chunk: UsageChunk | StepFinishChunk) -> None:
+        if self.usage is None:
+            self.usage = MessageUsage()
+        if isinstance(chunk, StepFinishChunk):
+            chunk = UsageChunk(chunk.input_tokens, chunk.output_tokens)
+        else:
+            self.recorded = True
+        self.usage.add(chunk)
+
+    def token_usage(self) -> TokenUsage | None:
+        usage = self.usage
+        if usage is None:
+            return None
+        total = usage.input_tokens + usage.output_tokens
+        return TokenUsage(
+            usage.input_tokens, usage.output_tokens, total, usage.reasoning_tokens, usage.cached_input_tokens
+        )

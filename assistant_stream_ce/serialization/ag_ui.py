@@ -32,8 +32,11 @@ from ..assistant_stream_chunk import (
     AnnotationsChunk,
     AssistantStreamChunk,
     DataChunk,
+    DataPartChunk,
+    DocumentSourceChunk,
     ErrorChunk,
     FileChunk,
+    MessageMetadataChunk,
     ObjectStreamOperation,
     ReasoningDeltaChunk,
     SourceChunk,
@@ -47,8 +50,11 @@ from ..assistant_stream_chunk import (
     ToolCallDeltaChunk,
     ToolResultChunk,
     UpdateStateChunk,
+    UsageChunk,
+    WarningChunk,
 )
-from ._frames import GENERIC_ERROR, SSE_MEDIA_TYPE, SSEFrames, dumps
+from ..message import merge_metadata
+from ._frames import GENERIC_ERROR, SSE_MEDIA_TYPE, SSEFrames, TokenUsage, UsageRecord, dumps
 from ._json_patch import PatchOperation, StatePatcher
 from ._tools import EMPTY_ARGS, ToolCall, ToolCalls
 from .assistant_stream_response import AssistantStreamResponse
@@ -88,10 +94,20 @@ class _RunFinished(_Event, tag="RUN_FINISHED"):
     thread_id: str
     run_id: str
     outcome: _Outcome
+    usage: list[TokenUsage] | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class _RunError(_Event, tag="RUN_ERROR"):
     message: str
+    usage: list[TokenUsage] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class _ActivitySnapshot(_Event, tag="ACTIVITY_SNAPSHOT"):
+    message_id: str
+    activity_type: str
+    content: dict[str, Any]
 
 
 class _TextMessageStart(_Event, tag="TEXT_MESSAGE_START"):
@@ -180,6 +196,20 @@ class _SourceValue(msgspec.Struct, rename="camel", omit_defaults=True):
     title: str | None = None
 
 
+class _DocumentValue(msgspec.Struct, rename="camel", omit_defaults=True):
+    source_type: Literal["document"]
+    id: str
+    title: str
+    media_type: str
+    filename: str | None = None
+
+
+class _WarningValue(msgspec.Struct, omit_defaults=True):
+    error: str
+    severity: str
+    code: str | None = None
+
+
 class _FileValue(msgspec.Struct, rename="camel"):
     data: str
     mime_type: str
@@ -210,6 +240,8 @@ class _AGUIWriter:
         self._step: str | None = None
         self._state = StatePatcher(state)
         self._error: str | None = None
+        self._usage = UsageRecord()
+        self._metadata: dict[str, Any] | None = None
         self._finished = False
 
     def _ensure_started(self) -> None:
@@ -272,9 +304,6 @@ class _AGUIWriter:
                 self._finish_step()
                 self._step = chunk.message_id
                 self._out.add(_StepStarted(chunk.message_id))
-            case StepFinishChunk():
-                self._close_text()
-                self._finish_step()
             case ErrorChunk():
                 self._error = chunk.error  # sent as RUN_ERROR: AG-UI ends a run at its first error
             case SourceChunk():
@@ -285,6 +314,25 @@ class _AGUIWriter:
                 self._out.add(_Custom("data", chunk.data))
             case AnnotationsChunk():
                 self._out.add(_Custom("annotations", chunk.annotations))
+            case DocumentSourceChunk():
+                value = _DocumentValue("document", chunk.id, chunk.title, chunk.media_type, chunk.filename)
+                self._out.add(_Custom("source", value))
+            case WarningChunk():
+                self._out.add(_Custom("warning", _WarningValue(chunk.error, chunk.severity, chunk.code)))
+            case DataPartChunk(transient=True):
+                self._out.add(_Custom(f"data-{chunk.name}", chunk.data))
+            case DataPartChunk():
+                # An activity message: a snapshot with the id of an earlier one replaces its content.
+                message_id = chunk.id if chunk.id is not None else self._new_id("data")
+                self._out.add(_ActivitySnapshot(message_id, chunk.name, {"data": chunk.data}))
+            case MessageMetadataChunk():
+                self._metadata = merge_metadata(self._metadata or {}, chunk.metadata)
+            case UsageChunk():
+                self._usage.add(chunk)
+            case StepFinishChunk():
+                self._close_text()
+                self._finish_step()
+                self._usage.add(chunk)
         return self._out.take()
 
     def _text_delta(self, kind: Literal["text", "reasoning"], delta: str, parent_id: str | None) -> None:
@@ -350,16 +398,20 @@ class _AGUIWriter:
             elif not failed:
                 self._out.add(_ToolCallEnd(call.tool_call_id))
         self._finish_step()
+        # AG-UI has one usage entry per model; the run does not say which, so there is one.
+        token_usage = self._usage.token_usage()
+        usage, metadata = None if token_usage is None else [token_usage], self._metadata
         if failed:
-            self._out.add(_RunError(self._error or GENERIC_ERROR))
+            self._out.add(_RunError(self._error or GENERIC_ERROR, usage, metadata))
         elif status == "cancelled":
-            self._out.add(_RunFinished(self._thread_id, self._run_id, _Outcome("cancelled")))
+            self._out.add(_RunFinished(self._thread_id, self._run_id, _Outcome("cancelled"), usage, metadata))
         elif waiting := self._tools.awaiting_approval():
             interrupts = [_interrupt(call.approval) for call in waiting if call.approval is not None]
-            self._out.add(_RunFinished(self._thread_id, self._run_id, _Outcome("interrupt", interrupts=interrupts)))
+            outcome = _Outcome("interrupt", interrupts=interrupts)
+            self._out.add(_RunFinished(self._thread_id, self._run_id, outcome, usage, metadata))
         else:
-            pending = [call.tool_call_id for call in self._tools.pending()] or None
-            self._out.add(_RunFinished(self._thread_id, self._run_id, _Outcome("success", pending)))
+            outcome = _Outcome("success", [call.tool_call_id for call in self._tools.pending()] or None)
+            self._out.add(_RunFinished(self._thread_id, self._run_id, outcome, usage, metadata))
         return self._out.take()
 
 

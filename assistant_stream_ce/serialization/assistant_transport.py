@@ -12,7 +12,7 @@ part without ``tool-call-args-text-finish`` (which would announce them complete)
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -20,8 +20,13 @@ from ..assistant_stream_chunk import (
     AnnotationsChunk,
     AssistantStreamChunk,
     DataChunk,
+    DataPartChunk,
+    DocumentSourceChunk,
     ErrorChunk,
     FileChunk,
+    PreliminaryToolResultChunk,
+    ProviderMetadata,
+    ProviderMetadataChunk,
     ReasoningDeltaChunk,
     SourceChunk,
     StepFinishChunk,
@@ -34,6 +39,8 @@ from ..assistant_stream_chunk import (
     ToolCallDeltaChunk,
     ToolResultChunk,
     UpdateStateChunk,
+    UsageChunk,
+    WarningChunk,
 )
 from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, Usage, delta_frames, sse
 from ._tools import EMPTY_ARGS, Approval, ToolCall, ToolCalls, finish_reason
@@ -71,6 +78,21 @@ class _SourcePart(_Part, tag="source"):
     parent_id: str | None = None
 
 
+class _DocumentSourcePart(_Part, tag="source"):
+    source_type: Literal["document"]
+    id: str
+    title: str
+    media_type: str
+    filename: str | None = None
+    parent_id: str | None = None
+
+
+class _DataPart(_Part, tag="data"):
+    name: str
+    data: Any
+    parent_id: str | None = None
+
+
 class _FilePart(_Part, tag="file"):
     data: str
     mime_type: str
@@ -89,6 +111,7 @@ class _PartStart(_Frame, tag="part-start"):
 class _TextDelta(_Frame, tag="text-delta"):
     text_delta: str
     path: list[int]
+    provider_metadata: ProviderMetadata | None = None
 
 
 class _Result(_Frame, tag="result"):
@@ -96,6 +119,7 @@ class _Result(_Frame, tag="result"):
     is_error: bool
     path: list[int]
     artifact: Any = None
+    is_preliminary: bool = False
 
 
 class _ArgsFinish(_Frame, tag="tool-call-args-text-finish"):
@@ -136,6 +160,12 @@ class _MessageFinish(_Frame, tag="message-finish"):
 
 class _Error(_Frame, tag="error"):
     error: str
+
+
+class _Warning(_Frame, tag="error"):
+    error: str
+    severity: str
+    code: str | None = None
 
 
 class _UpdateState(_Frame, tag="update-state"):
@@ -210,6 +240,26 @@ class _AssistantTransportWriter:
                 return self._whole_part(source)
             case FileChunk():
                 return self._whole_part(_FilePart(chunk.data, chunk.mime_type, chunk.parent_id))
+            case PreliminaryToolResultChunk():
+                call = self._tools.awaiting_result(chunk.tool_call_id)
+                if call is None:
+                    return b""
+                frames = b"" if call.args_finished else self._finish_args(call)
+                path = self._paths[call.tool_call_id]
+                return frames + sse(_Result(chunk.result, False, path, chunk.artifact, is_preliminary=True))
+            case ProviderMetadataChunk(tool_call_id=None) if self._text is not None:
+                return sse(_TextDelta("", self._text[2], chunk.provider_metadata))
+            case DocumentSourceChunk():
+                document = _DocumentSourcePart(
+                    "document", chunk.id, chunk.title, chunk.media_type, chunk.filename, chunk.parent_id
+                )
+                return self._whole_part(document)
+            case DataPartChunk(transient=False):
+                return self._whole_part(_DataPart(chunk.name, chunk.data, chunk.parent_id))
+            case WarningChunk():
+                return sse(_Warning(chunk.error, chunk.severity, chunk.code))
+            case UsageChunk():
+                self._usage.add(chunk.input_tokens, chunk.output_tokens)
             case DataChunk():
                 return sse(_Data([chunk.data]))
             case AnnotationsChunk():

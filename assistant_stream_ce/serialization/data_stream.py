@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterable
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -21,8 +21,11 @@ from ..assistant_stream_chunk import (
     AnnotationsChunk,
     AssistantStreamChunk,
     DataChunk,
+    DataPartChunk,
+    DocumentSourceChunk,
     ErrorChunk,
     FileChunk,
+    PreliminaryToolResultChunk,
     ReasoningDeltaChunk,
     SourceChunk,
     StepFinishChunk,
@@ -35,6 +38,8 @@ from ..assistant_stream_chunk import (
     ToolCallDeltaChunk,
     ToolResultChunk,
     UpdateStateChunk,
+    UsageChunk,
+    WarningChunk,
 )
 from ..state import StateProxy
 from ._frames import GENERIC_ERROR, Usage, delta_frames, dumps
@@ -86,6 +91,7 @@ class _ToolResult(_Frame):
     result: Any
     artifact: Any = None
     is_error: bool = False
+    is_preliminary: bool = False
 
 
 class _ToolCallApproval(_Frame):
@@ -98,6 +104,27 @@ class _Source(_Frame):
     id: str
     url: str
     title: str | None = None
+    parent_id: str | None = None
+
+
+class _DocumentSource(_Frame):
+    source_type: Literal["document"]
+    id: str
+    title: str
+    media_type: str
+    filename: str | None = None
+    parent_id: str | None = None
+
+
+class _Warning(_Frame):
+    error: str
+    severity: str
+    code: str | None = None
+
+
+class _DataPart(_Frame):
+    name: str
+    data: Any
     parent_id: str | None = None
 
 
@@ -196,6 +223,24 @@ class _DataStreamWriter:
                 return _line(b"h:", source)
             case FileChunk():
                 return _line(b"k:", _File(chunk.data, chunk.mime_type, chunk.parent_id or None))
+            case PreliminaryToolResultChunk():
+                call = self._tools.awaiting_result(chunk.tool_call_id)
+                if call is None:
+                    return b""
+                call.args_finished = True
+                result = _ToolResult(call.tool_call_id, chunk.result, chunk.artifact, is_preliminary=True)
+                return _line(b"a:", result)
+            case DocumentSourceChunk():
+                document = _DocumentSource(
+                    "document", chunk.id, chunk.title, chunk.media_type, chunk.filename, chunk.parent_id
+                )
+                return _line(b"h:", document)
+            case WarningChunk():
+                return _line(b"3:", _Warning(chunk.error, chunk.severity, chunk.code))
+            case UsageChunk():
+                self._usage.add(chunk.input_tokens, chunk.output_tokens)
+            case DataPartChunk(transient=False):
+                return _line(b"aui-data:", _DataPart(chunk.name, chunk.data, chunk.parent_id))
             case UpdateStateChunk():
                 return _line(b"aui-state:", chunk.operations)
             case AnnotationsChunk():

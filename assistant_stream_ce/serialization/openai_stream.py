@@ -5,7 +5,9 @@ Text becomes ``content`` deltas and tool calls become ``tool_calls`` deltas
 so OpenAI client libraries rebuild the same message. The last chunk carries
 ``finish_reason`` (``stop``, ``tool_calls``, or ``length`` for a cancelled run,
 whose unfinished tool arguments stay as they were), an error is an ``error``
-event instead, and the stream ends with ``data: [DONE]``.
+event instead, and the stream ends with ``data: [DONE]``. When the request
+asked for usage (``stream_options.include_usage``), a last chunk with no
+choices carries the run's token usage, as OpenAI's does.
 """
 
 from __future__ import annotations
@@ -14,20 +16,22 @@ import secrets
 import string
 import time
 from collections.abc import AsyncIterable
-from typing import Any, Final, Literal, NoReturn
+from typing import Any, Final, Literal, NoReturn, TypeVar
 
 import msgspec
 
 from ..assistant_stream_chunk import (
     AssistantStreamChunk,
     ErrorChunk,
+    StepFinishChunk,
     TextDeltaChunk,
     ToolCallArgsFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
+    UsageChunk,
 )
-from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, delta_frames, sse
+from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, UsageRecord, delta_frames, sse
 from ._tools import EMPTY_ARGS, ToolCall, ToolCalls
 from .assistant_stream_response import AssistantStreamResponse
 from .heartbeat import HeartbeatOption
@@ -79,6 +83,28 @@ class _Chunk(msgspec.Struct, kw_only=True):
     choices: list[_Choice]
 
 
+class _TokenDetails(msgspec.Struct, omit_defaults=True):
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
+
+
+class _Usage(msgspec.Struct, omit_defaults=True):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    completion_tokens_details: _TokenDetails | None = None
+    prompt_tokens_details: _TokenDetails | None = None
+
+
+class _UsageChunk(_Chunk, kw_only=True):
+    """The last chunk of a stream whose request asked for usage: no choices, the usage."""
+
+    usage: _Usage
+
+
+_C = TypeVar("_C", bound=_Chunk)
+
+
 class _ErrorBody(msgspec.Struct):
     message: str
     type: str = "server_error"
@@ -91,8 +117,9 @@ class _Error(msgspec.Struct):
 
 
 class _OpenAIWriter:
-    def __init__(self, model: str, system_fingerprint: str) -> None:
+    def __init__(self, model: str, system_fingerprint: str, include_usage: bool) -> None:
         self._id = generate_openai_style_id()
+        self._usage = UsageRecord() if include_usage else None
         self._created = int(time.time())
         self._model = model
         self._fingerprint = system_fingerprint
@@ -104,15 +131,12 @@ class _OpenAIWriter:
         self._finished = False
 
     def _chunk(self, delta: _Delta, finish_reason: str | None = None) -> bytes:
-        choice = _Choice(delta=delta, finish_reason=finish_reason)
-        return sse(
-            _Chunk(
-                id=self._id,
-                created=self._created,
-                model=self._model,
-                system_fingerprint=self._fingerprint,
-                choices=[choice],
-            )
+        return sse(self._fields(_Chunk, choices=[_Choice(delta=delta, finish_reason=finish_reason)]))
+
+    def _fields(self, kind: type[_C], **fields: Any) -> _C:
+        """A chunk of this stream (its id, time, model and fingerprint) with ``fields``."""
+        return kind(
+            id=self._id, created=self._created, model=self._model, system_fingerprint=self._fingerprint, **fields
         )
 
     def _tool_delta(self, call: ToolCall, arguments: str) -> bytes:
@@ -170,7 +194,24 @@ class _OpenAIWriter:
             case ErrorChunk():
                 self._error_sent = True
                 return sse(_Error(_ErrorBody(chunk.error)))
+            case UsageChunk() | StepFinishChunk() if self._usage is not None:
+                self._usage.add(chunk)
         return b""
+
+    def _usage_chunk(self) -> bytes:
+        """The usage chunk, if the request asked for it (zeros when the run recorded none)."""
+        if self._usage is None:
+            return b""
+        usage = self._usage.token_usage()
+        if usage is None:
+            return self._usage_frame(_Usage(0, 0, 0))
+        completion = None if usage.reasoning_tokens is None else _TokenDetails(reasoning_tokens=usage.reasoning_tokens)
+        prompt = None if usage.cached_input_tokens is None else _TokenDetails(cached_tokens=usage.cached_input_tokens)
+        values = (usage.input_tokens, usage.output_tokens, usage.total_tokens, completion, prompt)
+        return self._usage_frame(_Usage(*values))
+
+    def _usage_frame(self, usage: _Usage) -> bytes:
+        return sse(self._fields(_UsageChunk, choices=[], usage=usage))
 
     def _too_many_calls(self, chunk: ToolCallBeginChunk) -> NoReturn:
         """Fail the stream before a call the clients would throw on: the response ends it with this error."""
@@ -194,10 +235,12 @@ class _OpenAIWriter:
         if status == "completed":
             frames += [self._finish_args(call) for call in self._tools.open_args()]
             frames.append(self._chunk(self._opening(_Delta()), "tool_calls" if self._tools.pending() else "stop"))
+            frames.append(self._usage_chunk())
         elif status == "cancelled":
             # A cut-off turn: the SDKs' helpers need a finish_reason, and "length" is the one that
             # says the turn did not finish (their tool runners refuse it rather than run a call).
             frames.append(self._chunk(self._opening(_Delta()), "length"))
+            frames.append(self._usage_chunk())
         elif not self._error_sent:
             frames.append(sse(_Error(_ErrorBody(self._failure or GENERIC_ERROR))))
         frames.append(SSE_DONE)
@@ -205,17 +248,24 @@ class _OpenAIWriter:
 
 
 class OpenAIStreamEncoder(StreamEncoder):
-    """OpenAI chat-completions chunks over SSE."""
+    """OpenAI chat-completions chunks over SSE.
 
-    def __init__(self, model: str = "assistant_stream", system_fingerprint: str = "fp_0000000000") -> None:
+    ``include_usage``: end with a chunk carrying the run's token usage, as
+    OpenAI does for a request with ``stream_options: {"include_usage": true}``.
+    """
+
+    def __init__(
+        self, model: str = "assistant_stream", system_fingerprint: str = "fp_0000000000", *, include_usage: bool = False
+    ) -> None:
         self.model = model
         self.system_fingerprint = system_fingerprint
+        self.include_usage = include_usage
 
     def get_media_type(self) -> str:
         return SSE_MEDIA_TYPE
 
     def open(self) -> _OpenAIWriter:
-        return _OpenAIWriter(self.model, self.system_fingerprint)
+        return _OpenAIWriter(self.model, self.system_fingerprint, self.include_usage)
 
 
 class OpenAIStreamResponse(AssistantStreamResponse):
@@ -227,6 +277,7 @@ class OpenAIStreamResponse(AssistantStreamResponse):
         heartbeat: HeartbeatOption = True,
         *,
         model: str = "assistant_stream",
+        include_usage: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(stream, OpenAIStreamEncoder(model=model), heartbeat, **kwargs)
+        super().__init__(stream, OpenAIStreamEncoder(model=model, include_usage=include_usage), heartbeat, **kwargs)

@@ -20,8 +20,14 @@ import msgspec
 from ..assistant_stream_chunk import (
     AssistantStreamChunk,
     DataChunk,
+    DataPartChunk,
+    DocumentSourceChunk,
     ErrorChunk,
     FileChunk,
+    MessageMetadataChunk,
+    PreliminaryToolResultChunk,
+    ProviderMetadata,
+    ProviderMetadataChunk,
     ReasoningDeltaChunk,
     SourceChunk,
     StepFinishChunk,
@@ -33,8 +39,10 @@ from ..assistant_stream_chunk import (
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
+    UsageChunk,
+    WarningChunk,
 )
-from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, SSEFrames, dumps
+from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, SSEFrames, UsageRecord, dumps
 from ._tools import UNFINISHED_ARGS_ERROR, ToolCall, ToolCalls, parse_args
 from .assistant_stream_response import AssistantStreamResponse
 from .stream_encoder import FinishStatus, StreamEncoder
@@ -48,6 +56,11 @@ class _Frame(msgspec.Struct, tag_field="type", rename="camel", omit_defaults=Tru
 
 class _Start(_Frame, tag="start"):
     message_id: str
+    message_metadata: dict[str, Any] | None = None
+
+
+class _MessageMetadata(_Frame, tag="message-metadata"):
+    message_metadata: dict[str, Any]
 
 
 class _StartStep(_Frame, tag="start-step"):
@@ -65,6 +78,7 @@ class _TextStart(_Frame, tag="text-start"):
 class _TextDelta(_Frame, tag="text-delta"):
     id: str
     delta: str
+    provider_metadata: ProviderMetadata | None = None
 
 
 class _TextEnd(_Frame, tag="text-end"):
@@ -78,6 +92,7 @@ class _ReasoningStart(_Frame, tag="reasoning-start"):
 class _ReasoningDelta(_Frame, tag="reasoning-delta"):
     id: str
     delta: str
+    provider_metadata: ProviderMetadata | None = None
 
 
 class _ReasoningEnd(_Frame, tag="reasoning-end"):
@@ -98,6 +113,7 @@ class _ToolInputAvailable(_Frame, tag="tool-input-available"):
     tool_call_id: str
     tool_name: str
     input: Any
+    provider_metadata: ProviderMetadata | None = None
 
 
 class _ToolInputError(_Frame, tag="tool-input-error"):
@@ -105,6 +121,7 @@ class _ToolInputError(_Frame, tag="tool-input-error"):
     tool_name: str
     input: Any
     error_text: str
+    provider_metadata: ProviderMetadata | None = None
 
 
 class _ToolApprovalRequest(_Frame, tag="tool-approval-request"):
@@ -120,6 +137,7 @@ class _ToolOutputDenied(_Frame, tag="tool-output-denied"):
 class _ToolOutputAvailable(_Frame, tag="tool-output-available"):
     tool_call_id: str
     output: Any
+    preliminary: bool = False
 
 
 class _ToolOutputError(_Frame, tag="tool-output-error"):
@@ -133,15 +151,23 @@ class _SourceUrl(_Frame, tag="source-url"):
     title: str | None = None
 
 
+class _SourceDocument(_Frame, tag="source-document"):
+    source_id: str
+    media_type: str
+    title: str
+    filename: str | None = None
+
+
 class _File(_Frame, tag="file"):
     url: str
     media_type: str
 
 
-class _DataPart(msgspec.Struct):
+class _DataPart(msgspec.Struct, omit_defaults=True, kw_only=True):
     type: str
-    id: str
+    id: str | None = None
     data: Any
+    transient: bool = False
 
 
 class _Error(_Frame, tag="error"):
@@ -150,6 +176,7 @@ class _Error(_Frame, tag="error"):
 
 class _Finish(_Frame, tag="finish"):
     finish_reason: str
+    message_metadata: dict[str, Any] | None = None
 
 
 class _Abort(_Frame, tag="abort"):
@@ -191,6 +218,8 @@ class _UIMessageStreamWriter:
         self._text: tuple[_TextKind, str | None, str] | None = None  # kind, parent id, part id
         self._counters = {"text": 0, "reasoning": 0, "data": 0}
         self._tools = ToolCalls()
+        self._tool_metadata: dict[str, ProviderMetadata] = {}
+        self._usage = UsageRecord()
         self._error_sent = False
         self._finished = False
 
@@ -198,10 +227,12 @@ class _UIMessageStreamWriter:
         self._counters[kind] += 1
         return f"{kind[0]}{self._counters[kind]}"
 
-    def _ensure_started(self) -> None:
+    def _ensure_started(self, metadata: dict[str, Any] | None = None) -> None:
         if not self._started:
             self._started = True
-            self._out.add(_Start(self._message_id))
+            self._out.add(_Start(self._message_id, metadata))
+        elif metadata is not None:
+            self._out.add(_MessageMetadata(metadata))
 
     def _close_text(self) -> None:
         if self._text is not None:
@@ -221,7 +252,8 @@ class _UIMessageStreamWriter:
         for call in self._tools.open_args():
             call.args_finished = call.has_result = True
             input = parse_args(call.args_text)
-            self._out.add(_ToolInputError(call.tool_call_id, call.tool_name, input, UNFINISHED_ARGS_ERROR))
+            metadata = self._tool_metadata.get(call.tool_call_id)
+            self._out.add(_ToolInputError(call.tool_call_id, call.tool_name, input, UNFINISHED_ARGS_ERROR, metadata))
 
     def _finish_step(self) -> None:
         # useChat looks a call's input frames up in the current step only: end them in this one.
@@ -285,7 +317,39 @@ class _UIMessageStreamWriter:
                 self._out.add(_File(f"data:{chunk.mime_type};base64,{chunk.data}", chunk.mime_type))
             case DataChunk():
                 self._new_part()
-                self._out.add(_DataPart(_data_type(chunk.data), self._next_id("data"), chunk.data))
+                self._out.add(_DataPart(type=_data_type(chunk.data), id=self._next_id("data"), data=chunk.data))
+            case DataPartChunk(transient=True):
+                self._ensure_started()
+                self._out.add(_DataPart(type=f"data-{chunk.name}", id=chunk.id, data=chunk.data, transient=True))
+            case DataPartChunk():
+                self._new_part()
+                self._out.add(_DataPart(type=f"data-{chunk.name}", id=chunk.id, data=chunk.data))
+            case WarningChunk():
+                # useChat stops at an `error` frame: a warning is a transient part, for `onData`.
+                self._ensure_started()
+                warning = {"error": chunk.error, "severity": chunk.severity}
+                if chunk.code is not None:
+                    warning["code"] = chunk.code
+                self._out.add(_DataPart(type="data-warning", data=warning, transient=True))
+            case DocumentSourceChunk():
+                self._new_part()
+                self._out.add(_SourceDocument(chunk.id, chunk.media_type, chunk.title, chunk.filename))
+            case PreliminaryToolResultChunk():
+                call = self._tools.awaiting_result(chunk.tool_call_id)
+                if call is not None:
+                    if not call.args_finished:
+                        self._input_available(call)
+                    self._out.add(_ToolOutputAvailable(call.tool_call_id, chunk.result, preliminary=True))
+            case ProviderMetadataChunk(tool_call_id=str(tool_call_id)):
+                if self._tools.streaming(tool_call_id) is not None:
+                    self._tool_metadata[tool_call_id] = chunk.provider_metadata
+            case ProviderMetadataChunk() if self._text is not None:
+                kind, _, part_id = self._text
+                self._out.add(_PART_FRAMES[kind][1](part_id, "", chunk.provider_metadata))
+            case MessageMetadataChunk():
+                self._ensure_started(chunk.metadata)
+            case UsageChunk():
+                self._usage.add(chunk)
             case ErrorChunk():
                 # useChat stops reading at an error: end what is open first.
                 self._ensure_started()
@@ -297,7 +361,14 @@ class _UIMessageStreamWriter:
                 self._start_step()
             case StepFinishChunk():
                 self._finish_step()
+                self._usage.add(chunk)
         return self._out.take()
+
+    def _finish_metadata(self) -> dict[str, Any] | None:
+        """The finish frame's message metadata: the run's token usage (as the AI SDK's), once it called
+        ``add_usage`` (as in the AI SDK, usage of steps alone is not sent)."""
+        usage = self._usage.token_usage()
+        return None if usage is None or not self._usage.recorded else {"usage": usage}
 
     def _text_delta(self, kind: _TextKind, delta: str, parent_id: str | None) -> None:
         if self._text is None or self._text[:2] != (kind, parent_id):
@@ -309,7 +380,9 @@ class _UIMessageStreamWriter:
 
     def _input_available(self, call: ToolCall) -> None:
         call.args_finished = True
-        self._out.add(_ToolInputAvailable(call.tool_call_id, call.tool_name, parse_args(call.args_text)))
+        metadata = self._tool_metadata.get(call.tool_call_id)
+        input = parse_args(call.args_text)
+        self._out.add(_ToolInputAvailable(call.tool_call_id, call.tool_name, input, metadata))
 
     def _tool_result(self, chunk: ToolResultChunk) -> None:
         call = self._tools.awaiting_result(chunk.tool_call_id)
@@ -344,7 +417,7 @@ class _UIMessageStreamWriter:
             if status == "error" and not self._error_sent:
                 self._out.add(_Error(GENERIC_ERROR))
             reason = "error" if status == "error" else "tool-calls" if self._tools.pending() else "stop"
-            self._out.add(_Finish(reason))
+            self._out.add(_Finish(reason, self._finish_metadata()))
         return self._out.take() + SSE_DONE
 
 

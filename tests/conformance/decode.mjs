@@ -6,7 +6,7 @@
 //   clientState, optional, is the state the client holds before the run: AG-UI's agent
 //   state, the state assistant-ui seeds its message accumulator with)
 // stdout: one JSON object per input line, in order:
-//   {"message": {...} | null, "warnings": [...], "error": str | null}
+//   {"message": {...} | null, "features": {...} | null, "warnings": [...], "error": str | null}
 // "warnings" holds every console.warn / console.error the clients wrote while
 // decoding that body; "error" is what a client threw (the browser shows a failed run).
 import { createInterface } from "node:readline";
@@ -49,6 +49,12 @@ const sseData = (chunks) =>
 
 const opt = (value) => (value === undefined ? null : value);
 
+// Keep a preliminary result a message shows, once per value it takes.
+const notePreliminary = (seen, toolCallId, value) => {
+  const values = (seen[toolCallId] ??= []);
+  if (values.length === 0 || JSON.stringify(values.at(-1)) !== JSON.stringify(value)) values.push(structuredClone(value));
+};
+
 // ---- assistant-ui: DataStreamDecoder / AssistantTransportDecoder + accumulator
 
 const auiPart = (p) => {
@@ -80,6 +86,23 @@ const auiPart = (p) => {
   }
 };
 
+// What the newer features left on a part (read by the feature tests only).
+const auiFeaturePart = (p) => {
+  switch (p.type) {
+    case "text":
+    case "reasoning":
+      return { type: p.type, text: p.text, providerMetadata: opt(p.providerMetadata) };
+    case "tool-call":
+      return { type: p.type, toolCallId: p.toolCallId, result: opt(p.result), isPreliminary: p.isPreliminary ?? false };
+    case "data":
+      return { type: p.type, name: p.name, data: p.data, parentId: opt(p.parentId) };
+    default: {
+      const { status, ...fields } = p;
+      return fields;
+    }
+  }
+};
+
 const decodeAssistantUi = async (decoderName, chunks, clientState) => {
   const { AssistantMessageAccumulator, unstable_createInitialMessage, [decoderName]: Decoder } = await import(
     "assistant-stream"
@@ -88,10 +111,22 @@ const decodeAssistantUi = async (decoderName, chunks, clientState) => {
   let message = null;
   // As assistant-ui's runtimes do: the message starts from the state the client holds.
   const initialMessage = unstable_createInitialMessage({ unstable_state: clientState ?? null });
+  let finishUsage = null; // the usage of the decoded message-finish chunk
+  const seeFinish = new TransformStream({
+    transform(chunk, controller) {
+      if (chunk.type === "message-finish") finishUsage = opt(chunk.usage);
+      controller.enqueue(chunk);
+    },
+  });
   const messages = bodyStream(chunks)
     .pipeThrough(new Decoder())
+    .pipeThrough(seeFinish)
     .pipeThrough(new AssistantMessageAccumulator({ initialMessage, onError: (e) => errors.push(e) }));
-  for await (const m of messages) message = m;
+  const preliminary = {}; // tool call id -> the preliminary results the message showed, in order
+  for await (const m of messages) {
+    message = m;
+    for (const p of m.parts) if (p.type === "tool-call" && p.isPreliminary) notePreliminary(preliminary, p.toolCallId, p.result);
+  }
   const meta = message.metadata;
   return {
     parts: message.parts.map(auiPart),
@@ -106,6 +141,13 @@ const decodeAssistantUi = async (decoderName, chunks, clientState) => {
       isContinued: opt(s.isContinued),
     })),
     status: `${message.status.type}/${opt(message.status.reason)}`,
+    features: {
+      parts: message.parts.map(auiFeaturePart),
+      statusError: opt(message.status.error),
+      finishUsage,
+      tokenCount: opt(meta.timing?.tokenCount),
+      preliminary,
+    },
   };
 };
 
@@ -115,6 +157,7 @@ class PlainChatState {
   status = "ready";
   error = undefined;
   messages = [];
+  preliminary = {}; // tool call id -> the preliminary outputs the message showed, in order
   pushMessage = (m) => {
     this.messages = this.messages.concat(m);
   };
@@ -123,6 +166,7 @@ class PlainChatState {
   };
   replaceMessage = (i, m) => {
     this.messages = [...this.messages.slice(0, i), m, ...this.messages.slice(i + 1)];
+    for (const p of m.parts) if (p.preliminary && p.state === "output-available") notePreliminary(this.preliminary, p.toolCallId, p.output);
   };
   snapshot = (thing) => structuredClone(thing);
 }
@@ -132,7 +176,9 @@ const loadAi = async () => {
   const { AbstractChat, DefaultChatTransport } = await import("ai");
   class Chat extends AbstractChat {
     constructor(init) {
-      super({ ...init, state: new PlainChatState() });
+      const state = new PlainChatState();
+      super({ ...init, state });
+      this.plainState = state;
     }
   }
   return { Chat, DefaultChatTransport };
@@ -195,6 +241,25 @@ const uiPart = (p) => {
   return { type: p.type };
 };
 
+// What the newer features left on a part (read by the feature tests only).
+const uiFeaturePart = (p) => {
+  if (p.type === "text" || p.type === "reasoning") return { type: p.type, text: p.text, providerMetadata: opt(p.providerMetadata) };
+  if (p.type === "dynamic-tool" || p.type.startsWith("tool-")) {
+    return {
+      type: "tool-call",
+      toolCallId: p.toolCallId,
+      state: p.state,
+      output: opt(p.output),
+      preliminary: p.preliminary ?? false,
+      callProviderMetadata: opt(p.callProviderMetadata),
+    };
+  }
+  if (p.type === "source-document")
+    return { type: p.type, sourceId: p.sourceId, mediaType: p.mediaType, title: p.title, filename: opt(p.filename) };
+  if (p.type.startsWith("data-")) return { type: p.type, id: opt(p.id), data: p.data };
+  return { type: p.type };
+};
+
 const decodeUiMessageStream = async (chunks, warnings) => {
   ai ??= await loadAi();
   const { Chat, DefaultChatTransport } = ai;
@@ -202,8 +267,10 @@ const decodeUiMessageStream = async (chunks, warnings) => {
   checkUiFrameKeys(frames, warnings);
   let finish = null;
   const toolCalls = []; // the calls useChat hands to onToolCall (to run them in the browser)
+  const onData = []; // every data part useChat hands to onData, transient ones included
   const chat = new Chat({
     onToolCall: ({ toolCall }) => void toolCalls.push(toolCall.toolCallId),
+    onData: (part) => void onData.push(structuredClone(part)),
     transport: new DefaultChatTransport({
       api: "http://127.0.0.1/api/chat",
       fetch: async () =>
@@ -216,6 +283,7 @@ const decodeUiMessageStream = async (chunks, warnings) => {
     },
   });
   await chat.sendMessage({ text: "hi" });
+  const chatState = chat.plainState;
   const error = chat.error;
   // An `error` frame surfaces as a plain Error with the frame's text; anything
   // else (schema, JSON, ordering) is the client rejecting the stream.
@@ -229,6 +297,12 @@ const decodeUiMessageStream = async (chunks, warnings) => {
     chatError: error === undefined ? null : error.message,
     aborted: frames.some((f) => f.type === "abort"),
     onToolCall: toolCalls,
+    features: {
+      metadata: opt(message.metadata),
+      parts: message.parts.map(uiFeaturePart),
+      onData,
+      preliminary: chatState.preliminary,
+    },
   };
 };
 
@@ -266,6 +340,7 @@ const decodeAgUi = async (chunks, warnings, clientState) => {
         toolCalls: (m.toolCalls ?? []).map((t) => ({ id: t.id, name: t.function.name, arguments: t.function.arguments })),
       };
     if (m.role === "tool") return { ...base, toolCallId: m.toolCallId, error: opt(m.error) };
+    if (m.role === "activity") return { id: m.id, role: m.role, activityType: m.activityType, content: m.content };
     return base;
   });
   const terminal = events.filter((e) => e.type === "RUN_FINISHED" || e.type === "RUN_ERROR");
@@ -278,6 +353,10 @@ const decodeAgUi = async (chunks, warnings, clientState) => {
     custom: events.filter((e) => e.type === "CUSTOM").map((e) => ({ name: e.name, value: e.value })),
     toolCallsEnded: events.filter((e) => e.type === "TOOL_CALL_END").map((e) => e.toolCallId),
     steps: events.filter((e) => e.type === "STEP_STARTED" || e.type === "STEP_FINISHED").map((e) => [e.type, e.stepName]),
+    features: {
+      terminalUsage: terminal.length === 1 ? opt(terminal[0].usage) : null,
+      terminalMetadata: terminal.length === 1 ? opt(terminal[0].metadata) : null,
+    },
   };
 };
 
@@ -295,8 +374,11 @@ const decodeOpenAi = async (chunks) => {
   // An `error` event is the SDK's APIError: the client's view of a failed run, with what came before it.
   const errors = [];
   let choice = null;
+  let usage = null;
   try {
-    choice = (await stream.finalChatCompletion()).choices[0] ?? null;
+    const completion = await stream.finalChatCompletion();
+    choice = completion.choices[0] ?? null;
+    usage = opt(completion.usage);
   } catch (error) {
     if (!(error instanceof APIError) || error.status !== undefined) throw error;
     errors.push(error.message);
@@ -308,6 +390,7 @@ const decodeOpenAi = async (chunks) => {
     tool_calls: (message?.tool_calls ?? []).map((t) => ({ id: t.id, name: t.function.name, arguments: t.function.arguments })),
     finish_reason: errors.length > 0 ? null : opt(choice?.finish_reason),
     errors,
+    features: { usage },
   };
 };
 
@@ -329,10 +412,12 @@ const decodeOne = async ({ format, chunks, clientState }) => {
     const decode = DECODERS[format];
     if (decode === undefined) throw new Error(`unknown format ${format}`);
     const body = chunks.map((c) => new Uint8Array(Buffer.from(c, "base64")));
-    const message = await decode(body, warnings, clientState);
-    return { message, warnings, error: null };
+    // "features": what the newer features left, beside the message (read by the feature tests only).
+    const { features = null, ...message } = await decode(body, warnings, clientState);
+    return { message, features, warnings, error: null };
   } catch (error) {
-    return { message: null, warnings, error: `${error?.name ?? "Error"}: ${error?.message ?? String(error)}` };
+    const text = `${error?.name ?? "Error"}: ${error?.message ?? String(error)}`;
+    return { message: null, features: null, warnings, error: text };
   } finally {
     sink = null;
   }
