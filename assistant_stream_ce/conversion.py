@@ -405,7 +405,7 @@ def to_ui_message(message: AssistantMessage, *, id: str) -> UIMessage:
     """The AI SDK ``UIMessage`` that ``useChat`` built from the run's UI message stream.
 
     Its parts in order (text, reasoning, ``tool-<name>`` parts with their
-    input and output or error, ``source-url``, ``file``), then the run's data
+    input and output or error, ``source-url``, ``source-document``, ``file``), then the run's data
     as ``data-<kind>`` parts. ``id`` is the message's id (the stream's
     ``messageId``).
     """
@@ -427,6 +427,14 @@ def _ui_part(part: TextPart | ReasoningPart | ToolCallPart | SourcePart | FilePa
             else:
                 tool.state, tool.output = "output-available", part.result
             return tool
+        case SourcePart(source_type="document"):
+            return UIMessagePart(
+                "source-document",
+                source_id=part.id,
+                title=part.title,
+                media_type=part.media_type,
+                filename=part.filename,
+            )
         case SourcePart():
             return UIMessagePart("source-url", source_id=part.id, url=part.url, title=part.title)
         case FilePart():

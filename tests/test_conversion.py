@@ -482,3 +482,25 @@ async def test_agui_messages_go_back_in_as_the_next_run_agent_input() -> None:
         "content": "clock broke",
         "is_error": True,
     }
+
+
+async def test_a_document_source_is_stored_as_a_source_document_part() -> None:
+    async def cite(controller: RunController) -> None:
+        controller.add_source("s1", "https://example.com", "Example")
+        controller.add_document_source("d1", "Quarterly report", "application/pdf", "q3.pdf")
+
+    outcomes: list[RunOutcome] = []
+    async with create_run(cite, on_finish=outcomes.append) as chunks:
+        async for _ in chunks:
+            pass
+    stored = msgspec.to_builtins(to_ui_message(outcomes[0].message, id="msg-1"))
+    assert stored["parts"] == [
+        {"type": "source-url", "sourceId": "s1", "url": "https://example.com", "title": "Example"},
+        {
+            "type": "source-document",
+            "sourceId": "d1",
+            "title": "Quarterly report",
+            "mediaType": "application/pdf",
+            "filename": "q3.pdf",
+        },
+    ]
