@@ -166,6 +166,8 @@ def browser() -> Iterator[Browser]:
     [
         ("ai-sdk", "uvicorn"),
         ("ai-sdk", "hypercorn-trio"),
+        ("assistant-ui", "uvicorn"),
+        ("ag-ui", "uvicorn"),
     ],
 )
 def test_example_in_chromium(browser: Browser, example: str, server: str) -> None:

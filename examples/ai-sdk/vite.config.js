@@ -5,4 +5,5 @@ import { defineConfig } from "vite";
 export default defineConfig({
   plugins: [react()],
   server: { proxy: { "/api": "http://127.0.0.1:8000" } },
+  build: { chunkSizeWarningLimit: 1500 }, // one bundle for a one-page example
 });
