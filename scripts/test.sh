@@ -30,6 +30,13 @@ if [ -f tests/conformance/package.json ]; then
     (cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# --- the example apps, built from their lockfiles (their browser tests serve dist/) ----
+for example in examples/*/; do
+    if [ -f "$example/package.json" ]; then
+        (cd "$example" && npm ci --no-audit --no-fund --loglevel=error && npm run build -- --logLevel warn)
+    fi
+done
+
 # --- checks -------------------------------------------------------------------
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

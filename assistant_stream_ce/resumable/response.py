@@ -85,12 +85,18 @@ def _separator(encoder: StreamEncoder) -> bytes:
 
 
 async def _relay(
-    body: AsyncIterator[bytes], encoder: StreamEncoder, stream_id: str, error_message: ErrorMessage
+    body: AsyncIterator[bytes], encoder: StreamEncoder, stream_id: str, error_message: ErrorMessage, cursor: int = 0
 ) -> AsyncIterator[bytes]:
-    """Frames from the store; if the store fails, a well-formed error ending instead of a cut."""
+    """Frames from the store after ``cursor``; if the store fails, a well-formed error ending instead of a cut.
+
+    An SSE frame gets an ``id:`` line, the cursor after it, so a client that sends the last id
+    it saw back as ``Last-Event-ID`` resumes exactly after it.
+    """
+    event_ids = _separator(encoder) == b"\n\n"
     try:
         async for frame in body:
-            yield frame
+            cursor += 1
+            yield b"id: %d\n%s" % (cursor, frame) if event_ids else frame
     except Exception as exc:
         writer = encoder.open()
         yield writer.encode(ErrorChunk(error=_store_failed(exc, stream_id, error_message))) + writer.finish("error")
@@ -109,7 +115,7 @@ class ResumableStreamResponse(StreamingResponse):
     ``x-resumable-stream-id``, and one disconnect watcher. ``on_hang_up`` is
     awaited if the client goes before the stream ends. A Starlette
     ``StreamingResponse``, as 0.0.36's were: :attr:`body_iterator` gives the
-    stored frames as they are (bytes), for code that reads a response
+    stored frames (bytes; SSE ones with their ``id:`` line), for code that reads a response
     without serving it.
     """
 
@@ -289,7 +295,7 @@ async def create_resume_assistant_stream_response(
     if body is None:
         return missing_response() if missing_response is not None else _error(_NOT_FOUND, 404)
     return ResumableStreamResponse(
-        _relay(body, encoder, stream_id, error_message),
+        _relay(body, encoder, stream_id, error_message, parse_cursor(cursor)),
         encoder,
         stream_id,
         headers=headers,

@@ -1,0 +1,172 @@
+"""The Python server of the examples: one FastAPI route answers the AI SDK's ``useChat``,
+assistant-ui's data-stream runtime and an AG-UI client, each in the format it reads.
+
+Without an API key the answers come from a scripted trip-planning agent (reasoning, text,
+three tool calls in parallel, a live task list, sources); a prompt that mentions "error"
+makes it fail, to show how each client displays an error. With ``OPENAI_API_KEY`` set the
+answers come from an OpenAI-compatible model (``OPENAI_BASE_URL`` and ``OPENAI_MODEL``
+choose which) that can call the same three tools.
+
+``useChat`` runs are resumable: the answer keeps streaming into an in-memory store when
+the page goes away, a reloaded page picks it up again (``GET /api/chat/{id}/stream``),
+and the Stop button cancels it (``POST /api/chat/{id}/cancel``).
+
+Run it (see examples/README.md): ``uvicorn app:app --port 8000`` in this folder, or
+``hypercorn app:app --bind 127.0.0.1:8000 -k trio``. With ``FRONTEND_DIST`` set to a built
+frontend (``npm run build`` makes ``dist/``), it serves that page too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+
+from assistant_stream_ce import RunController, RunOutcome, create_run, read_any_chat_request, to_openai_messages
+from assistant_stream_ce.any_request import ClientRequest
+from assistant_stream_ce.chat_request import ChatRequest
+from assistant_stream_ce.demo.agent import TOOL_NAMES, canned_result, plan_trip
+from assistant_stream_ce.resumable import (
+    create_cancel_assistant_stream_response,
+    create_in_memory_resumable_stream_store,
+    create_resumable_assistant_stream_response,
+    create_resumable_stream_context,
+    create_resume_assistant_stream_response,
+)
+from assistant_stream_ce.serialization.ui_message_stream import UIMessageStreamEncoder
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+logger = logging.getLogger("example")
+
+#: Scales the scripted agent's delays: 0.2 is five times faster.
+SCRIPTED_PACE = float(os.environ.get("SCRIPTED_PACE", "1"))
+
+Agent = Callable[[RunController], Awaitable[None]]
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # The resumable runs of useChat live in this context's task group, for the app's lifetime.
+    async with create_resumable_stream_context(store=create_in_memory_resumable_stream_store()) as streams:
+        app.state.streams = streams
+        app.state.running = {}  # chat id -> stream id of the answer being streamed
+        yield
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+def last_user_text(request: ClientRequest) -> str:
+    """The text of the newest user message, whichever client sent it."""
+    for message in reversed(to_openai_messages(request)):
+        if message["role"] == "user":
+            content = message["content"]
+            if isinstance(content, str):
+                return content
+            return " ".join(part["text"] for part in content if part["type"] == "text")
+    return ""
+
+
+def scripted_agent(prompt: str, *, state_as_data: bool) -> Agent:
+    async def agent(controller: RunController) -> None:
+        if "error" in prompt.lower():
+            controller.append_reasoning("The user wants to see an error.")
+            raise RuntimeError("The travel service is unavailable (a scripted error).")
+        await plan_trip(controller, prompt, pace=SCRIPTED_PACE, state_as_data=state_as_data)
+
+    return agent
+
+
+def model_agent(request: ClientRequest) -> Agent:
+    """An OpenAI-compatible model with the scripted agent's tools (their results are canned)."""
+    from openai import AsyncOpenAI  # only needed with an API key: pip install openai
+
+    from assistant_stream_ce.adapters.openai import run_chat_completion_agent
+
+    def tool(name: str) -> Callable[..., Awaitable[Any]]:
+        async def call(place: str, **_: Any) -> Any:
+            return canned_result(name, place)
+
+        return call
+
+    schema = {"type": "object", "properties": {"place": {"type": "string"}}, "required": ["place"]}
+    tools = [{"type": "function", "function": {"name": name, "parameters": schema}} for name in TOOL_NAMES]
+    system = {"role": "system", "content": "You plan trips. Call all three tools at once, then answer briefly."}
+
+    async def agent(controller: RunController) -> None:
+        await run_chat_completion_agent(
+            controller,
+            AsyncOpenAI(),
+            messages=[system, *to_openai_messages(request)],
+            tool_functions={name: tool(name) for name in TOOL_NAMES},
+            model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"),
+            tools=tools,
+        )
+
+    return agent
+
+
+@app.post("/api/chat")
+async def chat(request: Request) -> Response:
+    incoming = await read_any_chat_request(request)
+    body = incoming.request
+    prompt = last_user_text(body)
+    if os.environ.get("OPENAI_API_KEY"):
+        agent = model_agent(body)
+    else:  # the UI message stream has no state frames: the task list also goes out as data parts
+        agent = scripted_agent(prompt, state_as_data=incoming.format == "ui-message-stream")
+
+    def report(outcome: RunOutcome) -> None:
+        # Here an application would save outcome.message (see to_ui_message and friends).
+        logger.info("%s run for %r ended: %s", incoming.format, prompt, outcome.status)
+
+    if not isinstance(body, ChatRequest):
+        return incoming.respond(create_run(agent, state=incoming.state), on_finish=report)
+
+    # useChat: a resumable run, under a new stream id that the chat's id leads to while it runs.
+    running: dict[str, str] = request.app.state.running
+    stream_id = running[body.id] = secrets.token_urlsafe(16)
+
+    def finished(outcome: RunOutcome) -> None:
+        if running.get(body.id) == stream_id:
+            del running[body.id]
+        report(outcome)
+
+    return await create_resumable_assistant_stream_response(
+        context=request.app.state.streams,
+        stream_id=stream_id,
+        callback=agent,
+        encoder=UIMessageStreamEncoder(),
+        on_finish=finished,
+    )
+
+
+@app.get("/api/chat/{chat_id}/stream")
+async def resume(chat_id: str, request: Request) -> Response:
+    """useChat's ``resume``: the running answer from its start, or 204 when none runs."""
+    stream_id = request.app.state.running.get(chat_id)
+    if stream_id is None:
+        return Response(status_code=204)
+    return await create_resume_assistant_stream_response(
+        context=request.app.state.streams, stream_id=stream_id, encoder=UIMessageStreamEncoder()
+    )
+
+
+@app.post("/api/chat/{chat_id}/cancel")
+async def cancel(chat_id: str, request: Request) -> Response:
+    """Stop: a resumable run outlives its request, so it is cancelled by name."""
+    stream_id = request.app.state.running.get(chat_id)
+    if stream_id is None:
+        return Response(status_code=204)
+    return await create_cancel_assistant_stream_response(context=request.app.state.streams, stream_id=stream_id)
+
+
+if os.environ.get("FRONTEND_DIST"):
+    app.mount("/", StaticFiles(directory=os.environ["FRONTEND_DIST"], html=True), name="frontend")
