@@ -11,18 +11,15 @@ checkpoint: booking only when the person approved.
 
 from __future__ import annotations
 
-import http.client
 import json
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 import pytest
-from conformance_helpers import NODE_DIR
+from approval_rounds import get_json, two_rounds
 from http_servers.langgraph_app import QUESTION
 from http_servers.launch import Server
-from server_process import HOST
 
 from assistant_stream_ce.chat_request import AGUIResumeEntry
 from assistant_stream_ce.modules.langgraph import LANGGRAPH_INTERRUPT_REASON, LangGraphChatRequest
@@ -32,30 +29,6 @@ from assistant_stream_ce.modules.langgraph import LANGGRAPH_INTERRUPT_REASON, La
 def server() -> Iterator[Server]:
     with Server("uvicorn", "http_servers.langgraph_app:app") as running:
         yield running
-
-
-def _booked(server: Server) -> list[str]:
-    connection = http.client.HTTPConnection(HOST, server.port, timeout=30)
-    try:
-        connection.request("GET", "/booked")
-        return list(json.loads(connection.getresponse().read()))
-    finally:
-        connection.close()
-
-
-def _two_rounds(server: Server, decision: str) -> dict[str, Any]:
-    done = subprocess.run(
-        ["node", "approval.mjs", f"http://{HOST}:{server.port}", decision, "langgraph"],
-        cwd=NODE_DIR,
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    result: dict[str, Any] = json.loads(done.stdout)
-    assert result.pop("warnings") == []
-    for name, client in result.items():
-        assert "error" not in client or client["error"] is None, f"{name}: {client}"
-    return result
 
 
 def _interrupt(data: dict[str, Any]) -> str:
@@ -68,8 +41,8 @@ def _interrupt(data: dict[str, Any]) -> str:
 def test_interrupt_then_resume_through_every_client(server: Server, decision: str) -> None:
     approved = decision == "approve"
     answer = "Booked." if approved else "I did not book it."
-    before = len(_booked(server))
-    result = _two_rounds(server, decision)
+    before = len(get_json(server, "/booked"))
+    result = two_rounds(server, decision, "langgraph")
 
     # The AI SDK's Chat: the question as a data part, the answer continuing the same assistant message.
     chat = result["chat"]
@@ -106,4 +79,4 @@ def test_interrupt_then_resume_through_every_client(server: Server, decision: st
     assert agui["state"]["booking"] == ("booked" if approved else "declined")
 
     # The graph booked once per client when approved, never when denied.
-    assert len(_booked(server)) - before == (3 if approved else 0)
+    assert len(get_json(server, "/booked")) - before == (3 if approved else 0)

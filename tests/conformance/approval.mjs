@@ -51,7 +51,8 @@ const toolParts = (message) =>
     .filter((p) => p.type.startsWith("tool-") || p.type === "dynamic-tool")
     .map((p) => ({ type: p.type, toolCallId: p.toolCallId, state: p.state, input: p.input ?? null, output: p.output ?? null, approval: p.approval ?? null }));
 
-const chat = async () => {
+// The AI SDK's Chat on `${base}/chat` with the given id, and the request bodies it sends.
+const newChat = async (id) => {
   const { AbstractChat, DefaultChatTransport } = await import("ai");
   class Chat extends AbstractChat {
     constructor(init) {
@@ -66,7 +67,11 @@ const chat = async () => {
       return fetch(url, init);
     },
   });
-  const client = new Chat({ id: "chat-1", transport });
+  return { client: new Chat({ id, transport }), bodies };
+};
+
+const chat = async () => {
+  const { client, bodies } = await newChat("chat-1");
   await client.sendMessage({ text: "Book a train to Paris" });
   const round1 = { messages: client.messages.map((m) => ({ id: m.id, role: m.role })), tools: toolParts(client.messages.at(-1)), status: client.status };
   const pending = client.messages.at(-1).parts.find((p) => p.state === "approval-requested");
@@ -173,21 +178,7 @@ const answer = (interruptId) => [{ interruptId, status: "resolved", payload: { a
 const thread = `thread-${decision}-${Date.now()}`;
 
 const graphChat = async () => {
-  const { AbstractChat, DefaultChatTransport } = await import("ai");
-  class Chat extends AbstractChat {
-    constructor(init) {
-      super({ ...init, state: new PlainChatState() });
-    }
-  }
-  const bodies = [];
-  const transport = new DefaultChatTransport({
-    api: `${base}/chat`,
-    fetch: (url, init) => {
-      bodies.push(JSON.parse(init.body));
-      return fetch(url, init);
-    },
-  });
-  const client = new Chat({ id: thread, transport });
+  const { client, bodies } = await newChat(thread);
   const shown = () => ({
     messages: client.messages.map((m) => ({ id: m.id, role: m.role })),
     parts: client.messages.at(-1).parts.filter((p) => p.type !== "step-start").map((p) => ({ type: p.type, text: p.text ?? null, data: p.data ?? null })),
