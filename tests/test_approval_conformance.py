@@ -9,17 +9,14 @@ parses into the right :class:`ToolApproval`; round 2 shows the call's output
 
 from __future__ import annotations
 
-import http.client
 import json
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 import pytest
-from conformance_helpers import NODE_DIR
+from approval_rounds import get_json, two_rounds
 from http_servers.launch import Server
-from server_process import HOST
 
 from assistant_stream_ce import ToolApproval, set_approval_key
 from assistant_stream_ce.chat_request import AssistantTransportRequest, ChatRequest, DataStreamRequest, RunAgentInput
@@ -46,27 +43,11 @@ def shared_key() -> Iterator[None]:
 
 
 def _ran(server: Server) -> list[dict[str, Any]]:
-    connection = http.client.HTTPConnection(HOST, server.port, timeout=30)
-    try:
-        connection.request("GET", "/ran")
-        return list(json.loads(connection.getresponse().read()))
-    finally:
-        connection.close()
+    return list(get_json(server, "/ran"))
 
 
 def _two_rounds(server: Server, decision: str) -> dict[str, Any]:
-    done = subprocess.run(
-        ["node", "approval.mjs", f"http://{HOST}:{server.port}", decision],
-        cwd=NODE_DIR,
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    result: dict[str, Any] = json.loads(done.stdout)
-    assert result.pop("warnings") == []
-    for name, client in result.items():
-        assert "error" not in client or client["error"] is None, f"{name}: {client}"
-    return result
+    return two_rounds(server, decision)
 
 
 def _expected(tool_call_id: str, approved: bool) -> ToolApproval:

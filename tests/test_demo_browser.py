@@ -2,7 +2,8 @@
 
 In each wire format the page decodes the stream itself; the test sees reasoning, text, the three
 tool results in call order (held back while a later call has already finished), the task list
-updating from the run state, and the sources. Then Stop cancels a run on the server. The page
+updating from the run state, and the sources. Then Stop cancels a run on the server, and in each
+format a booking waits for the person: Approve runs it and the answer goes on, Deny shows the denial. The page
 after the first answer is saved as a screenshot in the test's temporary folder; with
 ``UPDATE_SCREENSHOT=1`` it replaces docs/screenshot.png, the README's picture.
 """
@@ -96,6 +97,39 @@ def _check_answer(page: Page, index: int, place: str) -> None:
     page.wait_for_selector("[data-testid=server-outcome][data-status=completed]", timeout=TIMEOUT_MS)
 
 
+def _book(page: Page, index: int, fmt: str, approve: bool) -> None:
+    """Ask to book in ``fmt``; the call waits with Approve / Deny; click one and see the answer go on."""
+    page.click(f"label.format:has(input[value={fmt}])")
+    _send(page, "Book a train to Porto")
+    message = page.locator("[data-testid=assistant-message]").nth(index)
+    call = message.locator("[data-tool-name=book_train]")
+    page.wait_for_selector("[data-testid=run-status][data-status=waiting]")
+    assert (message.get_attribute("data-status"), call.get_attribute("data-state")) == ("waiting", "approval")
+    assert "waits for your decision" in message.locator(".notice").inner_text()
+    assert call.get_by_test_id("tool-result").is_hidden(), "the booking did not run"
+    page.wait_for_selector("[data-testid=server-outcome][data-status=completed]")
+
+    call.get_by_test_id("approve" if approve else "deny").click()
+    page.wait_for_selector("[data-testid=run-status][data-status=complete]")
+    page.wait_for_selector("[data-testid=server-outcome][data-status=completed]")
+    assert message.get_attribute("data-status") == "complete"
+    assert call.get_by_test_id("approve").is_hidden()
+    assert call.get_by_test_id("deny").is_hidden()
+    assert page.locator("[data-testid=assistant-message]").count() == index + 1, "the answer continued the message"
+    result = call.get_by_test_id("tool-result").inner_text()
+    text = message.get_by_test_id("text").last.inner_text()
+    if approve:
+        assert call.get_attribute("data-state") == "done"
+        assert '"booked": true' in result
+        assert text.startswith("Booked: the 08:15 train to Porto")
+    else:
+        assert call.get_attribute("data-state") == "denied"
+        assert result == "The user denied this tool call. Reason: Not now"
+        assert text == "Understood, I did not book the train to Porto."
+    tasks = page.get_by_test_id("task").evaluate_all("els => els.map((e) => e.dataset.status)")
+    assert tasks == ["done", "done" if approve else "denied", "done"]
+
+
 def test_demo_page_in_chromium(tmp_path: Path) -> None:
     assert CHROMIUM.exists(), "Debian's chromium is needed: apt-get install chromium (scripts/test.sh does)"
     with (
@@ -137,6 +171,10 @@ def test_demo_page_in_chromium(tmp_path: Path) -> None:
             assert "the server cancelled the run" in stopped.locator(".notice").inner_text()
             assert "Here is a plan" not in stopped.inner_text()
             run_id = page.evaluate("page.run.id")
+
+            bookings = [(fmt, approve) for fmt in FORMATS for approve in (True, False)]
+            for index, (fmt, approve) in enumerate(bookings, start=len(FORMATS) + 1):
+                _book(page, index, fmt, approve)
             assert errors == []
         finally:
             browser.close()
@@ -144,4 +182,5 @@ def test_demo_page_in_chromium(tmp_path: Path) -> None:
     assert report["status"] == "cancelled"
     log = demo.log()
     assert f"run {run_id} cancelled" in log, log
+    assert log.count("booked the 08:15 train to Porto") == len(FORMATS), "only approved bookings ran"
     assert "Traceback" not in log, log

@@ -3,6 +3,10 @@
 It thinks out loud (reasoning), answers (text), keeps a task list in the run
 state, starts three tool calls side by side whose results go out in the order
 the calls began although they finish in another order, and cites sources.
+
+Asked to book a train, it asks first: ``book_train`` waits for the person's
+approval (the run ends there), and the next request carries the decision:
+approved, the booking runs and the answer goes on; denied, it does not run.
 """
 
 from __future__ import annotations
@@ -15,18 +19,23 @@ from typing import Any
 import anyio
 import msgspec
 
+from ..approval import ToolApproval
 from ..create_run import RunController
 from ..tool_calls import ToolCall, ToolFunction
 
 __all__ = [
+    "BOOKING_TOOL",
     "TOOL_DELAYS",
     "TOOL_NAMES",
     "TaskList",
+    "ask_to_book",
     "canned_result",
+    "continue_booking",
     "initial_state",
     "plan_trip",
     "task_titles",
     "topic_of",
+    "wants_booking",
 ]
 
 logger = logging.getLogger("assistant_stream_ce.demo")
@@ -39,7 +48,7 @@ TOOL_DELAYS = {"get_weather": 1.8, "find_events": 0.6, "estimate_travel": 1.2}
 
 _DEFAULT_TOPIC = "Lisbon"
 _CAPITALIZED = re.compile(r"\b[A-Z][a-zA-Z\u00c0-\u024f-]{2,}\b")
-_NOT_PLACES = {"Plan", "What", "How", "Can", "Could", "Please", "Tell", "Show", "The", "Give", "Find", "Trip"}
+_NOT_PLACES = {"Book", "Plan", "What", "How", "Can", "Could", "Please", "Tell", "Show", "The", "Give", "Find", "Trip"}
 
 
 def topic_of(prompt: str) -> str:
@@ -59,11 +68,12 @@ def task_titles(place: str) -> dict[str, str]:
     }
 
 
-def initial_state(place: str) -> dict[str, Any]:
-    """The task list a scripted run starts with."""
+def initial_state(place: str, titles: dict[str, str] | None = None) -> dict[str, Any]:
+    """The task list a scripted run starts with (the trip's tasks unless ``titles`` are given)."""
+    titles = task_titles(place) if titles is None else titles
     return {
         "place": place,
-        "tasks": [{"id": key, "title": title, "status": "pending"} for key, title in task_titles(place).items()],
+        "tasks": [{"id": key, "title": title, "status": "pending"} for key, title in titles.items()],
     }
 
 
@@ -113,10 +123,10 @@ class TaskList:
 class _Script:
     """One scripted run: the controller, the pace, and the task list."""
 
-    def __init__(self, controller: RunController, place: str, pace: float, state_as_data: bool) -> None:
+    def __init__(self, controller: RunController, state: dict[str, Any], pace: float, state_as_data: bool) -> None:
         self.controller = controller
         self.pace = pace
-        self.tasks = TaskList(controller, initial_state(place), state_as_data)
+        self.tasks = TaskList(controller, state, state_as_data)
 
     async def pause(self, seconds: float) -> None:
         await anyio.sleep(seconds * self.pace)
@@ -170,7 +180,7 @@ async def plan_trip(controller: RunController, prompt: str, *, pace: float = 1.0
     formats that have no state frames (the AI SDK's UI message stream).
     """
     place = topic_of(prompt)
-    script = _Script(controller, place, pace, state_as_data)
+    script = _Script(controller, initial_state(place), pace, state_as_data)
     script.tasks.set("read", "running")
     await script.say(
         f"The user asks about {place}. A good answer needs the weather, what is on, and how to get there. "
@@ -197,4 +207,69 @@ async def plan_trip(controller: RunController, prompt: str, *, pace: float = 1.0
         f"{happenings[0]['when']} [2]; end the day with the {happenings[1]['name'].lower()} and keep Sunday "
         f"morning for the {happenings[2]['name'].lower()} [3]."
     )
+    script.tasks.set("answer", "done")
+
+
+#: The tool that waits for the person's approval.
+BOOKING_TOOL = "book_train"
+_BOOKING_DELAY = 0.5
+_BOOK = re.compile(r"\bbook\b", re.IGNORECASE)
+
+
+def wants_booking(prompt: str) -> bool:
+    """Whether the user asks to book (the run that asks for approval)."""
+    return _BOOK.search(prompt) is not None
+
+
+def _booking_state(place: str, read: str, booking: str) -> dict[str, Any]:
+    titles = {"read": "Read the question", BOOKING_TOOL: f"Book the train to {place}", "answer": "Write the answer"}
+    state = initial_state(place, titles)
+    state["tasks"][0]["status"], state["tasks"][1]["status"] = read, booking
+    return state
+
+
+async def ask_to_book(
+    controller: RunController, prompt: str, *, pace: float = 1.0, state_as_data: bool = False
+) -> None:
+    """Round one of a booking: the call is announced and waits for approval; it does not run in this run."""
+    place = topic_of(prompt)
+    script = _Script(controller, _booking_state(place, "running", "pending"), pace, state_as_data)
+    await script.say(
+        f"The user wants a train ticket to {place}. Booking spends their money, so I ask before I book.",
+        reasoning=True,
+    )
+    script.tasks.set("read", "done")
+    await script.say(f"I can book the 08:15 train to {place}. Shall I?")
+    args = {"to": place, "train": "08:15", "seats": 1}
+    controller.start_tool_call(BOOKING_TOOL, _never_before_approval, args=args, needs_approval=True)
+    script.tasks.set(BOOKING_TOOL, "waiting")
+
+
+async def _never_before_approval(tool: ToolCall) -> Any:
+    raise AssertionError("a call that waits for approval does not run")
+
+
+async def continue_booking(
+    controller: RunController, approval: ToolApproval, *, pace: float = 1.0, state_as_data: bool = False
+) -> None:
+    """Round two: approved, the booking runs and the answer goes on; denied, it does not run."""
+    place = str(approval.args.get("to", _DEFAULT_TOPIC))
+    script = _Script(controller, _booking_state(place, "done", "waiting"), pace, state_as_data)
+
+    async def book(tool: ToolCall) -> dict[str, Any]:
+        script.tasks.set(BOOKING_TOOL, "running")
+        await script.pause(_BOOKING_DELAY)
+        logger.info("booked the %s train to %s (%s)", tool.args["train"], tool.args["to"], tool.tool_call_id)
+        script.tasks.set(BOOKING_TOOL, "done")
+        return {"booked": True, **tool.args, "reference": f"TRN-{tool.tool_call_id[-6:].upper()}"}
+
+    call = await controller.start_tool_call(BOOKING_TOOL, book, approval=approval)
+    script.tasks.set("answer", "running")
+    if approval.approved:
+        await script.say(
+            f"Booked: the {approval.args['train']} train to {place}, reference {call.result['reference']}."
+        )
+    else:
+        script.tasks.set(BOOKING_TOOL, "denied")
+        await script.say(f"Understood, I did not book the train to {place}.")
     script.tasks.set("answer", "done")

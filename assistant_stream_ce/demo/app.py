@@ -3,7 +3,9 @@
 - ``GET /`` and ``/static/*``: the page (plain HTML, CSS and JS that decode the streams themselves).
 - ``GET /api/config``: the formats this installation serves, the default one, server and backend.
 - ``POST /api/chat?format=ID``: body ``{"runId": ..., "messages": [{"role", "content"}]}``; streams a run.
-  Aborting the request cancels the run (the response notices the disconnect).
+  Aborting the request cancels the run (the response notices the disconnect). Asked to book a train,
+  the run ends with ``book_train`` waiting for approval; the next request adds ``"approval"`` (the
+  call, its signed approval request and the person's decision) and continues that call.
 - ``POST /api/cancel/{run_id}``: cancels a run from another request, then reports how it ended.
 - ``GET /api/runs/{run_id}``: how a run ended, as its ``on_finish`` hook saw it.
 
@@ -22,6 +24,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import msgspec
@@ -32,11 +35,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
+from ..approval import ToolApproval, ToolApprovalError
 from ..chat_request import ChatRequestError, read_chat_request
 from ..create_run import RunController, create_run
 from ._formats import FORMATS, FORMATS_BY_ID, Format
 from ._runs import RunBook, RunRecord
-from .agent import plan_trip, topic_of
+from .agent import ask_to_book, continue_booking, plan_trip, topic_of, wants_booking
 from .live import LiveAgent
 
 __all__ = ["create_app"]
@@ -59,9 +63,36 @@ class ChatMessage(msgspec.Struct):
     content: str
 
 
+class Decision(msgspec.Struct, rename="camel"):
+    """The person's decision on a call that waits for approval, with the call and its signed request."""
+
+    tool_call_id: str
+    tool_name: str
+    args: dict[str, Any]
+    approval_id: str
+    signature: str
+    approved: bool
+    reason: str | None = None
+
+    def verified(self) -> ToolApproval:
+        """The decision as a :class:`ToolApproval`, if its signature matches the call (else ToolApprovalError)."""
+        approval = ToolApproval(
+            tool_call_id=self.tool_call_id,
+            tool_name=self.tool_name,
+            args=self.args,
+            approved=self.approved,
+            reason=self.reason,
+            approval_id=self.approval_id,
+            signature=self.signature,
+        )
+        approval.verify()
+        return approval
+
+
 class ChatRequest(msgspec.Struct, rename="camel"):
     run_id: str
     messages: list[ChatMessage]
+    approval: Decision | None = None
 
 
 class DemoConfig(msgspec.Struct, rename="camel"):
@@ -143,23 +174,32 @@ class _ChatEndpoint:
         if not _RUN_ID.fullmatch(body.run_id) or not prompts:
             return _error(400, "a chat request needs a runId (letters, digits, - and _) and a user message")
         try:
+            approval = body.approval.verified() if body.approval is not None else None
+        except ToolApprovalError as exc:
+            return _error(exc.status_code, exc.detail)
+        try:
             record = self._runs.open(body.run_id, format_id)
         except KeyError:
             return _error(409, f"run {body.run_id!r} already exists")
-        agent = self._agent(body.messages, prompts[-1], fmt, record)
+        agent = self._agent(body.messages, prompts[-1], fmt, record, approval)
         return fmt.response(create_run(agent, on_finish=record.on_finish)), record
 
     def _agent(
-        self, messages: list[ChatMessage], prompt: str, fmt: Format, record: RunRecord
+        self, messages: list[ChatMessage], prompt: str, fmt: Format, record: RunRecord, approval: ToolApproval | None
     ) -> Callable[[RunController], Awaitable[None]]:
-        """The run's callback: the model in live mode, else the scripted agent."""
+        """The run's callback: a decided booking's continuation, the model in live mode, else the scripted agent."""
         state_as_data = not fmt.carries_state
+        if approval is not None:
+            decided = "approved" if approval.approved else "denied"
+            logger.info("run %s started: format %s, %s booking", record.run_id, fmt.id, decided)
+            return functools.partial(continue_booking, approval=approval, pace=self._pace, state_as_data=state_as_data)
         if self._live is not None:
             history = [{"role": m.role, "content": m.content} for m in messages if m.role in _ROLES]
             logger.info("run %s started: format %s, model %s", record.run_id, fmt.id, self._live.model)
             return functools.partial(self._live, messages=history, state_as_data=state_as_data)
         logger.info("run %s started: format %s, place %s", record.run_id, fmt.id, topic_of(prompt))
-        return functools.partial(plan_trip, prompt=prompt, pace=self._pace, state_as_data=state_as_data)
+        script = ask_to_book if wants_booking(prompt) else plan_trip
+        return functools.partial(script, prompt=prompt, pace=self._pace, state_as_data=state_as_data)
 
 
 async def _respond_until_stopped(

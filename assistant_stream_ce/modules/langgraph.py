@@ -9,25 +9,52 @@ tool call id, and channel updates are set. :func:`get_tool_call_subgraph_state`
 picks the part of the state that a tool's subgraph writes into: the artifact
 of the tool message for that call.
 
+Interrupts: given the controller itself, :func:`append_langgraph_event` sends
+each ``interrupt()`` of the graph to the client as an interrupt data value
+(``{"kind": "interrupt", "id", "reason": "langgraph_interrupt", "value"}``; AG-UI
+finishes the run with it as an ``interrupt`` outcome), and
+:func:`langgraph_command` turns the client's answers on the next request into
+the ``Command(resume=...)`` that continues the graph.
+
 Every write goes through the state proxies, so every change, however deep in
 the message list, reaches the client (0.0.36 loses the ones made through a
 tool message it has just added).
 
-Needs the ``langgraph`` extra (``langchain-core``).
+Needs the ``langgraph`` extra (``langchain-core``; ``langgraph`` for :func:`langgraph_command`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 from langchain_core.messages.ai import AIMessageChunk, add_ai_message_chunks
 from langchain_core.messages.tool import ToolMessage
+from langchain_core.runnables import RunnableConfig
+from starlette.exceptions import HTTPException
 
+from ..approval import split_token
+from ..chat_request import AGUIResumeEntry, ChatRequest, DataStreamRequest
 from ..create_run import RunController
 from ..state import StateProxy
 
-__all__ = ["append_langgraph_event", "get_tool_call_subgraph_state"]
+if TYPE_CHECKING:  # langgraph itself is only needed for interrupts
+    from langgraph.pregel import Pregel
+    from langgraph.types import Command, Interrupt
+
+__all__ = [
+    "LANGGRAPH_INTERRUPT_REASON",
+    "InterruptResumeError",
+    "LangGraphChatRequest",
+    "LangGraphDataStreamRequest",
+    "append_langgraph_event",
+    "get_tool_call_subgraph_state",
+    "interrupt_data",
+    "langgraph_command",
+]
+
+#: The ``reason`` of a LangGraph interrupt as the client sees it.
+LANGGRAPH_INTERRUPT_REASON: Final = "langgraph_interrupt"
 
 _Path = tuple[str | int, ...]
 _Edit = tuple[_Path, Any]
@@ -137,6 +164,18 @@ def _append_message(state: Any, message: Any) -> None:
         messages[index] = message_dict
 
 
+def interrupt_data(interrupt: Interrupt) -> dict[str, Any]:
+    """The data value that shows a LangGraph interrupt to the client.
+
+    ``{"kind": "interrupt", "id": <LangGraph's interrupt id>, "reason":
+    "langgraph_interrupt", "value": <what the graph passed to interrupt()>}``:
+    a ``data-interrupt`` part in the UI message stream, a ``2:`` data frame in
+    the data stream, a ``data`` frame in assistant transport; AG-UI finishes
+    the run with it as an interrupt.
+    """
+    return {"kind": "interrupt", "id": interrupt.id, "reason": LANGGRAPH_INTERRUPT_REASON, "value": interrupt.value}
+
+
 def append_langgraph_event(
     state: Any,
     _namespace: str | Sequence[str],
@@ -154,8 +193,15 @@ def append_langgraph_event(
     ``"updates"``, ``payload`` maps node names to the channels they wrote,
     and every channel but ``messages`` is set on ``state``. Other event types
     are ignored. The namespace is not used: pick the state for it first.
+
+    Given the controller, the graph's interrupts (the ``__interrupt__`` of a
+    top-level update; a subgraph's reaches the top level too) go to the
+    client as :func:`interrupt_data` values.
     """
     if isinstance(state, RunController):
+        if type == "updates" and not _namespace:
+            for interrupt in payload.get("__interrupt__", ()):
+                state.add_data(interrupt_data(interrupt))
         if state.state is None:
             state.state = {}
         state = state.state
@@ -240,3 +286,55 @@ def get_tool_call_subgraph_state(
                 artifact[artifact_field_name] = default_state
             return artifact[artifact_field_name]
     return state
+
+
+class LangGraphChatRequest(ChatRequest):
+    """``useChat``'s body with ``resume``: the answers to a graph's interrupts (sent as ``body: {resume}``)."""
+
+    resume: list[AGUIResumeEntry] | None = None
+
+
+class LangGraphDataStreamRequest(DataStreamRequest):
+    """``useDataStreamRuntime``'s body with ``resume``: the answers to a graph's interrupts."""
+
+    resume: list[AGUIResumeEntry] | None = None
+
+
+class InterruptResumeError(HTTPException, ValueError):
+    """An answer to an interrupt that the graph's thread is not waiting on (HTTP 409)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(409, detail)
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+async def langgraph_command(
+    graph: Pregel[Any, Any, Any, Any], config: RunnableConfig, resume: Sequence[AGUIResumeEntry] | None
+) -> Command[Any] | None:
+    """The ``Command(resume=...)`` that gives the graph the client's answers, or None if there are none.
+
+    ``resume`` holds the answers as AG-UI's resume entries (``interruptId``,
+    ``status``, ``payload``): ``RunAgentInput.resume``, or the ``resume`` of
+    :class:`LangGraphChatRequest` and :class:`LangGraphDataStreamRequest`.
+    A resolved answer resumes its interrupt with its payload, a cancelled one
+    with None; answers to tool approvals are left to ``tool_approvals()``.
+    Each answer is checked against the interrupts the thread of ``config``
+    waits on in the graph's checkpointer, which keeps them between the two
+    requests: an answer to any other raises :class:`InterruptResumeError`.
+    """
+    answers = {
+        entry.interrupt_id: entry.payload if entry.status == "resolved" else None
+        for entry in resume or ()
+        if split_token(entry.interrupt_id) is None
+    }
+    if not answers:
+        return None
+    from langgraph.types import Command
+
+    pending = {interrupt.id for interrupt in (await graph.aget_state(config)).interrupts}
+    for interrupt_id in answers:
+        if interrupt_id not in pending:
+            raise InterruptResumeError(f"the graph is not waiting on interrupt {interrupt_id!r}")
+    return Command(resume=answers)

@@ -14,7 +14,10 @@ outcome names no call for the client to run). A run with calls that wait for
 approval finishes with the outcome ``interrupt``, one interrupt per call
 (``reason`` ``tool_approval``, its ``toolCallId``); the next run's ``resume``
 answers them, and a continued call's result is a ``TOOL_CALL_RESULT`` for
-the call already in the client's history.
+the call already in the client's history. A data value ``{"kind":
+"interrupt", "id", "reason", "value"}`` (a LangGraph interrupt, say) is not
+sent as ``CUSTOM``: the run finishes with it as an interrupt too (its
+``message`` the value when that is a string, ``metadata: {"value": ...}``).
 """
 
 from __future__ import annotations
@@ -74,10 +77,12 @@ class _RunStarted(_Event, tag="RUN_STARTED"):
     run_id: str
 
 
-class _Interrupt(msgspec.Struct, rename="camel"):
+class _Interrupt(msgspec.Struct, rename="camel", omit_defaults=True):
     id: str
     reason: str
-    tool_call_id: str
+    tool_call_id: str | None = None
+    message: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class _Outcome(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -226,6 +231,17 @@ def _interrupt(request: ToolApprovalRequestChunk) -> _Interrupt:
     return _Interrupt(token, TOOL_APPROVAL_REASON, request.tool_call_id)
 
 
+def _data_interrupt(data: Any) -> _Interrupt | None:
+    """The interrupt a data value ``{"kind": "interrupt", "id": str, "reason": str, "value": ...}`` stands for."""
+    if not isinstance(data, dict) or data.get("kind") != "interrupt":
+        return None
+    interrupt_id, reason, value = data.get("id"), data.get("reason"), data.get("value")
+    if not isinstance(interrupt_id, str) or not isinstance(reason, str):
+        return None
+    message = value if isinstance(value, str) else None
+    return _Interrupt(interrupt_id, reason, message=message, metadata={"value": value})
+
+
 class _AGUIWriter:
     def __init__(self, thread_id: str, run_id: str, state: Any) -> None:
         self._thread_id = thread_id
@@ -237,6 +253,7 @@ class _AGUIWriter:
         self._message_id: str | None = None  # the assistant message of the current turn
         self._text: tuple[Literal["text", "reasoning"], str | None, str] | None = None  # kind, parent, id
         self._tools = ToolCalls()
+        self._interrupts: list[_Interrupt] = []  # the run's own interrupts (not tool approvals)
         self._step: str | None = None
         self._state = StatePatcher(state)
         self._error: str | None = None
@@ -311,7 +328,10 @@ class _AGUIWriter:
             case FileChunk():
                 self._out.add(_Custom("file", _FileValue(chunk.data, chunk.mime_type)))
             case DataChunk():
-                self._out.add(_Custom("data", chunk.data))
+                if (interrupt := _data_interrupt(chunk.data)) is not None:
+                    self._interrupts.append(interrupt)
+                else:
+                    self._out.add(_Custom("data", chunk.data))
             case AnnotationsChunk():
                 self._out.add(_Custom("annotations", chunk.annotations))
             case DocumentSourceChunk():
@@ -405,8 +425,10 @@ class _AGUIWriter:
             self._out.add(_RunError(self._error or GENERIC_ERROR, usage, metadata))
         elif status == "cancelled":
             self._out.add(_RunFinished(self._thread_id, self._run_id, _Outcome("cancelled"), usage, metadata))
-        elif waiting := self._tools.awaiting_approval():
-            interrupts = [_interrupt(call.approval) for call in waiting if call.approval is not None]
+        elif interrupts := [
+            *(_interrupt(call.approval) for call in self._tools.awaiting_approval() if call.approval is not None),
+            *self._interrupts,
+        ]:
             outcome = _Outcome("interrupt", interrupts=interrupts)
             self._out.add(_RunFinished(self._thread_id, self._run_id, outcome, usage, metadata))
         else:

@@ -14,7 +14,15 @@
 //   dataStream / transport: assistant-stream's decoders + AssistantMessageAccumulator
 //     (strict); round 2's request carries the part's approval with `approved` set;
 //   agUi: @ag-ui/client's HttpAgent: runAgent, then runAgent({resume}).
-const [base, decision] = process.argv.slice(2);
+//
+//   node approval.mjs <base url> <approve|deny> langgraph
+//
+// runs the same clients against a LangGraph graph that interrupts to ask
+// (tests/http_servers/langgraph_app.py): round 1 ends at the interrupt (a
+// `data-interrupt` part, a data frame, the AG-UI interrupt outcome); round 2
+// sends the answer (`body: {resume}` with Chat, `resume` in the data stream
+// request, runAgent({resume})).
+const [base, decision, mode] = process.argv.slice(2);
 const approved = decision === "approve";
 const reason = approved ? undefined : "Too expensive";
 
@@ -43,7 +51,8 @@ const toolParts = (message) =>
     .filter((p) => p.type.startsWith("tool-") || p.type === "dynamic-tool")
     .map((p) => ({ type: p.type, toolCallId: p.toolCallId, state: p.state, input: p.input ?? null, output: p.output ?? null, approval: p.approval ?? null }));
 
-const chat = async () => {
+// The AI SDK's Chat on `${base}/chat` with the given id, and the request bodies it sends.
+const newChat = async (id) => {
   const { AbstractChat, DefaultChatTransport } = await import("ai");
   class Chat extends AbstractChat {
     constructor(init) {
@@ -58,7 +67,11 @@ const chat = async () => {
       return fetch(url, init);
     },
   });
-  const client = new Chat({ id: "chat-1", transport });
+  return { client: new Chat({ id, transport }), bodies };
+};
+
+const chat = async () => {
+  const { client, bodies } = await newChat("chat-1");
   await client.sendMessage({ text: "Book a train to Paris" });
   const round1 = { messages: client.messages.map((m) => ({ id: m.id, role: m.role })), tools: toolParts(client.messages.at(-1)), status: client.status };
   const pending = client.messages.at(-1).parts.find((p) => p.state === "approval-requested");
@@ -159,18 +172,63 @@ const agUi = async () => {
   return { outcomes, request: bodies[1], messages: agent.messages };
 };
 
+// ---- LangGraph interrupts ----------------------------------------------------------
+
+const answer = (interruptId) => [{ interruptId, status: "resolved", payload: { approved } }];
+const thread = `thread-${decision}-${Date.now()}`;
+
+const graphChat = async () => {
+  const { client, bodies } = await newChat(thread);
+  const shown = () => ({
+    messages: client.messages.map((m) => ({ id: m.id, role: m.role })),
+    parts: client.messages.at(-1).parts.filter((p) => p.type !== "step-start").map((p) => ({ type: p.type, text: p.text ?? null, data: p.data ?? null })),
+    status: client.status,
+    error: client.error?.message ?? null,
+  });
+  await client.sendMessage({ text: "Book a train to Paris" });
+  const round1 = shown();
+  const interrupt = client.messages.at(-1).parts.find((p) => p.type === "data-interrupt").data;
+  await client.sendMessage(undefined, { body: { resume: answer(interrupt.id) } });
+  return { round1, request: bodies[1], round2: shown() };
+};
+
+const graphDataStream = async () => {
+  const user = { role: "user", content: [{ type: "text", text: "Book a train to Paris" }] };
+  const shown = (m) => ({ text: m.parts.filter((p) => p.type === "text").map((p) => p.text).join(""), data: m.metadata.unstable_data, status: m.status });
+  const first = await accumulate("DataStreamDecoder", await post("/data-stream", { threadId: thread, messages: [user] }));
+  const interrupt = first.metadata.unstable_data.find((d) => d.kind === "interrupt");
+  const request = { threadId: thread, messages: [user], resume: answer(interrupt.id) };
+  const second = await accumulate("DataStreamDecoder", await post("/data-stream", request));
+  return { round1: shown(first), request, round2: shown(second) };
+};
+
+const graphAgUi = async () => {
+  const { HttpAgent } = await import("@ag-ui/client");
+  const agent = new HttpAgent({ url: `${base}/agent`, threadId: thread, initialMessages: [{ id: "u1", role: "user", content: "Book a train to Paris" }] });
+  const outcomes = [];
+  const subscriber = { onRunFinishedEvent: ({ event }) => void outcomes.push(event.outcome ?? null) };
+  await agent.runAgent({ runId: "run-1" }, subscriber);
+  const pending = agent.pendingInterrupts;
+  await agent.runAgent({ runId: "run-2", resume: pending.flatMap((i) => answer(i.id)) }, subscriber);
+  const texts = agent.messages.filter((m) => m.role === "assistant").map((m) => m.content);
+  return { outcomes, pending, texts, state: agent.state, pendingAfter: agent.pendingInterrupts };
+};
+
 const result = {};
-for (const [name, run] of Object.entries({ chat, dataStream, transport, agUi })) {
+const clients = mode === "langgraph" ? { chat: graphChat, dataStream: graphDataStream, agUi: graphAgUi } : { chat, dataStream, transport, agUi };
+for (const [name, run] of Object.entries(clients)) {
   try {
     result[name] = await run();
   } catch (error) {
     result[name] = { error: `${error?.name}: ${error?.message}` };
   }
 }
-try {
-  result.readUIMessageStream = await readStream(result.chat.request);
-} catch (error) {
-  result.readUIMessageStream = { error: `${error?.name}: ${error?.message}` };
+if (mode !== "langgraph") {
+  try {
+    result.readUIMessageStream = await readStream(result.chat.request);
+  } catch (error) {
+    result.readUIMessageStream = { error: `${error?.name}: ${error?.message}` };
+  }
 }
 result.warnings = warnings;
 process.stdout.write(JSON.stringify(result));

@@ -3,7 +3,8 @@
 "use strict";
 
 // ---------------------------------------------------------------------------------------------
-// The message model: parts in order (reasoning, text, tool calls), sources, state, status.
+// The message model: parts in order (reasoning, text, tool calls), sources, state, status. A tool call
+// that waits for the person's approval keeps its signed approval request until they decide.
 
 class Message {
   constructor() {
@@ -11,7 +12,7 @@ class Message {
     this.tools = new Map(); // toolCallId -> tool part
     this.sources = [];
     this.state = null;
-    this.status = "streaming"; // streaming | complete | stopped | error
+    this.status = "streaming"; // streaming | complete | waiting (for a decision) | stopped | error
     this.error = null;
     this.resultCount = 0;
     this.serverReport = null; // how the server says the run ended (GET /api/runs/{id})
@@ -37,7 +38,11 @@ class Message {
 
   beginTool(toolCallId, toolName) {
     if (this.tools.has(toolCallId)) return this.tools.get(toolCallId);
-    const part = { kind: "tool", toolCallId, toolName, argsText: "", argsDone: false, hasResult: false, result: null, isError: false, resultSeq: 0 };
+    const part = {
+      kind: "tool", toolCallId, toolName, argsText: "", argsDone: false, hasResult: false, result: null, isError: false, resultSeq: 0,
+      approval: null, // {id, signature} of its approval request
+      decision: null, // {approved, reason?} once the person decided
+    };
     this.parts.push(part);
     this.tools.set(toolCallId, part);
     this.changed();
@@ -67,6 +72,23 @@ class Message {
     part.resultSeq = ++this.resultCount;
     this.changed();
   }
+
+  requestApproval(toolCallId, approval) {
+    const part = this.tools.get(toolCallId);
+    if (!part || approval.approved !== undefined) return; // a decided approval shown again: nothing to ask
+    part.argsDone = true;
+    part.approval = { id: approval.id, signature: approval.signature };
+    this.changed();
+  }
+
+  // The UI message stream says only that the call was denied: the page knows the reason it sent.
+  toolDenied(toolCallId) {
+    const part = this.tools.get(toolCallId);
+    const reason = part && part.decision && part.decision.reason;
+    this.toolResult(toolCallId, "The user denied this tool call." + (reason ? ` Reason: ${reason}` : ""), true);
+  }
+
+  waitsForDecision() { return this.parts.some((p) => p.kind === "tool" && p.approval && !p.decision); }
 
   addSource(source) {
     if (!this.sources.some((s) => s.id === source.id)) { this.sources.push(source); this.changed(); }
@@ -124,6 +146,7 @@ function dataStreamDecoder(message, onFrame) {
       case "h": message.addSource({ id: value.id, url: value.url, title: value.title }); break;
       case "3": message.fail(value); break;
       case "aui-state": message.applyState(value); break;
+      case "aui-tool-call-approval": message.requestApproval(value.toolCallId, value.approval); break;
       case "d": message.finish(value.finishReason === "error" ? "error" : "complete"); break;
       default: break; // steps, data, files, annotations: not shown by this page
     }
@@ -185,6 +208,7 @@ function assistantTransportDecoder(message, onFrame) {
         break;
       case "tool-call-args-text-finish": if (part && part.kind === "tool") message.toolArgsDone(part.toolCallId); break;
       case "result": if (part && part.kind === "tool") message.toolResult(part.toolCallId, event.result, event.isError); break;
+      case "tool-call-approval": if (part && part.kind === "tool") message.requestApproval(part.toolCallId, event.approval); break;
       case "update-state": message.applyState(event.operations); break;
       case "error": message.fail(event.error); break;
       default: break;
@@ -210,6 +234,8 @@ function uiMessageStreamDecoder(message, onFrame) {
     else if (type === "tool-input-available") { message.beginTool(event.toolCallId, event.toolName); message.toolArgsDone(event.toolCallId, event.input); }
     else if (type === "tool-output-available") message.toolResult(event.toolCallId, event.output, false);
     else if (type === "tool-output-error") message.toolResult(event.toolCallId, event.errorText, true);
+    else if (type === "tool-approval-request") message.requestApproval(event.toolCallId, { id: event.approvalId, signature: event.signature });
+    else if (type === "tool-output-denied") message.toolDenied(event.toolCallId);
     else if (type === "source-url") message.addSource({ id: event.sourceId, url: event.url, title: event.title });
     else if (type === "error") message.fail(event.errorText);
     else if (type === "abort") message.finish("stopped");
@@ -281,11 +307,15 @@ function renderText(node, text, sources) {
   node.append(text.slice(last));
 }
 
-const TASK_ICONS = { pending: "", running: "", done: "✓", stopped: "×" };
+const TASK_ICONS = { pending: "", running: "", waiting: "?", done: "✓", denied: "×", stopped: "×" };
 
 // A card's state; the run's task list says when a tool finished before its result could be sent.
 function toolStatus(part, tasks, messageStatus) {
+  if (part.hasResult && part.decision && !part.decision.approved) return ["denied", "denied"];
   if (part.hasResult) return part.isError ? ["error", "error"] : ["done", `result · arrived ${ordinal(part.resultSeq)}`];
+  if (part.approval && !part.decision) {
+    return messageStatus === "waiting" ? ["approval", "waits for your approval"] : ["stopped", "not decided"];
+  }
   if (messageStatus !== "streaming") return ["stopped", "no result: the run ended"];
   const task = tasks.find((t) => t.id === part.toolName);
   if (task && task.status === "done") return ["held", "finished · result waits for call order"];
@@ -332,7 +362,8 @@ class MessageView {
         return li;
       }));
     }
-    const notice = m.status === "error" ? `Error: ${m.error}` : m.status === "stopped" ? stoppedNotice(m.serverReport) : "";
+    const notice = m.status === "error" ? `Error: ${m.error}` : m.status === "stopped" ? stoppedNotice(m.serverReport) :
+      m.status === "waiting" ? "The assistant waits for your decision: approve or deny the call above." : "";
     this.noticeNode.hidden = !notice;
     this.noticeNode.textContent = notice;
     this.noticeNode.className = `notice ${m.status}`;
@@ -367,13 +398,23 @@ class MessageView {
     const argsBox = el("div", "tool-box"); argsBox.append(el("span", "label", "Arguments"), args);
     const resultBox = el("div", "tool-box"); resultBox.append(el("span", "label", "Result"), result);
     grid.append(argsBox, resultBox);
-    node.append(head, grid);
+    const actions = el("div", "tool-actions");
+    const approve = el("button", "primary", "Approve");
+    const deny = el("button", "danger", "Deny");
+    approve.type = deny.type = "button";
+    approve.dataset.testid = "approve";
+    deny.dataset.testid = "deny";
+    approve.addEventListener("click", () => decide(this.message, part, true));
+    deny.addEventListener("click", () => decide(this.message, part, false));
+    actions.append(approve, deny);
+    node.append(head, grid, actions);
     return {
       node,
       update: (tasks) => {
         const [state, label] = toolStatus(part, tasks, this.message.status);
         node.dataset.state = state;
         badge.textContent = label;
+        actions.hidden = state !== "approval";
         const parsed = parseJson(part.argsText);
         args.textContent = parsed.ok ? formatJson(parsed.value) : part.argsText || "…";
         resultBox.hidden = !part.hasResult;
@@ -420,7 +461,7 @@ const page = {
   wireLines: [],
 };
 
-const STATUS_LABELS = { idle: "idle", streaming: "streaming", complete: "complete", stopped: "stopped", error: "error" };
+const STATUS_LABELS = { idle: "idle", streaming: "streaming", complete: "complete", waiting: "waits for you", stopped: "stopped", error: "error" };
 
 function setRunStatus(status) {
   const node = $("run-status");
@@ -487,6 +528,8 @@ async function showServerReport(runId, response) {
   }
 }
 
+const textOf = (message) => message.parts.filter((p) => p.kind === "text").map((p) => p.text).join("");
+
 async function send(prompt) {
   prompt = prompt.trim();
   if (!prompt || page.run && page.run.message.status === "streaming") return;
@@ -498,12 +541,33 @@ async function send(prompt) {
   const message = new Message();
   const root = append("tpl-assistant");
   root.dataset.format = page.format;
-  const run = {
-    id: newRunId(), message, view: new MessageView(message, root), abort: new AbortController(),
-    started: performance.now(), frames: 0,
-  };
   $("thread").scrollTop = $("thread").scrollHeight;
+  await streamRun(message, new MessageView(message, root), { messages: page.history });
+}
+
+// The person's decision on a call that waits for approval: the next run continues the same message
+// with it (the call, its signed approval request and the decision; the server verifies them).
+async function decide(message, part, approved) {
+  if (!page.run || page.run.message !== message || message.status !== "waiting" || part.decision) return;
+  part.decision = approved ? { approved } : { approved, reason: "Not now" };
+  const approval = {
+    toolCallId: part.toolCallId, toolName: part.toolName, args: JSON.parse(part.argsText),
+    approvalId: part.approval.id, signature: part.approval.signature, ...part.decision,
+  };
+  await streamRun(message, page.run.view, { messages: page.history, approval });
+}
+
+// One run streamed into `message` (a new one, or the one a decision continues).
+async function streamRun(message, view, body) {
+  const previous = page.run;
+  const run = {
+    id: newRunId(), message, view, abort: new AbortController(), started: performance.now(), frames: 0,
+  };
   page.run = run;
+  if (previous && previous.view !== view) previous.view.render(); // its undecided calls can no longer be decided
+  message.status = "streaming";
+  message.serverReport = null;
+  const textBefore = textOf(message);
   message.onChange = scheduleRender;
   $("run-id").textContent = run.id.slice(0, 12);
   $("run-format").textContent = page.formats.find((f) => f.id === page.format)?.label || page.format;
@@ -520,7 +584,7 @@ async function send(prompt) {
     const response = await fetch(`/api/chat?format=${encodeURIComponent(page.format)}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ runId: run.id, messages: page.history }),
+      body: JSON.stringify({ runId: run.id, ...body }),
       signal: run.abort.signal,
     });
     if (!response.ok) throw new Error((await response.json()).error || `HTTP ${response.status}`);
@@ -537,8 +601,9 @@ async function send(prompt) {
   }
   clearInterval(timer);
   $("run-elapsed").textContent = `${((performance.now() - run.started) / 1000).toFixed(1)} s`;
-  const text = message.parts.filter((p) => p.kind === "text").map((p) => p.text).join("");
+  const text = textOf(message).slice(textBefore.length);
   if (text) page.history.push({ role: "assistant", content: text });
+  if (message.status === "complete" && message.waitsForDecision()) message.status = "waiting";
   setRunStatus(message.status);
   setBusy(false);
   scheduleRender();
