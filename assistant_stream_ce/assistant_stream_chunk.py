@@ -23,6 +23,7 @@ __all__ = [
     "ObjectStreamOperation",
     "ObjectStreamSetOperation",
     "ReasoningDeltaChunk",
+    "ReasoningPartStartChunk",
     "SourceChunk",
     "StepFinishChunk",
     "StepStartChunk",
@@ -55,6 +56,17 @@ class ReasoningDeltaChunk(_Chunk, tag="reasoning-delta"):
     """A piece of reasoning text."""
 
     reasoning_delta: str
+    parent_id: str | None = None
+
+
+class ReasoningPartStartChunk(_Chunk, tag="reasoning-part-start"):
+    """A new reasoning part begins, with a summary the application wrote; the reasoning deltas after it fill it.
+
+    Without a summary it starts nothing (reasoning parts otherwise begin with
+    their first delta), as in assistant-stream's releases after 0.0.36.
+    """
+
+    unstable_summary: str | None = None
     parent_id: str | None = None
 
 
@@ -205,6 +217,7 @@ class StepFinishChunk(_Chunk, tag="step-finish"):
 AssistantStreamChunk: TypeAlias = (
     TextDeltaChunk
     | ReasoningDeltaChunk
+    | ReasoningPartStartChunk
     | ToolCallBeginChunk
     | ToolCallDeltaChunk
     | ToolCallArgsFinishChunk

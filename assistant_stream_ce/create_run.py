@@ -30,6 +30,7 @@ from .assistant_stream_chunk import (
     ErrorChunk,
     FileChunk,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     StepFinishChunk,
     StepStartChunk,
@@ -92,6 +93,12 @@ class RunController:
     def append_reasoning(self, reasoning_delta: str) -> None:
         """Append reasoning text."""
         self._merger.text(reasoning_delta, self._parent_id, reasoning=True)
+
+    def add_reasoning_part(self, unstable_summary: str) -> None:
+        """Start a new reasoning part carrying ``unstable_summary``; the reasoning appended next fills it."""
+        _check_str(unstable_summary, "unstable_summary")
+        chunk = ReasoningPartStartChunk(unstable_summary=unstable_summary, parent_id=self._parent_id)
+        self._merger.chunk(chunk, encoded_size(chunk, "unstable_summary"))
 
     # -- tool calls ----------------------------------------------------------
 
@@ -206,6 +213,7 @@ class RunController:
                 DataChunk()
                 | AnnotationsChunk()
                 | ErrorChunk()
+                | ReasoningPartStartChunk()
                 | SourceChunk()
                 | FileChunk()
                 | StepStartChunk()
