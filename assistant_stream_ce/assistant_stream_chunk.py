@@ -28,6 +28,7 @@ __all__ = [
     "PreliminaryToolResultChunk",
     "ProviderMetadataChunk",
     "ReasoningDeltaChunk",
+    "ReasoningPartStartChunk",
     "SourceChunk",
     "StepFinishChunk",
     "StepStartChunk",
@@ -62,6 +63,17 @@ class ReasoningDeltaChunk(_Chunk, tag="reasoning-delta"):
     """A piece of reasoning text."""
 
     reasoning_delta: str
+    parent_id: str | None = None
+
+
+class ReasoningPartStartChunk(_Chunk, tag="reasoning-part-start"):
+    """A new reasoning part begins, with a summary the application wrote; the reasoning deltas after it fill it.
+
+    Without a summary it starts nothing (reasoning parts otherwise begin with
+    their first delta), as in assistant-stream's releases after 0.0.36.
+    """
+
+    unstable_summary: str | None = None
     parent_id: str | None = None
 
 
@@ -278,6 +290,7 @@ class DataPartChunk(_Chunk, tag="data-part"):
 AssistantStreamChunk: TypeAlias = (
     TextDeltaChunk
     | ReasoningDeltaChunk
+    | ReasoningPartStartChunk
     | ToolCallBeginChunk
     | ToolCallDeltaChunk
     | ToolCallArgsFinishChunk

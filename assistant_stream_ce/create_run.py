@@ -36,6 +36,7 @@ from .assistant_stream_chunk import (
     ProviderMetadata,
     ProviderMetadataChunk,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     StepFinishChunk,
     StepStartChunk,
@@ -117,6 +118,12 @@ class RunController:
     def append_reasoning(self, reasoning_delta: str) -> None:
         """Append reasoning text."""
         self._merger.text(reasoning_delta, self._parent_id, reasoning=True)
+
+    def add_reasoning_part(self, unstable_summary: str) -> None:
+        """Start a new reasoning part carrying ``unstable_summary``; the reasoning appended next fills it."""
+        _check_str(unstable_summary, "unstable_summary")
+        chunk = ReasoningPartStartChunk(unstable_summary=unstable_summary, parent_id=self._parent_id)
+        self._merger.chunk(chunk, encoded_size(chunk, "unstable_summary"))
 
     # -- tool calls ----------------------------------------------------------
 
@@ -235,6 +242,7 @@ class RunController:
                 DataChunk()
                 | AnnotationsChunk()
                 | ErrorChunk()
+                | ReasoningPartStartChunk()
                 | SourceChunk()
                 | FileChunk()
                 | StepStartChunk()

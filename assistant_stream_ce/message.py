@@ -24,6 +24,7 @@ from .assistant_stream_chunk import (
     ProviderMetadata,
     ProviderMetadataChunk,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     StepFinishChunk,
     StepStartChunk,
@@ -77,6 +78,7 @@ class ReasoningPart(msgspec.Struct, tag="reasoning", tag_field="type"):
     text: str
     parent_id: str | None = None
     provider_metadata: ProviderMetadata | None = None
+    unstable_summary: str | None = None  # set on a part begun by ``add_reasoning_part``
 
 
 class ToolCallPart(msgspec.Struct, tag="tool-call", tag_field="type"):
@@ -214,6 +216,8 @@ class MessageBuilder:
                 self._append(TextPart, delta, parent_id)
             case ReasoningDeltaChunk(reasoning_delta=delta, parent_id=parent_id):
                 self._append(ReasoningPart, delta, parent_id)
+            case ReasoningPartStartChunk(unstable_summary=str(summary), parent_id=parent_id):
+                parts.append(ReasoningPart("", parent_id, unstable_summary=summary))
             case ToolCallBeginChunk():
                 part = ToolCallPart(chunk.tool_call_id, chunk.tool_name, parent_id=chunk.parent_id)
                 self._tools[part.tool_call_id] = part

@@ -100,6 +100,22 @@ async def reasoning_then_text(c: RunController) -> None:
     c.append_text("Done.")
 
 
+async def reasoning_parts(c: RunController) -> None:
+    """Reasoning parts begun with a summary: filled by the reasoning after them, or left empty."""
+    c.append_reasoning("Reading the question. ")
+    c.add_reasoning_part("Planning")
+    c.append_reasoning("First step, ")
+    c.append_reasoning("second step.")
+    await anyio.lowlevel.checkpoint()
+    c.add_reasoning_part("Checking")
+    c.append_text("The answer.")
+    child = c.with_parent_id("parent-1")
+    child.add_reasoning_part("Child 😀 summary")
+    child.append_reasoning("child thought")
+    c.add_reasoning_part("")
+    c.append_reasoning("Last thought.")
+
+
 def _pieces(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
@@ -331,6 +347,7 @@ async def parent_ids(c: RunController) -> None:
 SCENARIOS = [
     Scenario("text_only", text_only),
     Scenario("reasoning_then_text", reasoning_then_text),
+    Scenario("reasoning_parts", reasoning_parts),
     Scenario("parallel_tools", parallel_tools),
     Scenario("result_while_another_call_streams", result_while_another_call_streams),
     Scenario("client_side_tool", client_side_tool),

@@ -172,6 +172,12 @@ def test_not_provided_names_are_upstream_names() -> None:
 def test_names_of_later_upstream_releases() -> None:
     assert assistant_stream_ce.ToolCallArgsTextFinishChunk is assistant_stream_ce.ToolCallArgsFinishChunk
     assert assistant_stream_chunk.ToolCallArgsTextFinishChunk is assistant_stream_chunk.ToolCallArgsFinishChunk
+    assert assistant_stream_ce.ReasoningPartStartChunk is assistant_stream_chunk.ReasoningPartStartChunk
+    assert assistant_stream_chunk.ReasoningPartStartChunk().type == "reasoning-part-start"
+    assert "ReasoningPartStartChunk" in assistant_stream_ce.__all__
+    assert "ReasoningPartStartChunk" in assistant_stream_chunk.__all__
+    parameters = inspect.signature(assistant_stream_ce.RunController.add_reasoning_part).parameters
+    assert list(parameters) == ["self", "unstable_summary"]
 
 
 @pytest.mark.anyio

@@ -42,6 +42,7 @@ from ..assistant_stream_chunk import (
     MessageMetadataChunk,
     ObjectStreamOperation,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     StepFinishChunk,
     StepStartChunk,
@@ -284,6 +285,8 @@ class _AGUIWriter:
                 self._text_delta("text", chunk.text_delta, chunk.parent_id)
             case ReasoningDeltaChunk():
                 self._text_delta("reasoning", chunk.reasoning_delta, chunk.parent_id)
+            case ReasoningPartStartChunk(unstable_summary=str()):
+                self._open_text("reasoning", chunk.parent_id)  # a new reasoning message; AG-UI has no summary
             case ToolCallBeginChunk():
                 if self._tools.begin(chunk) is not None:
                     self._close_text()
@@ -358,19 +361,23 @@ class _AGUIWriter:
     def _text_delta(self, kind: Literal["text", "reasoning"], delta: str, parent_id: str | None) -> None:
         if not delta:
             return
-        if self._text is None or self._text[:2] != (kind, parent_id):
-            self._close_text()
-            if kind == "text":
-                part_id = self._turn_message()
-                self._out.add(_TextMessageStart(part_id))
-            else:
-                part_id = self._new_id("reasoning")
-                self._out.add(_ReasoningStart(part_id))
-                self._out.add(_ReasoningMessageStart(part_id, "reasoning"))
-            self._text = (kind, parent_id, part_id)
-        part_id = self._text[2]
+        text = self._text
+        part_id = text[2] if text is not None and text[:2] == (kind, parent_id) else self._open_text(kind, parent_id)
         content = _TextMessageContent if kind == "text" else _ReasoningMessageContent
         self._out.add_delta(delta, lambda piece: content(part_id, piece))
+
+    def _open_text(self, kind: Literal["text", "reasoning"], parent_id: str | None) -> str:
+        """Start a text or reasoning message (its id): the next deltas of its kind and parent fill it."""
+        self._close_text()
+        if kind == "text":
+            part_id = self._turn_message()
+            self._out.add(_TextMessageStart(part_id))
+        else:
+            part_id = self._new_id("reasoning")
+            self._out.add(_ReasoningStart(part_id))
+            self._out.add(_ReasoningMessageStart(part_id, "reasoning"))
+        self._text = (kind, parent_id, part_id)
+        return part_id
 
     def _close_text(self) -> None:
         if self._text is None:

@@ -28,6 +28,7 @@ from ..assistant_stream_chunk import (
     ProviderMetadata,
     ProviderMetadataChunk,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     StepFinishChunk,
     StepStartChunk,
@@ -62,6 +63,7 @@ class _TextPart(_Part, tag="text"):
 
 class _ReasoningPart(_Part, tag="reasoning"):
     parent_id: str | None = None
+    unstable_summary: str | None = msgspec.field(default=None, name="unstable_summary")
 
 
 class _ToolCallPart(_Part, tag="tool-call"):
@@ -192,6 +194,8 @@ class _AssistantTransportWriter:
                 return self._text_delta(_TextPart, chunk.text_delta, chunk.parent_id)
             case ReasoningDeltaChunk():
                 return self._text_delta(_ReasoningPart, chunk.reasoning_delta, chunk.parent_id)
+            case ReasoningPartStartChunk(unstable_summary=str(summary)):
+                return self._open_text(_ReasoningPart(chunk.parent_id, summary))[0]
             case ToolCallBeginChunk():
                 call = self._tools.begin(chunk)
                 if call is None:
@@ -283,12 +287,18 @@ class _AssistantTransportWriter:
         return path
 
     def _text_delta(self, kind: type[_TextPart | _ReasoningPart], delta: str, parent_id: str | None) -> bytes:
-        frames = b""
-        if self._text is None or self._text[0] is not kind or self._text[1] != parent_id:
-            frames = self._close_text()
-            self._text = (kind, parent_id, self._next_path())
-            frames += sse(_PartStart(kind(parent_id=parent_id), []))
-        return frames + self._delta(delta, self._text[2])
+        text = self._text
+        if text is not None and text[0] is kind and text[1] == parent_id:
+            return self._delta(delta, text[2])
+        frames, path = self._open_text(kind(parent_id=parent_id))
+        return frames + self._delta(delta, path)
+
+    def _open_text(self, part: _TextPart | _ReasoningPart) -> tuple[bytes, list[int]]:
+        """End the open text part and open ``part`` (frames, path): the next deltas of its kind and parent fill it."""
+        frames = self._close_text()
+        path = self._next_path()
+        self._text = (type(part), part.parent_id, path)
+        return frames + sse(_PartStart(part, [])), path
 
     @staticmethod
     def _delta(delta: str, path: list[int]) -> bytes:

@@ -27,6 +27,7 @@ from ..assistant_stream_chunk import (
     FileChunk,
     PreliminaryToolResultChunk,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     StepFinishChunk,
     StepStartChunk,
@@ -72,6 +73,11 @@ class _ParentedText(_Frame):
 class _ParentedReasoning(_Frame):
     reasoning_delta: str
     parent_id: str
+
+
+class _ReasoningPartStart(_Frame):
+    unstable_summary: str = msgspec.field(name="unstable_summary")
+    parent_id: str | None = None
 
 
 class _ToolCallStart(_Frame):
@@ -176,6 +182,8 @@ class _DataStreamWriter:
                 )
             case ReasoningDeltaChunk():
                 return delta_frames(chunk.reasoning_delta, lambda piece: _line(b"g:", piece))
+            case ReasoningPartStartChunk(unstable_summary=str(summary)):
+                return _line(b"aui-reasoning-part-start:", _ReasoningPartStart(summary, chunk.parent_id or None))
             case ToolCallBeginChunk():
                 if self._tools.begin(chunk) is None:
                     return b""

@@ -29,6 +29,7 @@ from ..assistant_stream_chunk import (
     ProviderMetadata,
     ProviderMetadataChunk,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     StepFinishChunk,
     StepStartChunk,
@@ -284,6 +285,8 @@ class _UIMessageStreamWriter:
                 self._text_delta("text", chunk.text_delta, chunk.parent_id)
             case ReasoningDeltaChunk():
                 self._text_delta("reasoning", chunk.reasoning_delta, chunk.parent_id)
+            case ReasoningPartStartChunk(unstable_summary=str()):
+                self._open_text("reasoning", chunk.parent_id)  # the format has no field for the summary
             case ToolCallBeginChunk():
                 if self._tools.begin(chunk) is not None:
                     self._new_part()
@@ -371,12 +374,18 @@ class _UIMessageStreamWriter:
         return None if usage is None or not self._usage.recorded else {"usage": usage}
 
     def _text_delta(self, kind: _TextKind, delta: str, parent_id: str | None) -> None:
-        if self._text is None or self._text[:2] != (kind, parent_id):
-            self._new_part()
-            self._text = (kind, parent_id, self._next_id(kind))
-            self._out.add(_PART_FRAMES[kind][0](self._text[2]))
-        part_id, frame = self._text[2], _PART_FRAMES[kind][1]
+        text = self._text
+        part_id = text[2] if text is not None and text[:2] == (kind, parent_id) else self._open_text(kind, parent_id)
+        frame = _PART_FRAMES[kind][1]
         self._out.add_delta(delta, lambda piece: frame(part_id, piece))
+
+    def _open_text(self, kind: _TextKind, parent_id: str | None) -> str:
+        """Start a new text or reasoning part (its id): the next deltas of its kind and parent fill it."""
+        self._new_part()
+        part_id = self._next_id(kind)
+        self._text = (kind, parent_id, part_id)
+        self._out.add(_PART_FRAMES[kind][0](part_id))
+        return part_id
 
     def _input_available(self, call: ToolCall) -> None:
         call.args_finished = True

@@ -61,8 +61,9 @@ const auiPart = (p) => {
   const parentId = opt(p.parentId);
   switch (p.type) {
     case "text":
-    case "reasoning":
       return { type: p.type, text: p.text, parentId };
+    case "reasoning":
+      return { type: p.type, text: p.text, unstable_summary: opt(p.unstable_summary), parentId };
     case "tool-call":
       return {
         type: "tool-call",
