@@ -39,8 +39,8 @@ from .assistant_stream_chunk import (
     ToolResultChunk,
     UpdateStateChunk,
 )
-from .modules.tool_call import ToolCallController, generate_openai_style_tool_call_id, tool_result_chunk
 from .state import StateProxy
+from .tool_call_controller import ToolCallController, generate_openai_style_tool_call_id, tool_result_chunk
 from .tool_calls import (
     ResultOrder,
     ToolCallBatch,

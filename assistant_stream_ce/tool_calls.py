@@ -29,7 +29,7 @@ from ._json import encoded_size
 from ._merger import HIGH_WATER, Merger
 from ._run import RunCore, error_text
 from .assistant_stream_chunk import ToolResultChunk
-from .modules.tool_call import generate_openai_style_tool_call_id, tool_result_chunk
+from .tool_call_controller import generate_openai_style_tool_call_id, tool_result_chunk
 
 if TYPE_CHECKING:
     from ._run import RunCore

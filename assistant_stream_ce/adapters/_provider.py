@@ -22,7 +22,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ..assistant_stream_chunk import ToolResultChunk
 from ..create_run import RunController
-from ..modules.tool_call import ToolCallController, generate_openai_style_tool_call_id
+from ..tool_call_controller import ToolCallController, generate_openai_style_tool_call_id
 from ..tool_calls import ToolCall, ToolCallHandle
 
 __all__ = [
