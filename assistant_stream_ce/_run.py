@@ -21,7 +21,7 @@ import math
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import anyio
 import anyio.abc
@@ -57,18 +57,61 @@ class DanglingToolCallWarning(RuntimeWarning):
     """A tool call's arguments were still open when its run ended."""
 
 
-class CancellationSignal:
-    """Read-only view of a run's cancellation: ``is_set()`` and ``await wait()``."""
+@runtime_checkable
+class CancellationSignal(Protocol):
+    """A cancellation to check (``is_set()``) or wait for (``await wait()``).
 
-    def __init__(self, core: RunCore) -> None:
-        self._core = core
+    What ``controller.cancelled_event`` gives, and what a resumable store's ``read`` is stopped with.
+    """
+
+    def is_set(self) -> bool: ...
+
+    async def wait(self) -> bool: ...
+
+
+class CancelFlag:
+    """A :class:`CancellationSignal` its owner sets; the event behind ``wait()`` is made only when needed."""
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: anyio.Event | None = None
+
+    def set(self) -> None:
+        self._set = True
+        if self._event is not None:
+            self._event.set()
 
     def is_set(self) -> bool:
-        return self._core.cancelled
+        return self._set
+
+    def event(self) -> anyio.Event:
+        """The event ``wait()`` waits on, made now if it was not (already set if the flag is)."""
+        if self._event is None:
+            self._event = anyio.Event()
+            if self._set:
+                self._event.set()
+        return self._event
 
     async def wait(self) -> bool:
-        await self._core.cancelled_event().wait()
+        await self.event().wait()
         return True
+
+
+class ReadOnlyCancellationSignal:
+    """A run's cancellation, read-only (``controller.cancelled_event``; assistant-stream 0.0.36's name)."""
+
+    __slots__ = ("_flag",)
+
+    def __init__(self, flag: CancelFlag) -> None:
+        self._flag = flag
+
+    def is_set(self) -> bool:
+        return self._flag.is_set()
+
+    async def wait(self) -> bool:
+        return await self._flag.wait()
 
 
 #: Turns an exception into the text a client reads: one hook for every error path (run, tool, response, store).
@@ -148,19 +191,15 @@ class RunCore:
         self.confirms_delivery = False
         self.handed: AssistantStreamChunk | None = None
         self._asked: anyio.Event | None = None
-        self.cancelled = False
+        self.cancellation = CancelFlag()
         self.finishing = False
-        self._cancelled_event: anyio.Event | None = None
         self._done: anyio.Event | None = None
         self.is_done = False
         self._cleanups: set[anyio.CancelScope] = set()  # cleanup() blocks waiting for the run to stop
 
-    def cancelled_event(self) -> anyio.Event:
-        if self._cancelled_event is None:
-            self._cancelled_event = anyio.Event()
-            if self.cancelled:
-                self._cancelled_event.set()
-        return self._cancelled_event
+    @property
+    def cancelled(self) -> bool:
+        return self.cancellation.is_set()
 
     def done_event(self) -> anyio.Event:
         if self._done is None:
@@ -200,9 +239,7 @@ class RunCore:
         """
         if self.finishing or self.cancelled:
             return
-        self.cancelled = True
-        if self._cancelled_event is not None:
-            self._cancelled_event.set()
+        self.cancellation.set()
         self.merger.discard()
         for scope in self._child_scopes:
             scope.cancel()

@@ -18,6 +18,7 @@ from ._json import copy_json_tree, encoded_size
 from ._run import (
     CancellationSignal,
     OnFinish,
+    ReadOnlyCancellationSignal,
     RunCore,
     RunOutcome,
     default_error_message,
@@ -51,9 +52,6 @@ from .tool_calls import (
 )
 
 __all__ = ["CancellationSignal", "ReadOnlyCancellationSignal", "Run", "RunController", "RunOutcome", "create_run"]
-
-ReadOnlyCancellationSignal = CancellationSignal
-"""assistant-stream 0.0.36's name for :class:`CancellationSignal`."""
 
 DEFAULT_CANCEL_WINDOW = 0.05
 """Seconds a callback that watches its cancellation has to return on its own (as in 0.0.36)."""
@@ -285,10 +283,10 @@ class RunController:
         return core.cancelled
 
     @property
-    def cancelled_event(self) -> CancellationSignal:
+    def cancelled_event(self) -> ReadOnlyCancellationSignal:
         """A signal to check (``is_set()``) or wait for (``await wait()``) the cancellation."""
         self._core.watches_cancellation = True
-        return CancellationSignal(self._core)
+        return ReadOnlyCancellationSignal(self._core.cancellation)
 
     def cleanup(self) -> contextlib.AbstractContextManager[anyio.CancelScope]:
         """Shield cleanup from cancellation, for at most the run's ``grace_period``: ``with controller.cleanup(): ...``.
@@ -392,7 +390,7 @@ class Run:
     async def __anext__(self) -> AssistantStreamChunk:
         if self._phase is _NEW:
             self._claim(_DETACHED)
-            self._core.cancelled_event()
+            self._core.cancellation.event()
             self._core.done_event()
             # The producer must not hold the Run: dropping the iterator is what cancels it.
             _detached.spawn(functools.partial(_produce, self._core, self._callback))

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from .._run import CancellationSignal
+
 __all__ = [
     "CancellationSignal",
     "ResumableStreamEntry",
@@ -26,12 +28,6 @@ class ResumableStreamEntry:
 
     cursor: str
     chunk: bytes
-
-
-class CancellationSignal(Protocol):
-    def is_set(self) -> bool: ...
-
-    async def wait(self) -> bool: ...
 
 
 class ResumableStreamStore(Protocol):
