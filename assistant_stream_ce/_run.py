@@ -69,8 +69,11 @@ class CancellationSignal(Protocol):
     async def wait(self) -> bool: ...
 
 
-class CancelFlag:
-    """A :class:`CancellationSignal` its owner sets; the event behind ``wait()`` is made only when needed."""
+class Flag:
+    """A boolean that tasks can wait for; as a run's or a reader's cancellation, a :class:`CancellationSignal`.
+
+    The event behind ``wait()`` is made only when someone needs it.
+    """
 
     __slots__ = ("_event", "_set")
 
@@ -104,7 +107,7 @@ class ReadOnlyCancellationSignal:
 
     __slots__ = ("_flag",)
 
-    def __init__(self, flag: CancelFlag) -> None:
+    def __init__(self, flag: Flag) -> None:
         self._flag = flag
 
     def is_set(self) -> bool:
@@ -191,22 +194,21 @@ class RunCore:
         self.confirms_delivery = False
         self.handed: AssistantStreamChunk | None = None
         self._asked: anyio.Event | None = None
-        self.cancellation = CancelFlag()
+        self.cancellation = Flag()
         self.finishing = False
-        self._done: anyio.Event | None = None
-        self.is_done = False
+        self._done = Flag()
         self._cleanups: set[anyio.CancelScope] = set()  # cleanup() blocks waiting for the run to stop
 
     @property
     def cancelled(self) -> bool:
         return self.cancellation.is_set()
 
+    @property
+    def is_done(self) -> bool:
+        return self._done.is_set()
+
     def done_event(self) -> anyio.Event:
-        if self._done is None:
-            self._done = anyio.Event()
-            if self.is_done:
-                self._done.set()
-        return self._done
+        return self._done.event()
 
     def took(self, chunk: AssistantStreamChunk) -> None:
         """The consumer took ``chunk``: delivered, or handed over until it asks for more."""
@@ -357,9 +359,7 @@ class RunCore:
                         cleanup.deadline = anyio.current_time() + self.grace_period
                         await self._report(self.on_finish)
             finally:
-                self.is_done = True
-                if self._done is not None:
-                    self._done.set()
+                self._done.set()
 
     def _finish_dangling_calls(self) -> None:
         for tool_call_id in self.merger.open_calls():

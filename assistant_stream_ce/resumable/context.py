@@ -19,7 +19,7 @@ import anyio
 import anyio.abc
 
 from .. import _detached
-from .._run import CancelFlag, default_error_message, unwrap
+from .._run import Flag, default_error_message, unwrap
 from .errors import ResumableStreamError
 from .types import ResumableStreamRole, ResumableStreamStatus, ResumableStreamStore, SupportsCancel, SupportsLease
 
@@ -233,7 +233,7 @@ class ResumableStreamContext:
 
     async def read(self, stream_id: str, cursor: str = "") -> AsyncIterator[bytes]:
         """The frames of ``stream_id`` after ``cursor`` (a frame count), then live ones until it ends."""
-        signal = CancelFlag()
+        signal = Flag()
         try:
             async for entry in self.store.read(stream_id, cursor, signal):
                 yield entry.chunk
