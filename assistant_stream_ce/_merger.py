@@ -122,7 +122,7 @@ class _Plain:
 _Entry = _TextRun | _ArgsRun | _StateRun | _Plain
 
 
-class Phase(enum.IntEnum):
+class CallPhase(enum.IntEnum):
     """Where a tool call is in its life on the wire."""
 
     ARGS = 0
@@ -138,7 +138,7 @@ class Mode(enum.Enum):
 
 # On Python 3.11 every ``Mode.OPEN`` costs a descriptor call (~0.25 us): the per-write paths use these.
 _OPEN, _CLOSED = Mode.OPEN, Mode.CLOSED
-_ARGS = Phase.ARGS
+_ARGS = CallPhase.ARGS
 
 
 class Merger:
@@ -147,7 +147,7 @@ class Merger:
     def __init__(self) -> None:
         self._queue: deque[_Entry] = deque()
         self._open_args: dict[str, _ArgsRun] = {}
-        self.calls: dict[str, Phase] = {}
+        self.calls: dict[str, CallPhase] = {}
         self.cost = 0
         self.mode = Mode.OPEN
         self._reader: anyio.Event | None = None
@@ -246,11 +246,11 @@ class Merger:
                 f"duplicate tool_call_id {tool_call_id!r}: a tool call with this id already exists in this run"
             )
         if self._writable("add_tool_call()"):
-            self.calls[tool_call_id] = Phase.ARGS
+            self.calls[tool_call_id] = CallPhase.ARGS
             begin = ToolCallBeginChunk(tool_call_id=tool_call_id, tool_name=tool_name, parent_id=parent_id)
             self._push(_Plain(begin, ENTRY_COST))
 
-    def _phase(self, tool_call_id: str) -> Phase:
+    def _phase(self, tool_call_id: str) -> CallPhase:
         try:
             return self.calls[tool_call_id]
         except KeyError:
@@ -280,8 +280,8 @@ class Merger:
         """Close the call's arguments; a no-op when they are closed already."""
         if get_ident() != self._thread:
             return self._hop(functools.partial(self.finish_args, tool_call_id))
-        if self._writable("finishing tool arguments") and self._phase(tool_call_id) is Phase.ARGS:
-            self.calls[tool_call_id] = Phase.ARGS_FINISHED
+        if self._writable("finishing tool arguments") and self._phase(tool_call_id) is CallPhase.ARGS:
+            self.calls[tool_call_id] = CallPhase.ARGS_FINISHED
             self._open_args.pop(tool_call_id, None)
             self._push(_Plain(ToolCallArgsFinishChunk(tool_call_id=tool_call_id), ENTRY_COST))
 
@@ -290,10 +290,10 @@ class Merger:
             return self._hop(functools.partial(self.result, chunk, cost))
         if not self._writable("set_response()"):
             return
-        if self._phase(chunk.tool_call_id) is Phase.DONE:
+        if self._phase(chunk.tool_call_id) is CallPhase.DONE:
             raise RuntimeError(f"tool call {chunk.tool_call_id!r} already has a result")
         self.finish_args(chunk.tool_call_id)
-        self.calls[chunk.tool_call_id] = Phase.DONE
+        self.calls[chunk.tool_call_id] = CallPhase.DONE
         self._push(_Plain(chunk, cost))
 
     # -- modes -------------------------------------------------------------
@@ -383,7 +383,7 @@ class Merger:
 
     def open_calls(self) -> list[str]:
         """Ids of tool calls whose arguments were never finished."""
-        return [tool_call_id for tool_call_id, phase in self.calls.items() if phase is Phase.ARGS]
+        return [tool_call_id for tool_call_id, phase in self.calls.items() if phase is CallPhase.ARGS]
 
     def __len__(self) -> int:
         return len(self._queue)

@@ -38,14 +38,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("assistant_stream_ce")
 
-RunStatus = Literal["completed", "error", "cancelled"]
+FinishStatus = Literal["completed", "error", "cancelled"]
+"""How a run, and the stream that carries it, ended."""
 
 
 @dataclass(frozen=True)
 class RunOutcome:
     """How a run ended, and the message as the consumer received it."""
 
-    status: RunStatus
+    status: FinishStatus
     message: AssistantMessage
     error: BaseException | None = None
 
@@ -372,7 +373,7 @@ class RunCore:
             )
 
     async def _report(self, on_finish: OnFinish) -> None:
-        status: RunStatus = "error" if self.error else "cancelled" if self.cancelled else "completed"
+        status: FinishStatus = "error" if self.error else "cancelled" if self.cancelled else "completed"
         assert self.builder is not None
         try:
             result = on_finish(RunOutcome(status, self.builder.message, self.error))

@@ -313,15 +313,17 @@ async def _produce(
 _produce_structured = functools.partial(_produce, shielded=True)
 
 
-class _Phase(enum.Enum):
+class _RunPhase(enum.Enum):
+    """How far a run's stream is consumed, and in which form."""
+
     NEW = "new"
     DETACHED = "detached"  # async for: the producer runs in a task the run owns
     STRUCTURED = "structured"  # async with: the producer runs in the caller's task group
     ENDED = "ended"
 
 
-# Module constants: on Python 3.11 ``_Phase.X`` is a descriptor call, and ``__anext__`` runs per chunk.
-_NEW, _DETACHED, _STRUCTURED, _ENDED = _Phase.NEW, _Phase.DETACHED, _Phase.STRUCTURED, _Phase.ENDED
+# Module constants: on Python 3.11 ``_RunPhase.X`` is a descriptor call, and ``__anext__`` runs per chunk.
+_NEW, _DETACHED, _STRUCTURED, _ENDED = _RunPhase.NEW, _RunPhase.DETACHED, _RunPhase.STRUCTURED, _RunPhase.ENDED
 
 
 class Run:
@@ -382,7 +384,7 @@ class Run:
     def __aiter__(self) -> Run:
         return self
 
-    def _claim(self, phase: _Phase) -> None:
+    def _claim(self, phase: _RunPhase) -> None:
         if self._phase is not _NEW:
             raise RuntimeError("a run's stream can be consumed only once")
         self._phase = phase

@@ -48,7 +48,7 @@ import anyio
 import anyio.abc
 from starlette.types import Message, Receive, Send
 
-from .._run import ErrorMessage, OnFinish, RunStatus, default_error_message, error_text
+from .._run import ErrorMessage, FinishStatus, OnFinish, default_error_message, error_text
 from ..assistant_stream_chunk import AssistantStreamChunk, ErrorChunk
 from ..create_run import Run, RunOutcome
 from ..message import MessageBuilder
@@ -392,7 +392,7 @@ class Exchange:
         if self._reported or on_finish is None or self._builder is None:
             return
         self._reported = True
-        status: RunStatus = "error" if self._error is not None else "completed" if self._delivered else "cancelled"
+        status: FinishStatus = "error" if self._error is not None else "completed" if self._delivered else "cancelled"
         with anyio.CancelScope(shield=True) as scope:
             scope.deadline = anyio.current_time() + self._settings.grace_period
             try:

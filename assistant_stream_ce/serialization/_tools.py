@@ -10,7 +10,7 @@ import msgspec
 from ..assistant_stream_chunk import ToolCallBeginChunk
 from .stream_encoder import FinishStatus
 
-__all__ = ["EMPTY_ARGS", "UNFINISHED_ARGS_ERROR", "ToolCall", "ToolCalls", "finish_reason", "parse_args"]
+__all__ = ["EMPTY_ARGS", "UNFINISHED_ARGS_ERROR", "WireToolCall", "ToolCalls", "finish_reason", "parse_args"]
 
 EMPTY_ARGS: Final = "{}"
 """Argument text sent for a call that finishes without any (so clients can parse it)."""
@@ -18,7 +18,7 @@ UNFINISHED_ARGS_ERROR: Final = "The run ended before this tool call's arguments 
 """The error a call ends with, where a format ends it as failed, when the run ended mid-arguments."""
 
 
-class ToolCall:
+class WireToolCall:
     """One call as the stream has shown it so far."""
 
     __slots__ = ("args", "args_finished", "has_result", "index", "tool_call_id", "tool_name")
@@ -44,7 +44,7 @@ class ToolCalls:
     """The stream's tool calls by id, in the order they began."""
 
     def __init__(self) -> None:
-        self._calls: dict[str, ToolCall] = {}
+        self._calls: dict[str, WireToolCall] = {}
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -52,27 +52,27 @@ class ToolCalls:
     def __contains__(self, tool_call_id: object) -> bool:
         return tool_call_id in self._calls
 
-    def begin(self, chunk: ToolCallBeginChunk) -> ToolCall | None:
+    def begin(self, chunk: ToolCallBeginChunk) -> WireToolCall | None:
         """Register a call; ``None`` for a duplicate id (which no client accepts twice)."""
         if chunk.tool_call_id in self._calls:
             return None
-        call = self._calls[chunk.tool_call_id] = ToolCall(chunk.tool_call_id, chunk.tool_name, len(self._calls))
+        call = self._calls[chunk.tool_call_id] = WireToolCall(chunk.tool_call_id, chunk.tool_name, len(self._calls))
         return call
 
-    def streaming(self, tool_call_id: str) -> ToolCall | None:
+    def streaming(self, tool_call_id: str) -> WireToolCall | None:
         """The call if its arguments are still open (else a delta or finish for it is dropped)."""
         call = self._calls.get(tool_call_id)
         return call if call is not None and not call.args_finished else None
 
-    def awaiting_result(self, tool_call_id: str) -> ToolCall | None:
+    def awaiting_result(self, tool_call_id: str) -> WireToolCall | None:
         """The call if it has no result yet (else a result for it is dropped)."""
         call = self._calls.get(tool_call_id)
         return call if call is not None and not call.has_result else None
 
-    def open_args(self) -> list[ToolCall]:
+    def open_args(self) -> list[WireToolCall]:
         return [call for call in self._calls.values() if not call.args_finished]
 
-    def pending(self) -> list[ToolCall]:
+    def pending(self) -> list[WireToolCall]:
         """Calls without a result: the client is expected to act on them."""
         return [call for call in self._calls.values() if not call.has_result]
 

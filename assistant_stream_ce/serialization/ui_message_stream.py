@@ -33,7 +33,7 @@ from ..assistant_stream_chunk import (
     ToolResultChunk,
 )
 from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, SSEFrames, dumps
-from ._tools import UNFINISHED_ARGS_ERROR, ToolCall, ToolCalls, parse_args
+from ._tools import UNFINISHED_ARGS_ERROR, ToolCalls, WireToolCall, parse_args
 from .assistant_stream_response import AssistantStreamResponse
 from .stream_encoder import FinishStatus, StreamEncoder
 
@@ -286,7 +286,7 @@ class _UIMessageStreamWriter:
         part_id, frame = self._text[2], _PART_FRAMES[kind][1]
         self._out.add_delta(delta, lambda piece: frame(part_id, piece))
 
-    def _input_available(self, call: ToolCall) -> None:
+    def _input_available(self, call: WireToolCall) -> None:
         call.args_finished = True
         self._out.add(_ToolInputAvailable(call.tool_call_id, call.tool_name, parse_args(call.args_text)))
 
