@@ -21,7 +21,7 @@ import math
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeGuard, runtime_checkable
 
 import anyio
 import anyio.abc
@@ -37,6 +37,32 @@ if TYPE_CHECKING:
     from .tool_calls import ToolCallSequencer
 
 logger = logging.getLogger("assistant_stream_ce")
+
+DEFAULT_GRACE_PERIOD = 5.0
+"""Seconds that shielded cleanup may take once cancelled: a run's, a response's, a stream's ``aclose()``."""
+
+
+def positive_seconds(value: object, name: str) -> float:
+    """``value`` as a positive, finite number of seconds, else a ValueError naming ``name``.
+
+    The one check of every option in seconds: ints and floats pass; a bool
+    (not a duration), NaN, infinity, 0 and less do not.
+    """
+    if _finite_number(value) and value > 0:
+        return float(value)
+    raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+
+
+def seconds_or_zero(value: object, name: str) -> float:
+    """As :func:`positive_seconds`, but 0 passes too (for an option where 0 means "at once")."""
+    if _finite_number(value) and value >= 0:
+        return float(value)
+    raise ValueError(f"{name} must be a number of seconds, 0 or more, not {value!r}")
+
+
+def _finite_number(value: object) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
 
 FinishStatus = Literal["completed", "error", "cancelled"]
 """How a run, and the stream that carries it, ended."""

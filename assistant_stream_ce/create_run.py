@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import functools
-import math
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any
@@ -16,12 +15,15 @@ import anyio.abc
 from . import _detached
 from ._json import copy_json_tree, encoded_size
 from ._run import (
+    DEFAULT_GRACE_PERIOD,
     CancellationSignal,
     OnFinish,
     ReadOnlyCancellationSignal,
     RunCore,
     RunOutcome,
     default_error_message,
+    positive_seconds,
+    seconds_or_zero,
 )
 from .assistant_stream_chunk import (
     AnnotationsChunk,
@@ -457,7 +459,7 @@ def create_run(
     *,
     state: Any | None = None,
     on_finish: OnFinish | None = None,
-    grace_period: float = 5.0,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
     error_message: Callable[[BaseException], str] = default_error_message,
     cancel_window: float = DEFAULT_CANCEL_WINDOW,
 ) -> Run:
@@ -475,13 +477,6 @@ def create_run(
     """
     if not callable(callback):
         raise TypeError(f"callback must be an async function taking the controller, not {callback!r}")
-    if not (isinstance(grace_period, (int, float)) and grace_period > 0 and math.isfinite(grace_period)):
-        raise ValueError(f"grace_period must be a positive number of seconds, not {grace_period!r}")
-    if not (
-        isinstance(cancel_window, (int, float))
-        and not isinstance(cancel_window, bool)
-        and cancel_window >= 0
-        and math.isfinite(cancel_window)
-    ):
-        raise ValueError(f"cancel_window must be a number of seconds, 0 or more, not {cancel_window!r}")
-    return Run(callback, RunCore(state, on_finish, float(grace_period), error_message, float(cancel_window)))
+    grace_period = positive_seconds(grace_period, "grace_period")
+    cancel_window = seconds_or_zero(cancel_window, "cancel_window")
+    return Run(callback, RunCore(state, on_finish, grace_period, error_message, cancel_window))

@@ -19,7 +19,7 @@ import anyio
 import anyio.abc
 
 from .. import _detached
-from .._run import Flag, default_error_message, unwrap
+from .._run import DEFAULT_GRACE_PERIOD, Flag, default_error_message, positive_seconds, unwrap
 from .errors import ResumableStreamError
 from .types import ResumableStreamRole, ResumableStreamStatus, ResumableStreamStore, SupportsCancel, SupportsLease
 
@@ -116,7 +116,7 @@ class ResumableStreamContext:
         on_finalize: OnFinalize | None = None,
         on_error: OnError | None = None,
         wait_until: WaitUntil | None = None,
-        grace_period: float = 5.0,
+        grace_period: float = DEFAULT_GRACE_PERIOD,
     ) -> None:
         self.store = store
         self._ttl_ms = ttl_ms
@@ -125,7 +125,7 @@ class ResumableStreamContext:
         self._on_finalize = on_finalize
         self._on_error = on_error
         self._wait_until = wait_until
-        self._grace_period = grace_period
+        self._grace_period = positive_seconds(grace_period, "grace_period")
         self._tg: anyio.abc.TaskGroup | None = None
 
     async def __aenter__(self) -> ResumableStreamContext:
