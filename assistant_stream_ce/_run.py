@@ -10,6 +10,12 @@ callback, unless it has looked at the cancellation (``is_cancelled``,
 ``cancelled_event``): then, as in assistant-stream 0.0.36, it gets
 ``cancel_window`` seconds to return on its own (and save what it has) before
 its scope's deadline cancels it.
+
+What every layer shares about a run is here too: the cancellation signal
+(the :class:`CancellationSignal` protocol, the settable :class:`Flag` and a
+run's read-only view), the status a run finishes with, the text an error
+becomes, and the options in seconds (their one check and the default grace
+period).
 """
 
 from __future__ import annotations

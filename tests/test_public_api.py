@@ -249,3 +249,23 @@ async def test_one_cancellation_signal_for_runs_and_store_readers() -> None:
     async for _ in assistant_stream_ce.create_run(callback):
         pass
     assert isinstance(seen[0], assistant_stream_ce.CancellationSignal)
+
+
+def test_the_package_never_imports_its_compatibility_modules() -> None:
+    """``modules/`` only re-exports 0.0.36's paths: no import in the package points into it."""
+    import ast
+
+    package = Path(assistant_stream_ce.__file__).parent
+    offenders = []
+    for path in package.rglob("*.py"):
+        if path.parent.name == "modules":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = "." * node.level + (node.module or "")
+                names = [alias.name for alias in node.names]
+                if "modules" in target.split(".") or (target.strip(".") == "" and "modules" in names):
+                    offenders.append(f"{path.relative_to(package)}: from {target} import {', '.join(names)}")
+            elif isinstance(node, ast.Import):
+                offenders += [alias.name for alias in node.names if alias.name.startswith(f"{package.name}.modules")]
+    assert offenders == []

@@ -1,4 +1,8 @@
-"""The store protocol that resumable streams are built on."""
+"""The store protocol that resumable streams are built on.
+
+A reader is stopped with a :class:`CancellationSignal`, the engine's protocol (a run's
+``cancelled_event`` is one).
+"""
 
 from __future__ import annotations
 
