@@ -42,7 +42,6 @@ from .assistant_stream_chunk import (
 from .conversion import to_agui_messages, to_anthropic_messages, to_model_messages, to_openai_messages, to_ui_message
 from .create_run import CancellationSignal, Run, RunController, RunOutcome, create_run
 from .message import AssistantMessage
-from .modules.tool_call import ToolCallController
 from .serialization import (
     AGUIEncoder,
     AGUIResponse,
@@ -58,6 +57,7 @@ from .serialization import (
     UIMessageStreamResponse,
 )
 from .state import StateKeyError, StateProxy
+from .tool_call_controller import ToolCallController
 from .tool_calls import ToolCall, ToolCallBatch, ToolCallHandle
 
 __all__ = [
@@ -134,7 +134,7 @@ if importlib.util.find_spec("langchain_core") is not None:
 
 def __getattr__(name: str) -> Any:
     if name in _LANGGRAPH_NAMES:
-        from .modules import langgraph
+        from .adapters import langgraph
 
         return getattr(langgraph, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -142,7 +142,7 @@ def _supersedes(chunk: PreliminaryToolResultChunk | DataPartChunk, before: Assis
     )
 
 
-class Phase(enum.IntEnum):
+class CallPhase(enum.IntEnum):
     """Where a tool call is in its life on the wire."""
 
     ARGS = 0
@@ -159,7 +159,7 @@ class Mode(enum.Enum):
 
 # On Python 3.11 every ``Mode.OPEN`` costs a descriptor call (~0.25 us): the per-write paths use these.
 _OPEN, _CLOSED = Mode.OPEN, Mode.CLOSED
-_ARGS = Phase.ARGS
+_ARGS = CallPhase.ARGS
 
 
 class Merger:
@@ -168,7 +168,7 @@ class Merger:
     def __init__(self) -> None:
         self._queue: deque[_Entry] = deque()
         self._open_args: dict[str, _ArgsRun] = {}
-        self.calls: dict[str, Phase] = {}
+        self.calls: dict[str, CallPhase] = {}
         self.cost = 0
         self.mode = Mode.OPEN
         self._reader: anyio.Event | None = None
@@ -268,7 +268,7 @@ class Merger:
         if not self._writable(f"emitting {chunk.type!r}"):
             return
         if type(chunk) is PreliminaryToolResultChunk:
-            if self._phase(chunk.tool_call_id) is Phase.DONE:
+            if self._phase(chunk.tool_call_id) is CallPhase.DONE:
                 raise RuntimeError(f"tool call {chunk.tool_call_id!r} already has a result")
             self.finish_args(chunk.tool_call_id)
         tail = self._queue[-1] if self._queue else None
@@ -306,7 +306,7 @@ class Merger:
                 f"duplicate tool_call_id {tool_call_id!r}: a tool call with this id already exists in this run"
             )
         if self._writable("add_tool_call()"):
-            self.calls[tool_call_id] = Phase.ARGS
+            self.calls[tool_call_id] = CallPhase.ARGS
             begin = ToolCallBeginChunk(tool_call_id=tool_call_id, tool_name=tool_name, parent_id=parent_id)
             self._push(_Plain(begin, ENTRY_COST))
 
@@ -319,7 +319,7 @@ class Merger:
                 f"duplicate tool_call_id {chunk.tool_call_id!r}: a tool call with this id already exists in this run"
             )
         if self._writable("continuing a tool call"):
-            self.calls[chunk.tool_call_id] = Phase.ARGS_FINISHED
+            self.calls[chunk.tool_call_id] = CallPhase.ARGS_FINISHED
             self._push(_Plain(chunk, ENTRY_COST + len(chunk.args_text)))
 
     def request_approval(self, chunk: ToolApprovalRequestChunk) -> None:
@@ -328,12 +328,12 @@ class Merger:
             return self._hop(functools.partial(self.request_approval, chunk))
         if not self._writable("requesting approval"):
             return
-        if self._phase(chunk.tool_call_id) is not Phase.ARGS_FINISHED:
+        if self._phase(chunk.tool_call_id) is not CallPhase.ARGS_FINISHED:
             raise RuntimeError(f"tool call {chunk.tool_call_id!r}: approval needs finished arguments and no result")
-        self.calls[chunk.tool_call_id] = Phase.AWAITING_APPROVAL
+        self.calls[chunk.tool_call_id] = CallPhase.AWAITING_APPROVAL
         self._push(_Plain(chunk, ENTRY_COST))
 
-    def _phase(self, tool_call_id: str) -> Phase:
+    def _phase(self, tool_call_id: str) -> CallPhase:
         try:
             return self.calls[tool_call_id]
         except KeyError:
@@ -363,8 +363,8 @@ class Merger:
         """Close the call's arguments; a no-op when they are closed already."""
         if get_ident() != self._thread:
             return self._hop(functools.partial(self.finish_args, tool_call_id))
-        if self._writable("finishing tool arguments") and self._phase(tool_call_id) is Phase.ARGS:
-            self.calls[tool_call_id] = Phase.ARGS_FINISHED
+        if self._writable("finishing tool arguments") and self._phase(tool_call_id) is CallPhase.ARGS:
+            self.calls[tool_call_id] = CallPhase.ARGS_FINISHED
             self._open_args.pop(tool_call_id, None)
             self._push(_Plain(ToolCallArgsFinishChunk(tool_call_id=tool_call_id), ENTRY_COST))
 
@@ -374,12 +374,12 @@ class Merger:
         if not self._writable("set_response()"):
             return
         phase = self._phase(chunk.tool_call_id)
-        if phase is Phase.DONE:
+        if phase is CallPhase.DONE:
             raise RuntimeError(f"tool call {chunk.tool_call_id!r} already has a result")
-        if phase is Phase.AWAITING_APPROVAL:
+        if phase is CallPhase.AWAITING_APPROVAL:
             raise RuntimeError(f"tool call {chunk.tool_call_id!r} waits for approval: it has no result in this run")
         self.finish_args(chunk.tool_call_id)
-        self.calls[chunk.tool_call_id] = Phase.DONE
+        self.calls[chunk.tool_call_id] = CallPhase.DONE
         self._push(_Plain(chunk, cost))
 
     # -- modes -------------------------------------------------------------
@@ -469,7 +469,7 @@ class Merger:
 
     def open_calls(self) -> list[str]:
         """Ids of tool calls whose arguments were never finished."""
-        return [tool_call_id for tool_call_id, phase in self.calls.items() if phase is Phase.ARGS]
+        return [tool_call_id for tool_call_id, phase in self.calls.items() if phase is CallPhase.ARGS]
 
     def __len__(self) -> int:
         return len(self._queue)

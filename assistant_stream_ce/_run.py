@@ -10,6 +10,12 @@ callback, unless it has looked at the cancellation (``is_cancelled``,
 ``cancelled_event``): then, as in assistant-stream 0.0.36, it gets
 ``cancel_window`` seconds to return on its own (and save what it has) before
 its scope's deadline cancels it.
+
+What every layer shares about a run is here too: the cancellation signal
+(the :class:`CancellationSignal` protocol, the settable :class:`Flag` and a
+run's read-only view), the status a run finishes with, the text an error
+becomes, and the options in seconds (their one check and the default grace
+period).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import math
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeGuard, runtime_checkable
 
 import anyio
 import anyio.abc
@@ -38,14 +44,41 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("assistant_stream_ce")
 
-RunStatus = Literal["completed", "error", "cancelled"]
+DEFAULT_GRACE_PERIOD = 5.0
+"""Seconds that shielded cleanup may take once cancelled: a run's, a response's, a stream's ``aclose()``."""
+
+
+def positive_seconds(value: object, name: str) -> float:
+    """``value`` as a positive, finite number of seconds, else a ValueError naming ``name``.
+
+    The one check of every option in seconds: ints and floats pass; a bool
+    (not a duration), NaN, infinity, 0 and less do not.
+    """
+    if _finite_number(value) and value > 0:
+        return float(value)
+    raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+
+
+def seconds_or_zero(value: object, name: str) -> float:
+    """As :func:`positive_seconds`, but 0 passes too (for an option where 0 means "at once")."""
+    if _finite_number(value) and value >= 0:
+        return float(value)
+    raise ValueError(f"{name} must be a number of seconds, 0 or more, not {value!r}")
+
+
+def _finite_number(value: object) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+FinishStatus = Literal["completed", "error", "cancelled"]
+"""How a run, and the stream that carries it, ended."""
 
 
 @dataclass(frozen=True)
 class RunOutcome:
     """How a run ended, and the message as the consumer received it."""
 
-    status: RunStatus
+    status: FinishStatus
     message: AssistantMessage
     error: BaseException | None = None
 
@@ -57,18 +90,64 @@ class DanglingToolCallWarning(RuntimeWarning):
     """A tool call's arguments were still open when its run ended."""
 
 
-class CancellationSignal:
-    """Read-only view of a run's cancellation: ``is_set()`` and ``await wait()``."""
+@runtime_checkable
+class CancellationSignal(Protocol):
+    """A cancellation to check (``is_set()``) or wait for (``await wait()``).
 
-    def __init__(self, core: RunCore) -> None:
-        self._core = core
+    What ``controller.cancelled_event`` gives, and what a resumable store's ``read`` is stopped with.
+    """
+
+    def is_set(self) -> bool: ...
+
+    async def wait(self) -> bool: ...
+
+
+class Flag:
+    """A boolean that tasks can wait for; as a run's or a reader's cancellation, a :class:`CancellationSignal`.
+
+    The event behind ``wait()`` is made only when someone needs it.
+    """
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: anyio.Event | None = None
+
+    def set(self) -> None:
+        self._set = True
+        if self._event is not None:
+            self._event.set()
 
     def is_set(self) -> bool:
-        return self._core.cancelled
+        return self._set
+
+    def event(self) -> anyio.Event:
+        """The event ``wait()`` waits on, made now if it was not (already set if the flag is)."""
+        if self._event is None:
+            self._event = anyio.Event()
+            if self._set:
+                self._event.set()
+        return self._event
 
     async def wait(self) -> bool:
-        await self._core.cancelled_event().wait()
+        await self.event().wait()
         return True
+
+
+class ReadOnlyCancellationSignal:
+    """A run's cancellation, read-only (``controller.cancelled_event``; assistant-stream 0.0.36's name)."""
+
+    __slots__ = ("_flag",)
+
+    def __init__(self, flag: Flag) -> None:
+        self._flag = flag
+
+    def is_set(self) -> bool:
+        return self._flag.is_set()
+
+    async def wait(self) -> bool:
+        return await self._flag.wait()
 
 
 #: Turns an exception into the text a client reads: one hook for every error path (run, tool, response, store).
@@ -148,26 +227,21 @@ class RunCore:
         self.confirms_delivery = False
         self.handed: AssistantStreamChunk | None = None
         self._asked: anyio.Event | None = None
-        self.cancelled = False
+        self.cancellation = Flag()
         self.finishing = False
-        self._cancelled_event: anyio.Event | None = None
-        self._done: anyio.Event | None = None
-        self.is_done = False
+        self._done = Flag()
         self._cleanups: set[anyio.CancelScope] = set()  # cleanup() blocks waiting for the run to stop
 
-    def cancelled_event(self) -> anyio.Event:
-        if self._cancelled_event is None:
-            self._cancelled_event = anyio.Event()
-            if self.cancelled:
-                self._cancelled_event.set()
-        return self._cancelled_event
+    @property
+    def cancelled(self) -> bool:
+        return self.cancellation.is_set()
+
+    @property
+    def is_done(self) -> bool:
+        return self._done.is_set()
 
     def done_event(self) -> anyio.Event:
-        if self._done is None:
-            self._done = anyio.Event()
-            if self.is_done:
-                self._done.set()
-        return self._done
+        return self._done.event()
 
     def took(self, chunk: AssistantStreamChunk) -> None:
         """The consumer took ``chunk``: delivered, or handed over until it asks for more."""
@@ -200,9 +274,7 @@ class RunCore:
         """
         if self.finishing or self.cancelled:
             return
-        self.cancelled = True
-        if self._cancelled_event is not None:
-            self._cancelled_event.set()
+        self.cancellation.set()
         self.merger.discard()
         for scope in self._child_scopes:
             scope.cancel()
@@ -320,9 +392,7 @@ class RunCore:
                         cleanup.deadline = anyio.current_time() + self.grace_period
                         await self._report(self.on_finish)
             finally:
-                self.is_done = True
-                if self._done is not None:
-                    self._done.set()
+                self._done.set()
 
     def _finish_dangling_calls(self) -> None:
         for tool_call_id in self.merger.open_calls():
@@ -335,7 +405,7 @@ class RunCore:
             )
 
     async def _report(self, on_finish: OnFinish) -> None:
-        status: RunStatus = "error" if self.error else "cancelled" if self.cancelled else "completed"
+        status: FinishStatus = "error" if self.error else "cancelled" if self.cancelled else "completed"
         assert self.builder is not None
         try:
             result = on_finish(RunOutcome(status, self.builder.message, self.error))

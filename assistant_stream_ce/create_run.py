@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import functools
-import math
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal
@@ -16,11 +15,15 @@ import anyio.abc
 from . import _detached
 from ._json import copy_json_tree, encoded_size
 from ._run import (
+    DEFAULT_GRACE_PERIOD,
     CancellationSignal,
     OnFinish,
+    ReadOnlyCancellationSignal,
     RunCore,
     RunOutcome,
     default_error_message,
+    positive_seconds,
+    seconds_or_zero,
 )
 from .approval import ToolApproval
 from .assistant_stream_chunk import (
@@ -51,8 +54,8 @@ from .assistant_stream_chunk import (
     UsageChunk,
     WarningChunk,
 )
-from .modules.tool_call import ToolCallController, generate_openai_style_tool_call_id, tool_result_chunk
 from .state import StateProxy
+from .tool_call_controller import ToolCallController, generate_openai_style_tool_call_id, tool_result_chunk
 from .tool_calls import (
     ResultOrder,
     ToolCallBatch,
@@ -63,9 +66,6 @@ from .tool_calls import (
 )
 
 __all__ = ["CancellationSignal", "ReadOnlyCancellationSignal", "Run", "RunController", "RunOutcome", "create_run"]
-
-ReadOnlyCancellationSignal = CancellationSignal
-"""assistant-stream 0.0.36's name for :class:`CancellationSignal`."""
 
 DEFAULT_CANCEL_WINDOW = 0.05
 """Seconds a callback that watches its cancellation has to return on its own (as in 0.0.36)."""
@@ -420,10 +420,10 @@ class RunController:
         return core.cancelled
 
     @property
-    def cancelled_event(self) -> CancellationSignal:
+    def cancelled_event(self) -> ReadOnlyCancellationSignal:
         """A signal to check (``is_set()``) or wait for (``await wait()``) the cancellation."""
         self._core.watches_cancellation = True
-        return CancellationSignal(self._core)
+        return ReadOnlyCancellationSignal(self._core.cancellation)
 
     def cleanup(self) -> contextlib.AbstractContextManager[anyio.CancelScope]:
         """Shield cleanup from cancellation, for at most the run's ``grace_period``: ``with controller.cleanup(): ...``.
@@ -450,15 +450,17 @@ async def _produce(
 _produce_structured = functools.partial(_produce, shielded=True)
 
 
-class _Phase(enum.Enum):
+class _RunPhase(enum.Enum):
+    """How far a run's stream is consumed, and in which form."""
+
     NEW = "new"
     DETACHED = "detached"  # async for: the producer runs in a task the run owns
     STRUCTURED = "structured"  # async with: the producer runs in the caller's task group
     ENDED = "ended"
 
 
-# Module constants: on Python 3.11 ``_Phase.X`` is a descriptor call, and ``__anext__`` runs per chunk.
-_NEW, _DETACHED, _STRUCTURED, _ENDED = _Phase.NEW, _Phase.DETACHED, _Phase.STRUCTURED, _Phase.ENDED
+# Module constants: on Python 3.11 ``_RunPhase.X`` is a descriptor call, and ``__anext__`` runs per chunk.
+_NEW, _DETACHED, _STRUCTURED, _ENDED = _RunPhase.NEW, _RunPhase.DETACHED, _RunPhase.STRUCTURED, _RunPhase.ENDED
 
 
 class Run:
@@ -519,7 +521,7 @@ class Run:
     def __aiter__(self) -> Run:
         return self
 
-    def _claim(self, phase: _Phase) -> None:
+    def _claim(self, phase: _RunPhase) -> None:
         if self._phase is not _NEW:
             raise RuntimeError("a run's stream can be consumed only once")
         self._phase = phase
@@ -527,7 +529,7 @@ class Run:
     async def __anext__(self) -> AssistantStreamChunk:
         if self._phase is _NEW:
             self._claim(_DETACHED)
-            self._core.cancelled_event()
+            self._core.cancellation.event()
             self._core.done_event()
             # The producer must not hold the Run: dropping the iterator is what cancels it.
             _detached.spawn(functools.partial(_produce, self._core, self._callback))
@@ -592,7 +594,7 @@ def create_run(
     *,
     state: Any | None = None,
     on_finish: OnFinish | None = None,
-    grace_period: float = 5.0,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
     error_message: Callable[[BaseException], str] = default_error_message,
     cancel_window: float = DEFAULT_CANCEL_WINDOW,
 ) -> Run:
@@ -610,13 +612,6 @@ def create_run(
     """
     if not callable(callback):
         raise TypeError(f"callback must be an async function taking the controller, not {callback!r}")
-    if not (isinstance(grace_period, (int, float)) and grace_period > 0 and math.isfinite(grace_period)):
-        raise ValueError(f"grace_period must be a positive number of seconds, not {grace_period!r}")
-    if not (
-        isinstance(cancel_window, (int, float))
-        and not isinstance(cancel_window, bool)
-        and cancel_window >= 0
-        and math.isfinite(cancel_window)
-    ):
-        raise ValueError(f"cancel_window must be a number of seconds, 0 or more, not {cancel_window!r}")
-    return Run(callback, RunCore(state, on_finish, float(grace_period), error_message, float(cancel_window)))
+    grace_period = positive_seconds(grace_period, "grace_period")
+    cancel_window = seconds_or_zero(cancel_window, "cancel_window")
+    return Run(callback, RunCore(state, on_finish, grace_period, error_message, cancel_window))

@@ -36,7 +36,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._json import encoded_size
 from ._merger import HIGH_WATER, Merger
-from ._run import RunCore, error_text
+from ._run import RunCore, error_text, positive_seconds
 from .approval import ToolApproval, ToolApprovalError, approval_id_for, canonical_json, sign
 from .assistant_stream_chunk import (
     PreliminaryToolResultChunk,
@@ -44,7 +44,7 @@ from .assistant_stream_chunk import (
     ToolApprovalResponseChunk,
     ToolResultChunk,
 )
-from .modules.tool_call import generate_openai_style_tool_call_id, tool_result_chunk
+from .tool_call_controller import generate_openai_style_tool_call_id, tool_result_chunk
 
 if TYPE_CHECKING:
     from ._run import RunCore
@@ -314,10 +314,8 @@ def start_tool_call(
     merger = core.merger
     if not callable(fn):
         raise TypeError(f"fn must be an async function taking the tool call, not {fn!r}")
-    if timeout is not None and not (
-        isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0 and math.isfinite(timeout)
-    ):
-        raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
+    if timeout is not None:
+        positive_seconds(timeout, "timeout")
     if args is not None and not isinstance(args, dict):
         raise TypeError(f"args must be a dict, not {type(args).__name__}")
     if approval is not None:

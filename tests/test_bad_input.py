@@ -11,15 +11,24 @@ import pytest
 
 from assistant_stream_ce import (
     AssistantStreamChunk,
+    AssistantStreamResponse,
     DataChunk,
+    DataStreamEncoder,
     RunController,
     TextDeltaChunk,
+    ToolCall,
     ToolCallArgsFinishChunk,
     ToolCallBeginChunk,
     ToolCallController,
     ToolResultChunk,
     UpdateStateChunk,
     create_run,
+)
+from assistant_stream_ce.resumable import (
+    ResumableStreamContext,
+    create_in_memory_resumable_stream_store,
+    create_resumable_assistant_stream_response,
+    create_resumable_stream_context,
 )
 from assistant_stream_ce.state import apply_operations
 
@@ -247,3 +256,121 @@ def test_applying_operations_checks_the_depth_of_the_result() -> None:
     with pytest.raises(ValueError, match=r"state value at \['a', 'k', .*\] nests deeper than 64 levels"):
         apply_operations({"a": None}, [{"type": "set", "path": ["a"], "value": _nested(64)}])
     assert apply_operations({"a": None}, [{"type": "set", "path": ["a"], "value": _nested(63)}]) == {"a": _nested(63)}
+
+
+# -- seconds -------------------------------------------------------------------------------------------------------
+
+#: What no option in seconds accepts: a bool is not a duration, NaN is no number, and none is negative.
+BAD_SECONDS: dict[str, object] = {"True": True, "nan": math.nan, "-1": -1}
+
+
+async def _quick(tool: ToolCall) -> None:
+    pass
+
+
+async def _no_events() -> AsyncIterator[Any]:
+    return
+    yield
+
+
+def _in_a_run(use: Callable[[RunController, object], Awaitable[object]]) -> Callable[[object], Awaitable[object]]:
+    """Make the call inside a run's callback: the run raises what the call raised."""
+
+    async def make(value: object) -> None:
+        async def callback(controller: RunController) -> None:
+            await use(controller, value)
+
+        await _run(callback)
+
+    return make
+
+
+async def _start_tool_call(controller: RunController, value: object) -> None:
+    controller.start_tool_call("t", _quick, timeout=value)  # type: ignore[arg-type]
+
+
+async def _start_in_a_batch(controller: RunController, value: object) -> None:
+    async with controller.tool_calls() as calls:
+        calls.start("t", _quick, timeout=value)  # type: ignore[arg-type]
+
+
+async def _openai_tool_timeout(controller: RunController, value: object) -> None:
+    from assistant_stream_ce.adapters.openai import stream_chat_completion
+
+    await stream_chat_completion(controller, _no_events(), tool_timeout=value)  # type: ignore[arg-type]
+
+
+async def _anthropic_tool_timeout(controller: RunController, value: object) -> None:
+    from assistant_stream_ce.adapters.anthropic import stream_message
+
+    await stream_message(controller, _no_events(), tool_timeout=value)  # type: ignore[arg-type]
+
+
+async def _nothing(controller: RunController) -> None:
+    pass
+
+
+async def _made(value: object) -> object:
+    return value
+
+
+def _response(option: str) -> Callable[[object], Awaitable[object]]:
+    return lambda value: _made(AssistantStreamResponse(create_run(_nothing), DataStreamEncoder(), **{option: value}))
+
+
+def _resumable_response(option: str) -> Callable[[object], Awaitable[object]]:
+    def make(value: object) -> Awaitable[object]:
+        context = create_resumable_stream_context(store=create_in_memory_resumable_stream_store())
+        return create_resumable_assistant_stream_response(
+            context=context, stream_id="s1", callback=_nothing, **{option: value}
+        )
+
+    return make
+
+
+def _resumable_context(value: object) -> Awaitable[object]:
+    store = create_in_memory_resumable_stream_store()
+    return _made(ResumableStreamContext(store, grace_period=value))  # type: ignore[arg-type]
+
+
+#: Every option in seconds: (the name its error gives, what makes the call with a value).
+SECONDS_OPTIONS: dict[str, tuple[str, Callable[[object], Awaitable[object]]]] = {
+    "create_run grace_period": ("grace_period", lambda v: _made(create_run(_nothing, grace_period=v))),  # type: ignore[arg-type]
+    "create_run cancel_window": ("cancel_window", lambda v: _made(create_run(_nothing, cancel_window=v))),  # type: ignore[arg-type]
+    "start_tool_call timeout": ("timeout", _in_a_run(_start_tool_call)),
+    "tool call batch timeout": ("timeout", _in_a_run(_start_in_a_batch)),
+    "OpenAI adapter tool_timeout": ("tool_timeout", _in_a_run(_openai_tool_timeout)),
+    "Anthropic adapter tool_timeout": ("tool_timeout", _in_a_run(_anthropic_tool_timeout)),
+    "response send_timeout": ("send_timeout", _response("send_timeout")),
+    "response grace_period": ("grace_period", _response("grace_period")),
+    "response heartbeat": ("heartbeat", _response("heartbeat")),
+    "resumable response send_timeout": ("send_timeout", _resumable_response("send_timeout")),
+    "resumable response heartbeat": ("heartbeat", _resumable_response("heartbeat")),
+    "resumable context grace_period": ("grace_period", _resumable_context),
+}
+
+
+# ``heartbeat=True`` means the default interval (as in 0.0.36).
+BAD_SECONDS_CASES = [
+    (option, bad)
+    for option in SECONDS_OPTIONS
+    for bad in BAD_SECONDS
+    if not (option.endswith("heartbeat") and bad == "True")
+]
+
+
+@pytest.mark.parametrize(("option", "bad"), BAD_SECONDS_CASES)
+async def test_every_option_in_seconds_rejects_a_bool_nan_and_a_negative_alike(
+    anyio_backend: str, option: str, bad: str
+) -> None:
+    name, make = SECONDS_OPTIONS[option]
+    with anyio.fail_after(5), pytest.raises(ValueError, match=rf"^{name} must be a .*number of seconds"):
+        await make(BAD_SECONDS[bad])
+
+
+@pytest.mark.parametrize("option", SECONDS_OPTIONS)
+async def test_every_option_in_seconds_takes_ints_and_floats(anyio_backend: str, option: str) -> None:
+    _, make = SECONDS_OPTIONS[option]
+    for value in (2, 0.5):
+        with anyio.fail_after(5):
+            await make(value)

@@ -238,3 +238,40 @@ async def test_create_tool_call_stream_ends_on_close_and_feeds_a_run() -> None:
 
     types = [chunk.type async for chunk in assistant_stream_ce.create_run(callback)]
     assert types == ["tool-call-begin", "tool-call-delta", "tool-call-args-text-finish"]
+
+
+@pytest.mark.anyio
+async def test_one_cancellation_signal_for_runs_and_store_readers() -> None:
+    """A run's ``cancelled_event`` is the signal a resumable store's ``read`` takes: one name, one type."""
+    from assistant_stream_ce import resumable
+    from assistant_stream_ce.resumable import types
+
+    assert assistant_stream_ce.CancellationSignal is resumable.CancellationSignal is types.CancellationSignal
+    seen: list[object] = []
+
+    async def callback(controller: assistant_stream_ce.RunController) -> None:
+        seen.append(controller.cancelled_event)
+
+    async for _ in assistant_stream_ce.create_run(callback):
+        pass
+    assert isinstance(seen[0], assistant_stream_ce.CancellationSignal)
+
+
+def test_the_package_never_imports_its_compatibility_modules() -> None:
+    """``modules/`` only re-exports 0.0.36's paths: no import in the package points into it."""
+    import ast
+
+    package = Path(assistant_stream_ce.__file__).parent
+    offenders = []
+    for path in package.rglob("*.py"):
+        if path.parent.name == "modules":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = "." * node.level + (node.module or "")
+                names = [alias.name for alias in node.names]
+                if "modules" in target.split(".") or (target.strip(".") == "" and "modules" in names):
+                    offenders.append(f"{path.relative_to(package)}: from {target} import {', '.join(names)}")
+            elif isinstance(node, ast.Import):
+                offenders += [alias.name for alias in node.names if alias.name.startswith(f"{package.name}.modules")]
+    assert offenders == []

@@ -1,1 +1,4 @@
-"""Model-provider streams into a run: one module per provider SDK, each an optional extra."""
+"""Streams from elsewhere into a run: LangGraph events and model-provider SDK streams.
+
+One module per framework or provider SDK, each an optional extra.
+"""

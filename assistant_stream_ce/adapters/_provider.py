@@ -20,9 +20,10 @@ from typing import Any, Protocol, TypeVar
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from .._run import positive_seconds
 from ..assistant_stream_chunk import ToolResultChunk
 from ..create_run import RunController
-from ..modules.tool_call import ToolCallController, generate_openai_style_tool_call_id
+from ..tool_call_controller import ToolCallController, generate_openai_style_tool_call_id
 from ..tool_calls import ToolCall, ToolCallHandle
 
 __all__ = [
@@ -105,8 +106,8 @@ class StreamedToolCalls:
     def __init__(
         self, controller: RunController, functions: ToolFunctions | None, timeout: float | None = None
     ) -> None:
-        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0 and math.isfinite(timeout)):
-            raise ValueError(f"tool_timeout must be a positive number of seconds or None, not {timeout!r}")
+        if timeout is not None:
+            positive_seconds(timeout, "tool_timeout")
         self._controller = controller
         self._functions = functions
         self._timeout = timeout

@@ -19,7 +19,7 @@ import anyio
 import anyio.abc
 
 from .. import _detached
-from .._run import default_error_message, unwrap
+from .._run import DEFAULT_GRACE_PERIOD, Flag, default_error_message, positive_seconds, unwrap
 from .errors import ResumableStreamError
 from .types import ResumableStreamRole, ResumableStreamStatus, ResumableStreamStore, SupportsCancel, SupportsLease
 
@@ -43,28 +43,6 @@ def _call_hook(hook: Callable[..., Any] | None, *args: Any) -> None:
             hook(*args)
         except Exception:
             logger.warning("resumable stream hook %r raised", hook, exc_info=True)
-
-
-class _Flag:
-    """A cancellation signal for a store reader."""
-
-    def __init__(self) -> None:
-        self._event: anyio.Event | None = None
-        self._set = False
-
-    def set(self) -> None:
-        self._set = True
-        if self._event is not None:
-            self._event.set()
-
-    def is_set(self) -> bool:
-        return self._set
-
-    async def wait(self) -> bool:
-        if not self._set:
-            self._event = self._event or anyio.Event()
-            await self._event.wait()
-        return True
 
 
 class ProducerTask:
@@ -138,7 +116,7 @@ class ResumableStreamContext:
         on_finalize: OnFinalize | None = None,
         on_error: OnError | None = None,
         wait_until: WaitUntil | None = None,
-        grace_period: float = 5.0,
+        grace_period: float = DEFAULT_GRACE_PERIOD,
     ) -> None:
         self.store = store
         self._ttl_ms = ttl_ms
@@ -147,7 +125,7 @@ class ResumableStreamContext:
         self._on_finalize = on_finalize
         self._on_error = on_error
         self._wait_until = wait_until
-        self._grace_period = grace_period
+        self._grace_period = positive_seconds(grace_period, "grace_period")
         self._tg: anyio.abc.TaskGroup | None = None
 
     async def __aenter__(self) -> ResumableStreamContext:
@@ -255,7 +233,7 @@ class ResumableStreamContext:
 
     async def read(self, stream_id: str, cursor: str = "") -> AsyncIterator[bytes]:
         """The frames of ``stream_id`` after ``cursor`` (a frame count), then live ones until it ends."""
-        signal = _Flag()
+        signal = Flag()
         try:
             async for entry in self.store.read(stream_id, cursor, signal):
                 yield entry.chunk

@@ -26,12 +26,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from .._run import ErrorMessage, OnFinish, RunOutcome, default_error_message, error_text
+from .._run import DEFAULT_GRACE_PERIOD, ErrorMessage, OnFinish, RunOutcome, default_error_message, error_text
 from ..assistant_stream_chunk import ErrorChunk
 from ..create_run import RunController, create_run
 from ..serialization._exchange import EncodedFrames
 from ..serialization.assistant_stream_response import (
-    DEFAULT_GRACE_PERIOD,
     DEFAULT_SEND_TIMEOUT,
     response_settings,
     serve,
@@ -186,7 +185,7 @@ def _run_source(
                     status = "error"  # the run already emitted its error chunk
                     logger.exception("resumable run failed")
         finally:
-            with anyio.move_on_after(5, shield=True):
+            with anyio.move_on_after(DEFAULT_GRACE_PERIOD, shield=True):
                 try:
                     if stored:
                         await emit(writer.finish(status))

@@ -1,10 +1,16 @@
-"""The store protocol that resumable streams are built on."""
+"""The store protocol that resumable streams are built on.
+
+A reader is stopped with a :class:`CancellationSignal`, the engine's protocol (a run's
+``cancelled_event`` is one).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
+
+from .._run import CancellationSignal
 
 __all__ = [
     "CancellationSignal",
@@ -26,12 +32,6 @@ class ResumableStreamEntry:
 
     cursor: str
     chunk: bytes
-
-
-class CancellationSignal(Protocol):
-    def is_set(self) -> bool: ...
-
-    async def wait(self) -> bool: ...
 
 
 class ResumableStreamStore(Protocol):

@@ -39,16 +39,15 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 import anyio.abc
 from starlette.types import Message, Receive, Send
 
-from .._run import ErrorMessage, OnFinish, RunStatus, default_error_message, error_text
+from .._run import ErrorMessage, FinishStatus, OnFinish, default_error_message, error_text, positive_seconds
 from ..assistant_stream_chunk import AssistantStreamChunk, ErrorChunk
 from ..create_run import Run, RunOutcome
 from ..message import MessageBuilder
@@ -392,7 +391,7 @@ class Exchange:
         if self._reported or on_finish is None or self._builder is None:
             return
         self._reported = True
-        status: RunStatus = "error" if self._error is not None else "completed" if self._delivered else "cancelled"
+        status: FinishStatus = "error" if self._error is not None else "completed" if self._delivered else "cancelled"
         with anyio.CancelScope(shield=True) as scope:
             scope.deadline = anyio.current_time() + self._settings.grace_period
             try:
@@ -410,10 +409,3 @@ def resolve_heartbeat(heartbeat: float | bool | None, default: float) -> float |
     if heartbeat is None or heartbeat is False or heartbeat == 0:
         return None
     return positive_seconds(heartbeat, "heartbeat")
-
-
-def positive_seconds(value: Any, name: str) -> float:
-    """``value`` as a positive, finite number of seconds, or ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
-    return float(value)

@@ -10,7 +10,15 @@ import msgspec
 from ..assistant_stream_chunk import ToolApprovalRequestChunk, ToolApprovalResponseChunk, ToolCallBeginChunk
 from .stream_encoder import FinishStatus
 
-__all__ = ["EMPTY_ARGS", "Approval", "UNFINISHED_ARGS_ERROR", "ToolCall", "ToolCalls", "finish_reason", "parse_args"]
+__all__ = [
+    "EMPTY_ARGS",
+    "Approval",
+    "UNFINISHED_ARGS_ERROR",
+    "ToolCalls",
+    "WireToolCall",
+    "finish_reason",
+    "parse_args",
+]
 
 EMPTY_ARGS: Final = "{}"
 """Argument text sent for a call that finishes without any (so clients can parse it)."""
@@ -27,7 +35,7 @@ class Approval(msgspec.Struct, rename="camel", omit_defaults=True):
     reason: str | None = None
 
 
-class ToolCall:
+class WireToolCall:
     """One call as the stream has shown it so far."""
 
     __slots__ = (
@@ -66,7 +74,7 @@ class ToolCalls:
     """The stream's tool calls by id, in the order they began."""
 
     def __init__(self) -> None:
-        self._calls: dict[str, ToolCall] = {}
+        self._calls: dict[str, WireToolCall] = {}
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -74,14 +82,14 @@ class ToolCalls:
     def __contains__(self, tool_call_id: object) -> bool:
         return tool_call_id in self._calls
 
-    def begin(self, chunk: ToolCallBeginChunk) -> ToolCall | None:
+    def begin(self, chunk: ToolCallBeginChunk) -> WireToolCall | None:
         """Register a call; ``None`` for a duplicate id (which no client accepts twice)."""
         if chunk.tool_call_id in self._calls:
             return None
-        call = self._calls[chunk.tool_call_id] = ToolCall(chunk.tool_call_id, chunk.tool_name, len(self._calls))
+        call = self._calls[chunk.tool_call_id] = WireToolCall(chunk.tool_call_id, chunk.tool_name, len(self._calls))
         return call
 
-    def continue_call(self, chunk: ToolApprovalResponseChunk) -> ToolCall | None:
+    def continue_call(self, chunk: ToolApprovalResponseChunk) -> WireToolCall | None:
         """Register a call an earlier stream announced, with its arguments finished; ``None`` for a duplicate id."""
         call = self.begin(ToolCallBeginChunk(chunk.tool_call_id, chunk.tool_name))
         if call is not None:
@@ -90,7 +98,7 @@ class ToolCalls:
             call.denied = not chunk.approved
         return call
 
-    def request_approval(self, chunk: ToolApprovalRequestChunk) -> ToolCall | None:
+    def request_approval(self, chunk: ToolApprovalRequestChunk) -> WireToolCall | None:
         """The call if an approval may be asked for it now (arguments finished, no result, none asked yet)."""
         call = self._calls.get(chunk.tool_call_id)
         if call is None or call.has_result or call.approval is not None:
@@ -98,24 +106,24 @@ class ToolCalls:
         call.approval = chunk
         return call
 
-    def streaming(self, tool_call_id: str) -> ToolCall | None:
+    def streaming(self, tool_call_id: str) -> WireToolCall | None:
         """The call if its arguments are still open (else a delta or finish for it is dropped)."""
         call = self._calls.get(tool_call_id)
         return call if call is not None and not call.args_finished else None
 
-    def awaiting_result(self, tool_call_id: str) -> ToolCall | None:
+    def awaiting_result(self, tool_call_id: str) -> WireToolCall | None:
         """The call if it has no result yet (else a result for it is dropped)."""
         call = self._calls.get(tool_call_id)
         return call if call is not None and not call.has_result and call.approval is None else None
 
-    def open_args(self) -> list[ToolCall]:
+    def open_args(self) -> list[WireToolCall]:
         return [call for call in self._calls.values() if not call.args_finished]
 
-    def pending(self) -> list[ToolCall]:
+    def pending(self) -> list[WireToolCall]:
         """Calls without a result (among them those waiting for approval): the client is expected to act on them."""
         return [call for call in self._calls.values() if not call.has_result]
 
-    def awaiting_approval(self) -> list[ToolCall]:
+    def awaiting_approval(self) -> list[WireToolCall]:
         """Calls that wait for a person's decision."""
         return [call for call in self._calls.values() if call.approval is not None]
 

@@ -60,7 +60,7 @@ from ..assistant_stream_chunk import (
 from ..message import merge_metadata
 from ._frames import GENERIC_ERROR, SSE_MEDIA_TYPE, SSEFrames, TokenUsage, UsageRecord, dumps
 from ._json_patch import PatchOperation, StatePatcher
-from ._tools import EMPTY_ARGS, ToolCall, ToolCalls
+from ._tools import EMPTY_ARGS, ToolCalls, WireToolCall
 from .assistant_stream_response import AssistantStreamResponse
 from .stream_encoder import FinishStatus, StreamEncoder
 
@@ -390,7 +390,7 @@ class _AGUIWriter:
             self._out.add(_ReasoningMessageEnd(part_id))
             self._out.add(_ReasoningEnd(part_id))
 
-    def _end_tool_call(self, call: ToolCall) -> None:
+    def _end_tool_call(self, call: WireToolCall) -> None:
         call.args_finished = True
         if not call.args:
             self._out.add(_ToolCallArgs(call.tool_call_id, EMPTY_ARGS))

@@ -13,16 +13,14 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from .._run import ErrorMessage, OnFinish, default_error_message
+from .._run import DEFAULT_GRACE_PERIOD, ErrorMessage, OnFinish, default_error_message, positive_seconds
 from ..assistant_stream_chunk import AssistantStreamChunk
-from ._exchange import EncodedFrames, Exchange, Settings, positive_seconds
+from ._exchange import EncodedFrames, Exchange, Settings
 from ._feed import DetachedFeed, Put
 from .heartbeat import DEFAULT_HEARTBEAT_INTERVAL, HeartbeatOption, resolve_heartbeat_interval
 from .stream_encoder import StreamEncoder, split_frames, writes_frames
 
 __all__ = ["DEFAULT_HEARTBEAT_INTERVAL", "DEFAULT_SEND_TIMEOUT", "AssistantStreamResponse"]
-
-DEFAULT_GRACE_PERIOD = 5.0
 
 DEFAULT_SEND_TIMEOUT = 30.0
 

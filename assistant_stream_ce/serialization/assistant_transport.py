@@ -44,7 +44,7 @@ from ..assistant_stream_chunk import (
     WarningChunk,
 )
 from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, Usage, delta_frames, sse
-from ._tools import EMPTY_ARGS, Approval, ToolCall, ToolCalls, finish_reason
+from ._tools import EMPTY_ARGS, Approval, ToolCalls, WireToolCall, finish_reason
 from .assistant_stream_response import AssistantStreamResponse
 from .data_stream import StateProxyJSONEncoder
 from .heartbeat import HeartbeatOption
@@ -317,13 +317,13 @@ class _AssistantTransportWriter:
         path = self._next_path()
         return frames + sse(_PartStart(part, [])) + sse(_PartFinish(path))
 
-    def _finish_args(self, call: ToolCall) -> bytes:
+    def _finish_args(self, call: WireToolCall) -> bytes:
         call.args_finished = True
         path = self._paths[call.tool_call_id]
         empty = b"" if call.args else sse(_TextDelta(EMPTY_ARGS, path))
         return empty + sse(_ArgsFinish(path))
 
-    def _close_tool(self, call: ToolCall, *, complete: bool = True) -> bytes:
+    def _close_tool(self, call: WireToolCall, *, complete: bool = True) -> bytes:
         """Finish a call's part; ``complete``: its arguments are whole, if not finished yet."""
         frames = b"" if call.args_finished or not complete else self._finish_args(call)
         return frames + sse(_PartFinish(self._paths.pop(call.tool_call_id)))

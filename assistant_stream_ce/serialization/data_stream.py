@@ -44,7 +44,7 @@ from ..assistant_stream_chunk import (
 )
 from ..state import StateProxy
 from ._frames import GENERIC_ERROR, Usage, delta_frames, dumps
-from ._tools import EMPTY_ARGS, UNFINISHED_ARGS_ERROR, Approval, ToolCall, ToolCalls, finish_reason
+from ._tools import EMPTY_ARGS, UNFINISHED_ARGS_ERROR, Approval, ToolCalls, WireToolCall, finish_reason
 from .assistant_stream_response import AssistantStreamResponse
 from .heartbeat import DATA_STREAM_KEEPALIVE_LINE, HeartbeatOption
 from .stream_encoder import FinishStatus, StreamEncoder
@@ -263,11 +263,11 @@ class _DataStreamWriter:
                 return _line(b"e:", _StepFinish(chunk.finish_reason, usage, chunk.is_continued))
         return b""
 
-    def _result(self, call: ToolCall, result: Any, artifact: Any, is_error: bool) -> bytes:
+    def _result(self, call: WireToolCall, result: Any, artifact: Any, is_error: bool) -> bytes:
         call.args_finished = call.has_result = True
         return _line(b"a:", _ToolResult(call.tool_call_id, result, artifact, is_error))
 
-    def _finish_args(self, call: ToolCall) -> bytes:
+    def _finish_args(self, call: WireToolCall) -> bytes:
         """``c:`` with ``isFinal``, as the npm encoder writes it ("{}" for a call without arguments)."""
         call.args_finished = True
         return _line(b"c:", _ArgsDelta(call.tool_call_id, "" if call.args else EMPTY_ARGS, is_final=True))

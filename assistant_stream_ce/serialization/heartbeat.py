@@ -12,6 +12,7 @@ from typing import Final
 
 import anyio
 
+from .._run import DEFAULT_GRACE_PERIOD
 from ._exchange import resolve_heartbeat
 from ._feed import DetachedFeed, Put
 from ._frames import SSE_KEEPALIVE
@@ -37,8 +38,6 @@ DATA_STREAM_KEEPALIVE_LINE: Final = "\n"
 
 HeartbeatOption = float | int | bool | None
 """Seconds between keepalives; ``True`` for the default, ``None``, ``False`` or ``0`` for none."""
-
-_CLOSE_GRACE: Final = 5.0  # how long aclose() waits for the wrapped stream's cleanup
 
 
 def resolve_heartbeat_interval(heartbeat: HeartbeatOption) -> float | None:
@@ -80,10 +79,10 @@ def add_keepalive(stream: AsyncIterable[str], interval: float, token: str) -> As
         finally:
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
-                with anyio.move_on_after(_CLOSE_GRACE, shield=True):
+                with anyio.move_on_after(DEFAULT_GRACE_PERIOD, shield=True):
                     await aclose()
 
-    return DetachedFeed(produce, _CLOSE_GRACE)
+    return DetachedFeed(produce, DEFAULT_GRACE_PERIOD)
 
 
 def add_sse_heartbeat(stream: AsyncIterable[str], interval: float) -> AsyncIterator[str]:

@@ -32,7 +32,7 @@ from ..assistant_stream_chunk import (
     UsageChunk,
 )
 from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, UsageRecord, delta_frames, sse
-from ._tools import EMPTY_ARGS, ToolCall, ToolCalls
+from ._tools import EMPTY_ARGS, ToolCalls, WireToolCall
 from .assistant_stream_response import AssistantStreamResponse
 from .heartbeat import HeartbeatOption
 from .stream_encoder import FinishStatus, StreamEncoder
@@ -139,10 +139,10 @@ class _OpenAIWriter:
             id=self._id, created=self._created, model=self._model, system_fingerprint=self._fingerprint, **fields
         )
 
-    def _tool_delta(self, call: ToolCall, arguments: str) -> bytes:
+    def _tool_delta(self, call: WireToolCall, arguments: str) -> bytes:
         return self._chunk(_Delta(tool_calls=[_ToolCallDelta(call.index, _Function(arguments))]))
 
-    def _args_deltas(self, call: ToolCall, arguments: str) -> bytes:
+    def _args_deltas(self, call: WireToolCall, arguments: str) -> bytes:
         return delta_frames(arguments, lambda piece: self._tool_delta(call, piece))
 
     def encode(self, chunk: AssistantStreamChunk) -> bytes:
@@ -222,7 +222,7 @@ class _OpenAIWriter:
         )
         raise ValueError(self._failure)
 
-    def _finish_args(self, call: ToolCall) -> bytes:
+    def _finish_args(self, call: WireToolCall) -> bytes:
         """Arguments are complete: a call that had none gets ``{}``, so clients can parse them."""
         call.args_finished = True
         return b"" if call.args else self._tool_delta(call, EMPTY_ARGS)

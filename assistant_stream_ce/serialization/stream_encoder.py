@@ -11,17 +11,15 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterable
-from typing import ClassVar, Literal, Protocol
+from typing import ClassVar, Protocol
 
-from .._run import default_error_message
+from .._run import FinishStatus, default_error_message
 from ..assistant_stream_chunk import AssistantStreamChunk, ErrorChunk
 from ._frames import SSE_KEEPALIVE, SSE_MEDIA_TYPE
 
 __all__ = ["FinishStatus", "FrameWriter", "StreamEncoder"]
 
 logger = logging.getLogger("assistant_stream_ce")
-
-FinishStatus = Literal["completed", "error", "cancelled"]
 
 
 class FrameWriter(Protocol):

@@ -44,7 +44,7 @@ from ..assistant_stream_chunk import (
     WarningChunk,
 )
 from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, SSEFrames, UsageRecord, dumps
-from ._tools import UNFINISHED_ARGS_ERROR, ToolCall, ToolCalls, parse_args
+from ._tools import UNFINISHED_ARGS_ERROR, ToolCalls, WireToolCall, parse_args
 from .assistant_stream_response import AssistantStreamResponse
 from .stream_encoder import FinishStatus, StreamEncoder
 
@@ -387,7 +387,7 @@ class _UIMessageStreamWriter:
         self._out.add(_PART_FRAMES[kind][0](part_id))
         return part_id
 
-    def _input_available(self, call: ToolCall) -> None:
+    def _input_available(self, call: WireToolCall) -> None:
         call.args_finished = True
         metadata = self._tool_metadata.get(call.tool_call_id)
         input = parse_args(call.args_text)
