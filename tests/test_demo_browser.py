@@ -98,34 +98,38 @@ def _check_answer(page: Page, index: int, place: str) -> None:
 
 
 def _book(page: Page, index: int, fmt: str, approve: bool) -> None:
-    """Ask to book in ``fmt``; the call waits with Approve / Deny; click one and see the answer go on."""
+    """Ask to book in ``fmt``; the call waits with Approve / Deny; click one and see the answer go on.
+
+    The page renders at its next animation frame: each check waits for what it looks at.
+    """
     page.click(f"label.format:has(input[value={fmt}])")
     _send(page, "Book a train to Porto")
     message = page.locator("[data-testid=assistant-message]").nth(index)
     call = message.locator("[data-tool-name=book_train]")
     page.wait_for_selector("[data-testid=run-status][data-status=waiting]")
+    message.locator(".notice", has_text="waits for your decision").wait_for()
+    call.get_by_test_id("approve").wait_for()
     assert (message.get_attribute("data-status"), call.get_attribute("data-state")) == ("waiting", "approval")
-    assert "waits for your decision" in message.locator(".notice").inner_text()
     assert call.get_by_test_id("tool-result").is_hidden(), "the booking did not run"
     page.wait_for_selector("[data-testid=server-outcome][data-status=completed]")
 
     call.get_by_test_id("approve" if approve else "deny").click()
     page.wait_for_selector("[data-testid=run-status][data-status=complete]")
     page.wait_for_selector("[data-testid=server-outcome][data-status=completed]")
+    answer = "Booked: the 08:15 train to Porto" if approve else "Understood, I did not book the train to Porto."
+    message.get_by_test_id("text").filter(has_text=answer).wait_for()
+    page.wait_for_selector("[data-testid=task][data-task-id=answer][data-status=done]")
     assert message.get_attribute("data-status") == "complete"
     assert call.get_by_test_id("approve").is_hidden()
     assert call.get_by_test_id("deny").is_hidden()
     assert page.locator("[data-testid=assistant-message]").count() == index + 1, "the answer continued the message"
     result = call.get_by_test_id("tool-result").inner_text()
-    text = message.get_by_test_id("text").last.inner_text()
     if approve:
         assert call.get_attribute("data-state") == "done"
         assert '"booked": true' in result
-        assert text.startswith("Booked: the 08:15 train to Porto")
     else:
         assert call.get_attribute("data-state") == "denied"
         assert result == "The user denied this tool call. Reason: Not now"
-        assert text == "Understood, I did not book the train to Porto."
     tasks = page.get_by_test_id("task").evaluate_all("els => els.map((e) => e.dataset.status)")
     assert tasks == ["done", "done" if approve else "denied", "done"]
 
