@@ -275,7 +275,7 @@ def main() -> int:
             env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "REDIS_TESTS", "PYTHONPATH")}
             if redis_url is not None:
                 env["REDIS_URL"] = redis_url
-            print(f"assistant-stream {VERSION}'s tests against assistant_stream_ce (checked on asyncio, reported on trio)")
+            print(f"assistant-stream {VERSION}'s tests (checked on asyncio, reported on trio)")
             asyncio_outcomes = run_pytest(args.python, root, "asyncio", env)
             trio_outcomes = run_pytest(args.python, root, "trio", env)
         report_trio(trio_outcomes, asyncio_outcomes, uses_asyncio(tests_dir))
