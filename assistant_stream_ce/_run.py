@@ -24,6 +24,7 @@ import contextlib
 import inspect
 import logging
 import math
+import secrets
 import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeGuard, runtime_che
 import anyio
 import anyio.abc
 
+from . import _telemetry
 from ._detached import EventLoop
 from ._json import copy_json_tree
 from ._merger import Merger, Mode
@@ -40,6 +42,8 @@ from .message import AssistantMessage, MessageBuilder
 from .state import StateStore
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
     from .tool_calls import ToolCallSequencer
 
 logger = logging.getLogger("assistant_stream_ce")
@@ -231,6 +235,20 @@ class RunCore:
         self.finishing = False
         self._done = Flag()
         self._cleanups: set[anyio.CancelScope] = set()  # cleanup() blocks waiting for the run to stop
+        self._run_id: str | None = None
+        self.span: Span | None = None  # the run's span while it runs, when tracing is on
+
+    @property
+    def run_id(self) -> str:
+        """A short random id of the run, made when first asked for (for logs and traces)."""
+        if self._run_id is None:
+            self._run_id = secrets.token_hex(8)
+        return self._run_id
+
+    @property
+    def status(self) -> FinishStatus:
+        """How the run ended (meaningful once it has)."""
+        return "error" if self.error else "cancelled" if self.cancelled else "completed"
 
     @property
     def cancelled(self) -> bool:
@@ -353,7 +371,15 @@ class RunCore:
         """The producer: runs the callback and its children, then ends the run.
 
         ``shielded``: only ``cancel()`` stops it, not the scopes it runs in.
+        With tracing on, all of it is the run's span, which tells how the run ended.
         """
+        with _telemetry.span(_telemetry.RUN_SPAN, lambda: {_telemetry.RUN_ID: self.run_id}) as self.span:
+            try:
+                await self._produce(callback, shielded)
+            finally:
+                _telemetry.ended(self.span, self.status, self.error and unwrap(self.error))
+
+    async def _produce(self, callback: Callable[[], Awaitable[None]], shielded: bool) -> None:
         self.loop = EventLoop()
         self.merger.bind(self.loop)
         self.scope = anyio.CancelScope(shield=shielded)
@@ -405,10 +431,9 @@ class RunCore:
             )
 
     async def _report(self, on_finish: OnFinish) -> None:
-        status: FinishStatus = "error" if self.error else "cancelled" if self.cancelled else "completed"
         assert self.builder is not None
         try:
-            result = on_finish(RunOutcome(status, self.builder.message, self.error))
+            result = on_finish(RunOutcome(self.status, self.builder.message, self.error))
             if inspect.isawaitable(result):
                 await result
         except Exception:

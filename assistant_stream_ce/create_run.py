@@ -105,6 +105,11 @@ class RunController:
         self._merger = core.merger
         self._parent_id = parent_id
 
+    @property
+    def run_id(self) -> str:
+        """A short random id of this run, the one its trace spans carry."""
+        return self._core.run_id
+
     def with_parent_id(self, parent_id: str) -> RunController:
         """A controller of the same run whose parts carry ``parent_id``."""
         return RunController(self._core, parent_id)
@@ -482,6 +487,11 @@ class Run:
         self._phase = _NEW
         self._tg: anyio.abc.TaskGroup | None = None
         self._error_raised = False
+
+    @property
+    def run_id(self) -> str:
+        """A short random id of this run, the one its trace spans carry."""
+        return self._core.run_id
 
     @property
     def state(self) -> Any:

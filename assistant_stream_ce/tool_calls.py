@@ -34,6 +34,7 @@ import anyio.abc
 import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from . import _telemetry
 from ._json import encoded_size
 from ._merger import HIGH_WATER, Merger
 from ._run import RunCore, error_text, positive_seconds
@@ -227,11 +228,22 @@ def _cancelled_text(tool_name: str) -> str:
     return f"tool {tool_name!r} was cancelled"
 
 
+def _tool_span(tool: ToolCall) -> dict[str, str | bool]:
+    """A call's span attributes: is_error until its tool task sets it (a call ended without a result gets an error)."""
+    return {
+        _telemetry.TOOL_NAME: tool.tool_name,
+        _telemetry.TOOL_CALL_ID: tool.tool_call_id,
+        _telemetry.TOOL_IS_ERROR: True,
+    }
+
+
 async def _tool_task(
     fn: ToolFunction, tool: ToolCall, timeout: float | None, send: MemoryObjectSendStream[_Item]
 ) -> None:
     async with send:
-        await send.send(await _call_tool(fn, tool, timeout))
+        result = await _call_tool(fn, tool, timeout)
+        _telemetry.set_attribute(_telemetry.TOOL_IS_ERROR, result[0].is_error)  # on the call's span
+        await send.send(result)
 
 
 async def _forward(
@@ -284,7 +296,7 @@ async def _run_call(
     tool = ToolCall(tool_call_id, tool_name, args or {}, args is None, send, core)
     task = functools.partial(_tool_task, fn, tool, timeout, send)
     try:
-        with send, receive, core.child_scope():
+        with _telemetry.span(_telemetry.TOOL_CALL_SPAN, lambda: _tool_span(tool)), send, receive, core.child_scope():
             async with anyio.create_task_group() as tg:
                 tg.start_soon(core.guard, task, name=f"tool {tool_name} {tool_call_id}")
                 await _forward(receive, core.merger, sequencer, index, tool_call_id)

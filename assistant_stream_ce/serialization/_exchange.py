@@ -47,6 +47,7 @@ import anyio
 import anyio.abc
 from starlette.types import Message, Receive, Send
 
+from .. import _telemetry
 from .._run import ErrorMessage, FinishStatus, OnFinish, default_error_message, error_text, positive_seconds
 from ..assistant_stream_chunk import AssistantStreamChunk, ErrorChunk
 from ..create_run import Run, RunOutcome
@@ -363,9 +364,11 @@ class Exchange:
 
     def _stuck(self) -> None:
         logger.info("assistant_stream_ce: the client read nothing for %ss; dropping it", self._settings.send_timeout)
-        self._client_gone()
+        self._client_gone("send_timeout")
 
-    def _client_gone(self) -> None:
+    def _client_gone(self, why: str = "disconnect") -> None:
+        if not self._gone and isinstance(self._stream, Run):
+            _telemetry.add_event(self._stream._core.span, why)  # on the run's span
         self._gone = True
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
