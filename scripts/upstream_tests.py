@@ -254,8 +254,8 @@ def report_trio(outcomes: dict[str, str], on_asyncio: dict[str, str], asyncio_bo
     rest = [test_id for test_id in failed if test_id not in shared and test_id not in asyncio_bodies]
     counts = {outcome: sum(1 for o in outcomes.values() if o == outcome) for outcome in ("passed", "failed", "skipped")}
     print(
-        f"\ntrio (reported only): {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped; "
-        f"of the failures, {len(shared)} fail on asyncio too, {len(uses_asyncio)} use asyncio in the test itself"
+        f"\ntrio (reported only): {counts['failed']} of {sum(counts.values())} fail ({counts['skipped']} skipped); "
+        f"{len(shared)} of them fail on asyncio too, {len(uses_asyncio)} use asyncio in the test itself"
     )
     for test_id in rest:
         print(f"  fails on trio only, without asyncio in the test: {test_id}")
