@@ -90,6 +90,19 @@ class RunOutcome:
 OnFinish = Callable[[RunOutcome], Awaitable[None] | None]
 
 
+async def call_on_finish(on_finish: OnFinish, outcome: RunOutcome, owner: str) -> None:
+    """Give ``on_finish`` the outcome, awaiting it if it is async; a hook that raises is logged, not raised.
+
+    ``owner`` (a run, a response, a resumable run) names whose hook it was in the log.
+    """
+    try:
+        result = on_finish(outcome)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        logger.exception("assistant_stream_ce %s: on_finish raised", owner)
+
+
 class DanglingToolCallWarning(RuntimeWarning):
     """A tool call's arguments were still open when its run ended."""
 
@@ -432,9 +445,4 @@ class RunCore:
 
     async def _report(self, on_finish: OnFinish) -> None:
         assert self.builder is not None
-        try:
-            result = on_finish(RunOutcome(self.status, self.builder.message, self.error))
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            logger.exception("assistant_stream_ce run: on_finish raised")
+        await call_on_finish(on_finish, RunOutcome(self.status, self.builder.message, self.error), "run")

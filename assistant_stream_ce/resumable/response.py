@@ -16,7 +16,6 @@ stops reading, and the same headers, plus ``x-resumable-stream-id``.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -26,7 +25,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from .._run import DEFAULT_GRACE_PERIOD, ErrorMessage, OnFinish, RunOutcome, default_error_message, error_text
+from .._run import (
+    DEFAULT_GRACE_PERIOD,
+    ErrorMessage,
+    OnFinish,
+    RunOutcome,
+    call_on_finish,
+    default_error_message,
+    error_text,
+)
 from ..assistant_stream_chunk import ErrorChunk
 from ..create_run import RunController, create_run
 from ..serialization._exchange import EncodedFrames
@@ -144,12 +151,7 @@ class ResumableStreamResponse(StreamingResponse):
 async def _report(on_finish: OnFinish, outcome: RunOutcome, store_failure: Exception | None) -> None:
     if store_failure is not None and outcome.status != "error":
         outcome = RunOutcome("error", outcome.message, store_failure)
-    try:
-        result = on_finish(outcome)
-        if inspect.isawaitable(result):
-            await result
-    except Exception:
-        logger.exception("resumable run: on_finish raised")
+    await call_on_finish(on_finish, outcome, "resumable run")
 
 
 def _run_source(

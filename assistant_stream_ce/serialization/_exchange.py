@@ -37,7 +37,6 @@ soon as the run has been cancelled and cleaned up.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -48,7 +47,15 @@ import anyio.abc
 from starlette.types import Message, Receive, Send
 
 from .. import _telemetry
-from .._run import ErrorMessage, FinishStatus, OnFinish, default_error_message, error_text, positive_seconds
+from .._run import (
+    ErrorMessage,
+    FinishStatus,
+    OnFinish,
+    call_on_finish,
+    default_error_message,
+    error_text,
+    positive_seconds,
+)
 from ..assistant_stream_chunk import AssistantStreamChunk, ErrorChunk
 from ..create_run import Run, RunOutcome
 from ..message import MessageBuilder
@@ -397,12 +404,7 @@ class Exchange:
         status: FinishStatus = "error" if self._error is not None else "completed" if self._delivered else "cancelled"
         with anyio.CancelScope(shield=True) as scope:
             scope.deadline = anyio.current_time() + self._settings.grace_period
-            try:
-                result = on_finish(RunOutcome(status, self._builder.message, self._error))
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                logger.exception("assistant_stream_ce: the response's on_finish raised")
+            await call_on_finish(on_finish, RunOutcome(status, self._builder.message, self._error), "response")
 
 
 def resolve_heartbeat(heartbeat: float | bool | None, default: float) -> float | None:
