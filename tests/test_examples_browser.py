@@ -5,7 +5,9 @@ tests/example_server.py, which adds a route that reports how each run ended) on 
 agent. In each, the test sends a message and sees the reasoning, the answer, the three tool
 results arriving in call order, the live task list and the sources; presses Stop mid-answer and
 checks that the server cancelled the run; and sees an error. With the AI SDK's ``useChat`` it
-also reloads the page mid-answer and sees the answer resume from the server.
+also reloads the page mid-answer and sees the answer resume from the server. And in each, it asks
+to book a train: the call waits with Approve and Deny, and the click decides whether the server
+books (the result and the answer go on in the same message) or sends the denial.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from unittest.mock import ANY
 from urllib.parse import quote
 
 import pytest
@@ -68,9 +71,9 @@ def _server(example: str, server: str) -> ServerProcess:
     return ServerProcess(f"{example} on {server}", lambda port: [*command, *bind(port)], env=env)
 
 
-def _outcome(server: ServerProcess, prompt: str) -> str:
-    """How the server's run for ``prompt`` ended (the route waits for it to end)."""
-    return str(get_json(f"{server.url}/test/outcome?prompt={quote(prompt)}")["status"])
+def _outcome(server: ServerProcess, prompt: str, run: int = 1) -> str:
+    """How the server's ``run``th run for ``prompt`` ended (the route waits for it to end)."""
+    return str(get_json(f"{server.url}/test/outcome?prompt={quote(prompt)}&run={run}")["status"])
 
 
 def _send(page: Page, prompt: str) -> None:
@@ -150,6 +153,40 @@ def _reload_midway(page: Page, server: ServerProcess) -> None:
     assert _outcome(server, prompt) == "completed", "the run went on while no page was attached"
 
 
+def _book(page: Page, server: ServerProcess, place: str, approve: bool) -> None:
+    """Ask to book; the call waits with Approve / Deny; click one and see the server act on it."""
+    prompt = f"Book a train to {place}"
+    _send(page, prompt)
+    message = page.locator("[data-testid=assistant-message]").last
+    call = message.locator("[data-testid=tool-call][data-tool-name=book_train]")
+    call.get_by_test_id("approve").wait_for()
+    assert _outcome(server, prompt) == "completed", "the first run ended with the call waiting"
+    page.wait_for_selector("[data-testid=status][data-status=ready]")
+    assert f"I can book the 08:15 train to {place}" in message.inner_text()
+    assert call.get_by_test_id("tool-result").count() == 0, "the booking waits for the decision"
+    assert message.locator("[data-task-id=book_train][data-status=waiting]").count() == 1
+
+    call.get_by_test_id("approve" if approve else "deny").click()
+    answer = f"Booked: the 08:15 train to {place}" if approve else f"Understood, I did not book the train to {place}."
+    message.get_by_test_id("text").filter(has_text=answer).wait_for()
+    page.wait_for_selector("[data-testid=status][data-status=ready]")
+    assert _outcome(server, prompt, run=2) == "completed"
+    message.locator(f"[data-task-id=book_train][data-status={'done' if approve else 'denied'}]").wait_for()
+    assert call.get_by_test_id("approve").count() == 0
+    assert call.get_by_test_id("deny").count() == 0
+    assert page.locator("[data-testid=assistant-message]", has_text=answer).count() == 1
+    assert f"I can book the 08:15 train to {place}" in message.inner_text(), "the answer went on in its message"
+
+    result = call.get_by_test_id("tool-result").inner_text()
+    booked = [booking for booking in get_json(f"{server.url}/test/bookings") if f" to {place} " in booking]
+    if approve:
+        assert json.loads(result) == {"booked": True, "to": place, "train": "08:15", "seats": 1, "reference": ANY}
+        assert len(booked) == 1, "the server booked once"
+    else:
+        assert "denied" in result.lower()
+        assert booked == [], "the server did not book"
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     assert CHROMIUM.exists(), "Debian's chromium is needed: apt-get install chromium (scripts/test.sh does)"
@@ -193,6 +230,24 @@ def test_example_in_chromium(browser: Browser, example: str, server: str) -> Non
             if example == "ai-sdk":
                 _reload_midway(page, app)
             _show_error(page, app)
+        finally:
+            context.close()
+    assert errors == []
+
+
+@pytest.mark.parametrize("approve", [True, False], ids=["approve", "deny"])
+@pytest.mark.parametrize("example", ["ai-sdk"])
+def test_example_approval_in_chromium(browser: Browser, example: str, approve: bool) -> None:
+    errors: list[str] = []
+    with _server(example, "uvicorn") as app:
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(app.url)
+            page.wait_for_selector("[data-testid=status][data-status=ready]")
+            _book(page, app, "Porto", approve)
         finally:
             context.close()
     assert errors == []
