@@ -236,7 +236,7 @@ def test_example_in_chromium(browser: Browser, example: str, server: str) -> Non
 
 
 @pytest.mark.parametrize("approve", [True, False], ids=["approve", "deny"])
-@pytest.mark.parametrize("example", ["ai-sdk", "ag-ui"])
+@pytest.mark.parametrize("example", ["ai-sdk", "assistant-ui", "ag-ui"])
 def test_example_approval_in_chromium(browser: Browser, example: str, approve: bool) -> None:
     errors: list[str] = []
     with _server(example, "uvicorn") as app:

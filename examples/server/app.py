@@ -40,10 +40,12 @@ from assistant_stream_ce import (
     read_any_chat_request,
     to_openai_messages,
 )
-from assistant_stream_ce.any_request import ClientRequest
+from assistant_stream_ce.any_request import AnyChatRequest, ClientRequest
 from assistant_stream_ce.chat_request import ChatCompletionRequest, ChatRequest
 from assistant_stream_ce.demo.agent import (
+    BOOKING_TOOL,
     TOOL_NAMES,
+    TaskList,
     ask_to_book,
     canned_result,
     continue_booking,
@@ -97,10 +99,38 @@ def decisions(request: ClientRequest) -> list[ToolApproval]:
     return [] if isinstance(request, ChatCompletionRequest) else request.tool_approvals()
 
 
-def scripted_agent(prompt: str, approvals: list[ToolApproval], *, state_as_data: bool) -> Agent:
+def denied_in_browser(request: ClientRequest) -> bool:
+    """Whether the newest message is the client's own result for the booking call.
+
+    assistant-ui's runtime settles a call the person denies itself, with an error result that its
+    next request carries; the denial is on the page already, and the agent only answers it.
+    """
+    messages = to_openai_messages(request)
+    if not messages or messages[-1]["role"] != "tool":
+        return False
+    calls = {call["id"]: call["function"]["name"] for m in messages for call in m.get("tool_calls", ())}
+    return calls.get(messages[-1]["tool_call_id"]) == BOOKING_TOOL
+
+
+async def answer_denial(controller: RunController, state: dict[str, Any]) -> None:
+    """The booking was denied in the browser: the task list says so, and the answer goes on."""
+    tasks = TaskList(controller, state, state_as_data=False)
+    tasks.set(BOOKING_TOOL, "denied")
+    tasks.set("answer", "running")
+    controller.append_text(f"Understood, I did not book the train to {state['place']}.")
+    tasks.set("answer", "done")
+
+
+def scripted_agent(incoming: AnyChatRequest, prompt: str) -> Agent:
+    body = incoming.request
+    approvals = decisions(body)
+    state_as_data = incoming.format == "ui-message-stream"  # it has no state frames: data parts
+
     async def agent(controller: RunController) -> None:
         if approvals:  # the person decided on the booking: run it, or send the denial, and answer
             await continue_booking(controller, approvals[0], pace=SCRIPTED_PACE, state_as_data=state_as_data)
+        elif isinstance(incoming.state, dict) and denied_in_browser(body):
+            await answer_denial(controller, incoming.state)
         elif "error" in prompt.lower():
             controller.append_reasoning("The user wants to see an error.")
             raise RuntimeError("The travel service is unavailable (a scripted error).")
@@ -146,11 +176,7 @@ async def chat(request: Request) -> Response:
     incoming = await read_any_chat_request(request)
     body = incoming.request
     prompt = last_user_text(body)
-    if os.environ.get("OPENAI_API_KEY"):
-        agent = model_agent(body)
-    else:  # the UI message stream has no state frames: the task list also goes out as data parts
-        approvals = decisions(body)
-        agent = scripted_agent(prompt, approvals, state_as_data=incoming.format == "ui-message-stream")
+    agent = model_agent(body) if os.environ.get("OPENAI_API_KEY") else scripted_agent(incoming, prompt)
 
     def report(outcome: RunOutcome) -> None:
         # Here an application would save outcome.message (see to_ui_message and friends).
