@@ -16,6 +16,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from unittest.mock import ANY
 from urllib.parse import quote
 
@@ -28,6 +29,13 @@ from test_demo_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
 from assistant_stream_ce.demo.agent import TOOL_NAMES
 
 EXAMPLES = TESTS_DIR.parent / "examples"
+#: Each example on the server stack its browser tests run it on: the AI SDK's on asyncio and trio.
+EXAMPLE_SERVERS = [
+    ("ai-sdk", "uvicorn"),
+    ("ai-sdk", "hypercorn-trio"),
+    ("assistant-ui", "uvicorn"),
+    ("ag-ui", "uvicorn"),
+]
 #: The scripted agent's pace: a run takes about two seconds, long enough to stop or reload it midway.
 PACE = "0.5"
 
@@ -198,16 +206,9 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
-@pytest.mark.parametrize(
-    ("example", "server"),
-    [
-        ("ai-sdk", "uvicorn"),
-        ("ai-sdk", "hypercorn-trio"),
-        ("assistant-ui", "uvicorn"),
-        ("ag-ui", "uvicorn"),
-    ],
-)
-def test_example_in_chromium(browser: Browser, example: str, server: str) -> None:
+@contextmanager
+def _open_page(browser: Browser, example: str, server: str) -> Iterator[tuple[Page, ServerProcess]]:
+    """The example's page in a fresh browser context, on its server; no page errors by the end."""
     dist = EXAMPLES / example / "dist" / "index.html"
     assert dist.exists(), f"build it first: cd examples/{example} && npm ci && npm run build (scripts/test.sh does)"
     errors: list[str] = []
@@ -219,35 +220,29 @@ def test_example_in_chromium(browser: Browser, example: str, server: str) -> Non
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(app.url)
             page.wait_for_selector("[data-testid=status][data-status=ready]")
-
-            _send(page, "Plan a weekend in Lisbon")
-            _wait_until_answered(page, "Lisbon")
-            _check_answer(page, "Lisbon")
-            _check_live_updates(page)
-            assert _outcome(app, "Plan a weekend in Lisbon") == "completed"
-
-            _stop_midway(page, app)
-            if example == "ai-sdk":
-                _reload_midway(page, app)
-            _show_error(page, app)
+            yield page, app
         finally:
             context.close()
     assert errors == []
+
+
+@pytest.mark.parametrize(("example", "server"), EXAMPLE_SERVERS)
+def test_example_in_chromium(browser: Browser, example: str, server: str) -> None:
+    with _open_page(browser, example, server) as (page, app):
+        _send(page, "Plan a weekend in Lisbon")
+        _wait_until_answered(page, "Lisbon")
+        _check_answer(page, "Lisbon")
+        _check_live_updates(page)
+        assert _outcome(app, "Plan a weekend in Lisbon") == "completed"
+
+        _stop_midway(page, app)
+        if example == "ai-sdk":
+            _reload_midway(page, app)
+        _show_error(page, app)
 
 
 @pytest.mark.parametrize("approve", [True, False], ids=["approve", "deny"])
-@pytest.mark.parametrize("example", ["ai-sdk", "assistant-ui", "ag-ui"])
-def test_example_approval_in_chromium(browser: Browser, example: str, approve: bool) -> None:
-    errors: list[str] = []
-    with _server(example, "uvicorn") as app:
-        context = browser.new_context()
-        try:
-            page = context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(app.url)
-            page.wait_for_selector("[data-testid=status][data-status=ready]")
-            _book(page, app, "Porto", approve)
-        finally:
-            context.close()
-    assert errors == []
+@pytest.mark.parametrize(("example", "server"), EXAMPLE_SERVERS)
+def test_example_approval_in_chromium(browser: Browser, example: str, server: str, approve: bool) -> None:
+    with _open_page(browser, example, server) as (page, app):
+        _book(page, app, "Porto", approve)
