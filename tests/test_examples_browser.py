@@ -5,7 +5,9 @@ tests/example_server.py, which adds a route that reports how each run ended) on 
 agent. In each, the test sends a message and sees the reasoning, the answer, the three tool
 results arriving in call order, the live task list and the sources; presses Stop mid-answer and
 checks that the server cancelled the run; and sees an error. With the AI SDK's ``useChat`` it
-also reloads the page mid-answer and sees the answer resume from the server.
+also reloads the page mid-answer and sees the answer resume from the server. And in each, it asks
+to book a train: the call waits with Approve and Deny, and the click decides whether the server
+books (the result and the answer go on in the same message) or sends the denial.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest.mock import ANY
 from urllib.parse import quote
 
 import pytest
@@ -25,6 +29,13 @@ from test_demo_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
 from assistant_stream_ce.demo.agent import TOOL_NAMES
 
 EXAMPLES = TESTS_DIR.parent / "examples"
+#: Each example on the server stack its browser tests run it on: the AI SDK's on asyncio and trio.
+EXAMPLE_SERVERS = [
+    ("ai-sdk", "uvicorn"),
+    ("ai-sdk", "hypercorn-trio"),
+    ("assistant-ui", "uvicorn"),
+    ("ag-ui", "uvicorn"),
+]
 #: The scripted agent's pace: a run takes about two seconds, long enough to stop or reload it midway.
 PACE = "0.5"
 
@@ -68,9 +79,9 @@ def _server(example: str, server: str) -> ServerProcess:
     return ServerProcess(f"{example} on {server}", lambda port: [*command, *bind(port)], env=env)
 
 
-def _outcome(server: ServerProcess, prompt: str) -> str:
-    """How the server's run for ``prompt`` ended (the route waits for it to end)."""
-    return str(get_json(f"{server.url}/test/outcome?prompt={quote(prompt)}")["status"])
+def _outcome(server: ServerProcess, prompt: str, run: int = 1) -> str:
+    """How the server's ``run``th run for ``prompt`` ended (the route waits for it to end)."""
+    return str(get_json(f"{server.url}/test/outcome?prompt={quote(prompt)}&run={run}")["status"])
 
 
 def _send(page: Page, prompt: str) -> None:
@@ -150,6 +161,40 @@ def _reload_midway(page: Page, server: ServerProcess) -> None:
     assert _outcome(server, prompt) == "completed", "the run went on while no page was attached"
 
 
+def _book(page: Page, server: ServerProcess, place: str, approve: bool) -> None:
+    """Ask to book; the call waits with Approve / Deny; click one and see the server act on it."""
+    prompt = f"Book a train to {place}"
+    _send(page, prompt)
+    message = page.locator("[data-testid=assistant-message]").last
+    call = message.locator("[data-testid=tool-call][data-tool-name=book_train]")
+    call.get_by_test_id("approve").wait_for()
+    assert _outcome(server, prompt) == "completed", "the first run ended with the call waiting"
+    page.wait_for_selector("[data-testid=status][data-status=ready]")
+    assert f"I can book the 08:15 train to {place}" in message.inner_text()
+    assert call.get_by_test_id("tool-result").count() == 0, "the booking waits for the decision"
+    assert message.locator("[data-task-id=book_train][data-status=waiting]").count() == 1
+
+    call.get_by_test_id("approve" if approve else "deny").click()
+    answer = f"Booked: the 08:15 train to {place}" if approve else f"Understood, I did not book the train to {place}."
+    message.get_by_test_id("text").filter(has_text=answer).wait_for()
+    page.wait_for_selector("[data-testid=status][data-status=ready]")
+    assert _outcome(server, prompt, run=2) == "completed"
+    message.locator(f"[data-task-id=book_train][data-status={'done' if approve else 'denied'}]").wait_for()
+    assert call.get_by_test_id("approve").count() == 0
+    assert call.get_by_test_id("deny").count() == 0
+    assert page.locator("[data-testid=assistant-message]", has_text=answer).count() == 1
+    assert f"I can book the 08:15 train to {place}" in message.inner_text(), "the answer went on in its message"
+
+    result = call.get_by_test_id("tool-result").inner_text()
+    booked = [booking for booking in get_json(f"{server.url}/test/bookings") if f" to {place} " in booking]
+    if approve:
+        assert json.loads(result) == {"booked": True, "to": place, "train": "08:15", "seats": 1, "reference": ANY}
+        assert len(booked) == 1, "the server booked once"
+    else:
+        assert "denied" in result.lower()
+        assert booked == [], "the server did not book"
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     assert CHROMIUM.exists(), "Debian's chromium is needed: apt-get install chromium (scripts/test.sh does)"
@@ -161,16 +206,9 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
-@pytest.mark.parametrize(
-    ("example", "server"),
-    [
-        ("ai-sdk", "uvicorn"),
-        ("ai-sdk", "hypercorn-trio"),
-        ("assistant-ui", "uvicorn"),
-        ("ag-ui", "uvicorn"),
-    ],
-)
-def test_example_in_chromium(browser: Browser, example: str, server: str) -> None:
+@contextmanager
+def _open_page(browser: Browser, example: str, server: str) -> Iterator[tuple[Page, ServerProcess]]:
+    """The example's page in a fresh browser context, on its server; no page errors by the end."""
     dist = EXAMPLES / example / "dist" / "index.html"
     assert dist.exists(), f"build it first: cd examples/{example} && npm ci && npm run build (scripts/test.sh does)"
     errors: list[str] = []
@@ -182,17 +220,29 @@ def test_example_in_chromium(browser: Browser, example: str, server: str) -> Non
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(app.url)
             page.wait_for_selector("[data-testid=status][data-status=ready]")
-
-            _send(page, "Plan a weekend in Lisbon")
-            _wait_until_answered(page, "Lisbon")
-            _check_answer(page, "Lisbon")
-            _check_live_updates(page)
-            assert _outcome(app, "Plan a weekend in Lisbon") == "completed"
-
-            _stop_midway(page, app)
-            if example == "ai-sdk":
-                _reload_midway(page, app)
-            _show_error(page, app)
+            yield page, app
         finally:
             context.close()
     assert errors == []
+
+
+@pytest.mark.parametrize(("example", "server"), EXAMPLE_SERVERS)
+def test_example_in_chromium(browser: Browser, example: str, server: str) -> None:
+    with _open_page(browser, example, server) as (page, app):
+        _send(page, "Plan a weekend in Lisbon")
+        _wait_until_answered(page, "Lisbon")
+        _check_answer(page, "Lisbon")
+        _check_live_updates(page)
+        assert _outcome(app, "Plan a weekend in Lisbon") == "completed"
+
+        _stop_midway(page, app)
+        if example == "ai-sdk":
+            _reload_midway(page, app)
+        _show_error(page, app)
+
+
+@pytest.mark.parametrize("approve", [True, False], ids=["approve", "deny"])
+@pytest.mark.parametrize(("example", "server"), EXAMPLE_SERVERS)
+def test_example_approval_in_chromium(browser: Browser, example: str, server: str, approve: bool) -> None:
+    with _open_page(browser, example, server) as (page, app):
+        _book(page, app, "Porto", approve)

@@ -3,7 +3,10 @@ assistant-ui's data-stream runtime and an AG-UI client, each in the format it re
 
 Without an API key the answers come from a scripted trip-planning agent (reasoning, text,
 three tool calls in parallel, a live task list, sources); a prompt that mentions "error"
-makes it fail, to show how each client displays an error. With ``OPENAI_API_KEY`` set the
+makes it fail, to show how each client displays an error. Asked to book ("Book a train to
+Porto"), it asks first: ``book_train`` waits for the person's approval and the run ends there;
+the client's next request carries the decision (signed by this server, verified here), and the
+booking runs, or the denial goes out, and the answer goes on. With ``OPENAI_API_KEY`` set the
 answers come from an OpenAI-compatible model (``OPENAI_BASE_URL`` and ``OPENAI_MODEL``
 choose which) that can call the same three tools.
 
@@ -29,10 +32,26 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
-from assistant_stream_ce import RunController, RunOutcome, create_run, read_any_chat_request, to_openai_messages
-from assistant_stream_ce.any_request import ClientRequest
-from assistant_stream_ce.chat_request import ChatRequest
-from assistant_stream_ce.demo.agent import TOOL_NAMES, canned_result, plan_trip
+from assistant_stream_ce import (
+    RunController,
+    RunOutcome,
+    ToolApproval,
+    create_run,
+    read_any_chat_request,
+    to_openai_messages,
+)
+from assistant_stream_ce.any_request import AnyChatRequest, ClientRequest
+from assistant_stream_ce.chat_request import ChatCompletionRequest, ChatRequest
+from assistant_stream_ce.demo.agent import (
+    BOOKING_TOOL,
+    TOOL_NAMES,
+    TaskList,
+    ask_to_book,
+    canned_result,
+    continue_booking,
+    plan_trip,
+    wants_booking,
+)
 from assistant_stream_ce.resumable import (
     create_cancel_assistant_stream_response,
     create_in_memory_resumable_stream_store,
@@ -56,7 +75,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The resumable runs of useChat live in this context's task group, for the app's lifetime.
     async with create_resumable_stream_context(store=create_in_memory_resumable_stream_store()) as streams:
         app.state.streams = streams
-        app.state.running = {}  # chat id -> stream id of the answer being streamed
+        # chat id -> (stream id, continued message id or None) of the answer being streamed
+        app.state.running = {}
         yield
 
 
@@ -74,12 +94,50 @@ def last_user_text(request: ClientRequest) -> str:
     return ""
 
 
-def scripted_agent(prompt: str, *, state_as_data: bool) -> Agent:
+def decisions(request: ClientRequest) -> list[ToolApproval]:
+    """The person's decisions on calls that waited for approval, verified (a 403 for one that does not verify)."""
+    return [] if isinstance(request, ChatCompletionRequest) else request.tool_approvals()
+
+
+def denied_in_browser(request: ClientRequest) -> bool:
+    """Whether the newest message is the client's own result for the booking call.
+
+    assistant-ui's runtime settles a call the person denies itself, with an error result that its
+    next request carries; the denial is on the page already, and the agent only answers it.
+    """
+    messages = to_openai_messages(request)
+    if not messages or messages[-1]["role"] != "tool":
+        return False
+    calls = {call["id"]: call["function"]["name"] for m in messages for call in m.get("tool_calls", ())}
+    return calls.get(messages[-1]["tool_call_id"]) == BOOKING_TOOL
+
+
+async def answer_denial(controller: RunController, state: dict[str, Any]) -> None:
+    """The booking was denied in the browser: the task list says so, and the answer goes on."""
+    tasks = TaskList(controller, state, state_as_data=False)
+    tasks.set(BOOKING_TOOL, "denied")
+    tasks.set("answer", "running")
+    controller.append_text(f"Understood, I did not book the train to {state['place']}.")
+    tasks.set("answer", "done")
+
+
+def scripted_agent(incoming: AnyChatRequest, prompt: str) -> Agent:
+    body = incoming.request
+    approvals = decisions(body)
+    state_as_data = incoming.format == "ui-message-stream"  # it has no state frames: data parts
+
     async def agent(controller: RunController) -> None:
-        if "error" in prompt.lower():
+        if approvals:  # the person decided on the booking: run it, or send the denial, and answer
+            await continue_booking(controller, approvals[0], pace=SCRIPTED_PACE, state_as_data=state_as_data)
+        elif isinstance(incoming.state, dict) and denied_in_browser(body):
+            await answer_denial(controller, incoming.state)
+        elif "error" in prompt.lower():
             controller.append_reasoning("The user wants to see an error.")
             raise RuntimeError("The travel service is unavailable (a scripted error).")
-        await plan_trip(controller, prompt, pace=SCRIPTED_PACE, state_as_data=state_as_data)
+        elif wants_booking(prompt):  # book_train waits for approval: the run ends with it
+            await ask_to_book(controller, prompt, pace=SCRIPTED_PACE, state_as_data=state_as_data)
+        else:
+            await plan_trip(controller, prompt, pace=SCRIPTED_PACE, state_as_data=state_as_data)
 
     return agent
 
@@ -118,10 +176,7 @@ async def chat(request: Request) -> Response:
     incoming = await read_any_chat_request(request)
     body = incoming.request
     prompt = last_user_text(body)
-    if os.environ.get("OPENAI_API_KEY"):
-        agent = model_agent(body)
-    else:  # the UI message stream has no state frames: the task list also goes out as data parts
-        agent = scripted_agent(prompt, state_as_data=incoming.format == "ui-message-stream")
+    agent = model_agent(body) if os.environ.get("OPENAI_API_KEY") else scripted_agent(incoming, prompt)
 
     def report(outcome: RunOutcome) -> None:
         # Here an application would save outcome.message (see to_ui_message and friends).
@@ -131,11 +186,13 @@ async def chat(request: Request) -> Response:
         return incoming.respond(create_run(agent, state=incoming.state), on_finish=report)
 
     # useChat: a resumable run, under a new stream id that the chat's id leads to while it runs.
-    running: dict[str, str] = request.app.state.running
-    stream_id = running[body.id] = secrets.token_urlsafe(16)
+    # After an approval it continues the chat's last assistant message (continued_message_id).
+    running: dict[str, tuple[str, str | None]] = request.app.state.running
+    stream_id = secrets.token_urlsafe(16)
+    running[body.id] = (stream_id, body.continued_message_id)
 
     def finished(outcome: RunOutcome) -> None:
-        if running.get(body.id) == stream_id:
+        if body.id in running and running[body.id][0] == stream_id:
             del running[body.id]
         report(outcome)
 
@@ -143,7 +200,7 @@ async def chat(request: Request) -> Response:
         context=request.app.state.streams,
         stream_id=stream_id,
         callback=agent,
-        encoder=UIMessageStreamEncoder(),
+        encoder=UIMessageStreamEncoder(body.continued_message_id),
         on_finish=finished,
     )
 
@@ -151,20 +208,20 @@ async def chat(request: Request) -> Response:
 @app.get("/api/chat/{chat_id}/stream")
 async def resume(chat_id: str, request: Request) -> Response:
     """useChat's ``resume``: the running answer from its start, or 204 when none runs."""
-    stream_id = request.app.state.running.get(chat_id)
-    if stream_id is None:
+    if chat_id not in request.app.state.running:
         return Response(status_code=204)
+    stream_id, message_id = request.app.state.running[chat_id]
     return await create_resume_assistant_stream_response(
-        context=request.app.state.streams, stream_id=stream_id, encoder=UIMessageStreamEncoder()
+        context=request.app.state.streams, stream_id=stream_id, encoder=UIMessageStreamEncoder(message_id)
     )
 
 
 @app.post("/api/chat/{chat_id}/cancel")
 async def cancel(chat_id: str, request: Request) -> Response:
     """Stop: a resumable run outlives its request, so it is cancelled by name."""
-    stream_id = request.app.state.running.get(chat_id)
-    if stream_id is None:
+    if chat_id not in request.app.state.running:
         return Response(status_code=204)
+    stream_id, _ = request.app.state.running[chat_id]
     return await create_cancel_assistant_stream_response(context=request.app.state.streams, stream_id=stream_id)
 
 

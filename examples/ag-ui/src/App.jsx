@@ -22,18 +22,32 @@ export default function App() {
   const [running, setRunning] = useState(false);
   const [error, setError] = useState(null);
   const [input, setInput] = useState("");
+  // The calls that wait for a decision: a run that ends with RUN_FINISHED's outcome "interrupt"
+  // leaves one interrupt per call (reason "tool_approval", its toolCallId) in pendingInterrupts.
+  const [interrupts, setInterrupts] = useState([]);
 
   async function submit(event) {
     event.preventDefault();
-    if (!input.trim() || running) return;
+    if (!input.trim() || running || interrupts.length > 0) return;
     agent.addMessage({ id: crypto.randomUUID(), role: "user", content: input });
-    const turn = agent.messages.filter((message) => message.role === "user").length - 1;
     setInput("");
+    await run({});
+  }
+
+  // Approve / Deny: the next run answers the interrupt (every open one must be answered); the
+  // server verifies the decision, then sends the call's result (or the denial) and goes on.
+  async function decide(interrupt, approved) {
+    await run({ resume: [{ interruptId: interrupt.id, status: "resolved", payload: { approved } }] });
+  }
+
+  async function run(parameters) {
+    const turn = agent.messages.filter((message) => message.role === "user").length - 1;
     setError(null);
+    setInterrupts([]);
     setRunning(true);
     try {
       await agent.runAgent(
-        { runId: crypto.randomUUID() },
+        { runId: crypto.randomUUID(), ...parameters },
         {
           onMessagesChanged: ({ messages }) => setMessages([...messages]),
           onStateChanged: ({ state }) => setState(state),
@@ -49,6 +63,7 @@ export default function App() {
       if (err.name !== "AbortError") setError((shown) => shown ?? err.message);
     } finally {
       setMessages([...agent.messages]);
+      setInterrupts([...agent.pendingInterrupts]);
       setRunning(false);
     }
   }
@@ -58,7 +73,8 @@ export default function App() {
     <main>
       <h1>AG-UI</h1>
       <p>
-        Ask for a trip plan (&ldquo;Plan a weekend in Kyoto&rdquo;), or mention &ldquo;error&rdquo; to see one.
+        Ask for a trip plan (&ldquo;Plan a weekend in Kyoto&rdquo;), to book a train (&ldquo;Book a train to
+        Porto&rdquo;: it asks for your approval first), or mention &ldquo;error&rdquo; to see one.
       </p>
       {turns.map((turn, i) => (
         <div key={turn.question?.id ?? i}>
@@ -71,6 +87,8 @@ export default function App() {
             messages={turn.answer}
             sources={sources[i] ?? []}
             tasks={i === turns.length - 1 ? state?.tasks : undefined}
+            interrupts={running ? [] : interrupts}
+            decide={decide}
           />
         </div>
       ))}
@@ -81,7 +99,8 @@ export default function App() {
       )}
       <form onSubmit={submit}>
         <input id="prompt" value={input} onChange={(event) => setInput(event.target.value)} placeholder="Ask..." />
-        <button id="send" type="submit" disabled={running}>
+        {/* The next run must answer every open interrupt: a new message waits for the decision. */}
+        <button id="send" type="submit" disabled={running || interrupts.length > 0}>
           Send
         </button>
         {/* Aborts the request: the server sees the client go and cancels the run. */}
@@ -96,7 +115,7 @@ export default function App() {
   );
 }
 
-function Answer({ messages, sources, tasks }) {
+function Answer({ messages, sources, tasks, interrupts, decide }) {
   const results = Object.fromEntries(
     messages.filter((message) => message.role === "tool").map((message) => [message.toolCallId, message.content]),
   );
@@ -116,7 +135,13 @@ function Answer({ messages, sources, tasks }) {
             </div>
           )}
           {message.toolCalls?.map((call) => (
-            <ToolCall key={call.id} call={call} result={results[call.id]} />
+            <ToolCall
+              key={call.id}
+              call={call}
+              result={results[call.id]}
+              interrupt={interrupts.find((interrupt) => interrupt.toolCallId === call.id)}
+              decide={decide}
+            />
           ))}
         </div>
       ))}
@@ -133,11 +158,21 @@ function Answer({ messages, sources, tasks }) {
   );
 }
 
-function ToolCall({ call, result }) {
+function ToolCall({ call, result, interrupt, decide }) {
   const name = call.function.name;
   return (
     <div className="tool" data-testid="tool-call" data-tool-name={name}>
       <strong>{name}</strong> <code>{call.function.arguments}</code>
+      {interrupt && (
+        <span className="approval">
+          <button type="button" data-testid="approve" onClick={() => decide(interrupt, true)}>
+            Approve
+          </button>
+          <button type="button" data-testid="deny" onClick={() => decide(interrupt, false)}>
+            Deny
+          </button>
+        </span>
+      )}
       {result !== undefined && <pre data-testid="tool-result">{result}</pre>}
     </div>
   );

@@ -23,7 +23,7 @@ function storedMessages() {
 }
 
 export default function App() {
-  const { messages, sendMessage, stop, status, error } = useChat({
+  const { messages, sendMessage, addToolApprovalResponse, stop, status, error } = useChat({
     id: chatId,
     messages: storedMessages(),
     resume: true,
@@ -45,6 +45,13 @@ export default function App() {
     setInput("");
   }
 
+  // Approve / Deny: the decision goes on the tool part, and the next request carries it to the
+  // server, which runs the call (or sends the denial) and continues this assistant message.
+  async function decide(part, approved) {
+    await addToolApprovalResponse({ id: part.approval.id, approved });
+    sendMessage();
+  }
+
   async function stopAnswer() {
     // The run outlives its request (that is what makes it resumable), so it is cancelled by name.
     await fetch(`/api/chat/${chatId}/cancel`, { method: "POST" });
@@ -55,8 +62,9 @@ export default function App() {
     <main>
       <h1>useChat</h1>
       <p>
-        Ask for a trip plan (&ldquo;Plan a weekend in Kyoto&rdquo;), or mention &ldquo;error&rdquo; to see one.
-        Reload the page while it answers: the answer carries on.
+        Ask for a trip plan (&ldquo;Plan a weekend in Kyoto&rdquo;), to book a train (&ldquo;Book a train to
+        Porto&rdquo;: it asks for your approval first), or mention &ldquo;error&rdquo; to see one. Reload the page
+        while it answers: the answer carries on.
       </p>
       {messages.map((message) =>
         message.role === "user" ? (
@@ -64,7 +72,7 @@ export default function App() {
             {message.parts.map((part, i) => (part.type === "text" ? <span key={i}>{part.text}</span> : null))}
           </div>
         ) : (
-          <AssistantMessage key={message.id} message={message} />
+          <AssistantMessage key={message.id} message={message} decide={busy ? null : decide} />
         ),
       )}
       {error && (
@@ -88,7 +96,7 @@ export default function App() {
   );
 }
 
-function AssistantMessage({ message }) {
+function AssistantMessage({ message, decide }) {
   // The task list is the run's state; each change arrives as a `data-state` part, the newest wins.
   const state = message.parts.findLast((part) => part.type === "data-state")?.data.state;
   const sources = message.parts.filter((part) => part.type === "source-url");
@@ -111,7 +119,9 @@ function AssistantMessage({ message }) {
           );
         }
         if (part.type.startsWith("tool-")) {
-          return <ToolCall key={part.toolCallId} name={part.type.slice("tool-".length)} part={part} />;
+          return (
+            <ToolCall key={part.toolCallId} name={part.type.slice("tool-".length)} part={part} decide={decide} />
+          );
         }
         return null;
       })}
@@ -128,10 +138,25 @@ function AssistantMessage({ message }) {
   );
 }
 
-function ToolCall({ name, part }) {
+function ToolCall({ name, part, decide }) {
   return (
     <div className="tool" data-testid="tool-call" data-tool-name={name} data-state={part.state}>
       <strong>{name}</strong> <code>{JSON.stringify(part.input ?? {})}</code>
+      {part.state === "approval-requested" && decide && (
+        <span className="approval">
+          <button type="button" data-testid="approve" onClick={() => decide(part, true)}>
+            Approve
+          </button>
+          <button type="button" data-testid="deny" onClick={() => decide(part, false)}>
+            Deny
+          </button>
+        </span>
+      )}
+      {part.state === "output-denied" && (
+        <pre className="error" data-testid="tool-result">
+          Denied{part.approval?.reason ? `: ${part.approval.reason}` : ""}
+        </pre>
+      )}
       {part.state === "output-available" && <pre data-testid="tool-result">{JSON.stringify(part.output)}</pre>}
       {part.state === "output-error" && (
         <pre className="error" data-testid="tool-result">
