@@ -5,12 +5,16 @@ Writes through :class:`StateProxy` change the local tree at once and become
 chunks. Applying those operations to the initial state on the client gives the
 server's state; an ``append-text`` is only ever emitted for a path that holds a
 string, because the clients reject it anywhere else.
+
+Every reader of operations (the store behind a run's or a ``StateManager``'s
+state, :func:`apply_operations`, the message a run builds, the AG-UI
+encoder's JSON Patches) applies them through :func:`apply_operation`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from ._json import copy_json_tree
 from .assistant_stream_chunk import ObjectStreamOperation
@@ -54,32 +58,73 @@ def _lookup(root: Any, path: Sequence[str]) -> Any:
     return value
 
 
-def _assign(root: Any, path: Sequence[str], value: Any) -> Any:
-    """Set ``path`` to ``value`` in place and return the (possibly new) root."""
-    if not path:
-        return value
-    parent = _lookup(root, path[:-1])
+def _put(parent: Any, path: Sequence[str], value: Any) -> bool:
+    """Store ``value`` at the last key of ``path`` in ``parent`` (its container); True if it replaced an item.
+
+    A dict takes any key; a list takes an index up to its length, which appends.
+    """
     key = path[-1]
     if isinstance(parent, dict):
+        replaced = key in parent
         parent[key] = value
-    elif isinstance(parent, list) and key.isdigit() and int(key) <= len(parent):
+        return replaced
+    if isinstance(parent, list) and key.isdigit() and int(key) <= len(parent):
         if int(key) == len(parent):
             parent.append(value)
-        else:
-            parent[int(key)] = value
-    else:
-        raise StateKeyError(
-            f"cannot set {key!r} at path {list(path)}: the parent is "
-            f"{type(parent).__name__}" + (f" of length {len(parent)}" if isinstance(parent, list) else "")
-        )
-    return root
+            return False
+        parent[int(key)] = value
+        return True
+    raise StateKeyError(
+        f"cannot set {key!r} at path {list(path)}: the parent is "
+        f"{type(parent).__name__}" + (f" of length {len(parent)}" if isinstance(parent, list) else "")
+    )
 
 
-def _append_text(root: Any, path: Sequence[str], delta: str) -> Any:
-    current = _lookup(root, path)
-    if not isinstance(current, str):
-        raise TypeError(f"cannot append text at path {list(path)}: it holds {type(current).__name__}, not str")
-    return _assign(root, path, current + delta)
+def checked_operation(operation: Mapping[str, Any]) -> ObjectStreamOperation:
+    """``operation`` ready for :func:`apply_operation`: a known type, str keys, and a private copy of a value to set.
+
+    Raises before anything changes: ``ValueError`` for an unknown type,
+    ``TypeError`` for a value that is not JSON or text to append that is not a str.
+    """
+    kind, value = operation["type"], operation.get("value")
+    keys = [str(key) for key in operation["path"]]
+    if kind == "set":
+        return {"type": "set", "path": keys, "value": copy_json_tree(value, "state value", tuple(keys))}
+    if kind == "append-text":
+        if not isinstance(value, str):
+            raise TypeError(f"can only append str to state text, not {type(value).__name__}")
+        return {"type": "append-text", "path": keys, "value": value}
+    raise ValueError(f"unknown state operation type {kind!r}")
+
+
+class Applied(NamedTuple):
+    """What :func:`apply_operation` did."""
+
+    root: Any
+    """The tree's root afterwards (a new one when the path was empty)."""
+    value: Any
+    """What the path holds now."""
+    replaced: bool
+    """The path held a value before (a JSON Patch ``replace`` rather than an ``add``)."""
+
+
+def apply_operation(root: Any, operation: ObjectStreamOperation) -> Applied:
+    """Apply one operation from :func:`checked_operation` to ``root`` itself: the one reader of state operations.
+
+    A missing key or index on the way is a :class:`StateKeyError`, and so is a
+    key that its parent cannot take; ``append-text`` to anything but a string
+    is a ``TypeError`` (the clients throw on both). Nothing changes when it raises.
+    """
+    path = operation["path"]
+    value = operation["value"]
+    if operation["type"] == "append-text":
+        current = _lookup(root, path)
+        if not isinstance(current, str):
+            raise TypeError(f"cannot append text at path {list(path)}: it holds {type(current).__name__}, not str")
+        value = current + value
+    if not path:
+        return Applied(value, value, True)
+    return Applied(root, value, _put(_lookup(root, path[:-1]), path, value))
 
 
 def apply_operations(state: Any, operations: Sequence[ObjectStreamOperation]) -> Any:
@@ -97,12 +142,7 @@ def fold_operations(root: Any, operations: Sequence[ObjectStreamOperation]) -> A
     not a copy of the whole state. The values are copied, as a chunk may be read twice.
     """
     for op in operations:
-        if op["type"] == "set":
-            root = _assign(root, op["path"], copy_json_tree(op["value"], "state value", tuple(op["path"])))
-        elif op["type"] == "append-text":
-            root = _append_text(root, op["path"], op["value"])
-        else:
-            raise ValueError(f"unknown state operation type {op['type']!r}")
+        root = apply_operation(root, checked_operation(op)).root
     return root
 
 
@@ -124,24 +164,10 @@ class StateStore:
         return _lookup(self.root, path)
 
     def set(self, path: Sequence[str | int], value: Any) -> None:
-        keys = [str(key) for key in path]
-        if isinstance(value, StateProxy):
-            if value._store is self and value._path == keys:
-                return  # `proxy[k] += [...]` writes the same proxy back: nothing changed
-            value = value._value()
-        local = copy_json_tree(value, "state value", tuple(keys))
-        self._check("a state write")
-        self.root = _assign(self.root, keys, local)
-        self._emit({"type": "set", "path": keys, "value": copy_json_tree(local, "state value")})
+        self._write({"type": "set", "path": path, "value": value})
 
     def append_text(self, path: Sequence[str | int], delta: str) -> None:
-        if not isinstance(delta, str):
-            raise TypeError(f"can only append str to state text, not {type(delta).__name__}")
-        keys = [str(key) for key in path]
-        self._check("a state write")
-        self.root = _append_text(self.root, keys, delta)
-        if delta:
-            self._emit({"type": "append-text", "path": keys, "value": delta})
+        self._write({"type": "append-text", "path": path, "value": delta})
 
     def extend_text(self, container: Any, path: list[str], value: str, start: int) -> None:
         """Store ``value``, which extends the string at ``path`` from ``start`` on, in ``container`` (its parent).
@@ -150,23 +176,29 @@ class StateStore:
         ``state[...][key] += text`` already looked it up.
         """
         self._check("a state write")
-        key = path[-1]
-        if isinstance(container, list):
-            container[int(key)] = value
-        else:
-            container[key] = value
+        _put(container, path, value)
         if start < len(value):
             self._emit({"type": "append-text", "path": path, "value": value[start:]})
 
     def apply(self, operations: Sequence[ObjectStreamOperation]) -> None:
         """Apply operations that arrived as an ``update-state`` chunk from a substream."""
         for op in operations:
-            if op["type"] == "set":
-                self.set(op["path"], op["value"])
-            elif op["type"] == "append-text":
-                self.append_text(op["path"], op["value"])
-            else:
-                raise ValueError(f"unknown state operation type {op['type']!r}")
+            self._write(op)
+
+    def _write(self, write: Mapping[str, Any]) -> None:
+        """Apply one operation and report it; a ``set`` of a proxy stores the proxy's value."""
+        value = write.get("value")
+        if write["type"] == "set" and isinstance(value, StateProxy):
+            if value._store is self and value._path == [str(key) for key in write["path"]]:
+                return  # `proxy[k] += [...]` writes the same proxy back: nothing changed
+            write = {**write, "value": value._value()}
+        operation = checked_operation(write)
+        self._check("a state write")
+        self.root = apply_operation(self.root, operation).root
+        if operation["type"] == "set":
+            self._emit({**operation, "value": copy_json_tree(operation["value"], "state value")})
+        elif operation["value"]:
+            self._emit(operation)
 
 
 class StateProxy:

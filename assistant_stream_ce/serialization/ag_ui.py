@@ -404,7 +404,7 @@ class _AGUIWriter:
     def _update_state(self, operations: list[ObjectStreamOperation]) -> None:
         try:
             patch = self._state.apply(operations)
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             logger.warning("AG-UI: state operations do not apply to the state the encoder was given: %s", exc)
             return
         if patch is None:
