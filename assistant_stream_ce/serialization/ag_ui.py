@@ -25,7 +25,8 @@ from __future__ import annotations
 import copy
 import logging
 import uuid
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
+from functools import partial
 from typing import Any, Literal
 
 import msgspec
@@ -197,6 +198,10 @@ _CONTENT_EVENTS: dict[TextKind, type[_TextMessageContent | _ReasoningMessageCont
 }
 
 
+def _content_event(kind: TextKind, message_id: str) -> Callable[[str], _TextMessageContent | _ReasoningMessageContent]:
+    return partial(_CONTENT_EVENTS[kind], message_id)
+
+
 class _Custom(_Event, tag="CUSTOM"):
     name: str
     value: Any
@@ -259,7 +264,7 @@ class _AGUIWriter:
         self._out = SSEFrames()
         self._started = False
         self._message_id: str | None = None  # the assistant message of the current turn
-        self._text = TextParts(self._out, self._start_text, self._end_text, _CONTENT_EVENTS)
+        self._text = TextParts(self._out, self._start_text, _content_event, self._end_text)
         self._tools = ToolCalls()
         self._interrupts: list[_Interrupt] = []  # the run's own interrupts (not tool approvals)
         self._step: str | None = None

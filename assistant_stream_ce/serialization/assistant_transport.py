@@ -175,18 +175,16 @@ class _UpdateState(_Frame, tag="update-state"):
     operations: list[Any]
 
 
-def _text_delta(path: list[int], piece: str) -> _TextDelta:
-    return _TextDelta(piece, path)
-
-
-_TEXT_DELTAS: dict[TextKind, Callable[[list[int], str], _TextDelta]] = {"text": _text_delta, "reasoning": _text_delta}
+def _deltas_at(path: list[int]) -> Callable[[str], _TextDelta]:
+    """The ``text-delta`` frame of a piece at ``path``: text, reasoning and tool arguments all stream as these."""
+    return lambda piece: _TextDelta(piece, path)
 
 
 class _AssistantTransportWriter:
     def __init__(self) -> None:
         self._out = SSEFrames()
         self._parts = 0
-        self._text = TextParts(self._out, self._start_text, self._end_text, _TEXT_DELTAS)
+        self._text = TextParts(self._out, self._start_text, lambda kind, path: _deltas_at(path), self._end_text)
         self._tools = ToolCalls()
         self._paths: dict[str, list[int]] = {}
         self._usage = Usage()  # all steps together
@@ -255,8 +253,8 @@ class _AssistantTransportWriter:
                         self._finish_args(call)
                     path = self._paths[call.tool_call_id]
                     out.add(_Result(chunk.result, False, path, chunk.artifact, is_preliminary=True))
-            case ProviderMetadataChunk(tool_call_id=None) if self._text.open is not None:
-                out.add(_TextDelta("", self._text.open[2], chunk.provider_metadata))
+            case ProviderMetadataChunk(tool_call_id=None) if (part := self._text.open) is not None:
+                out.add(_TextDelta("", part.id, chunk.provider_metadata))
             case DocumentSourceChunk():
                 self._whole_part(
                     _DocumentSourcePart(
@@ -302,7 +300,7 @@ class _AssistantTransportWriter:
         self._out.add(_PartFinish(path))
 
     def _args_delta(self, delta: str, path: list[int]) -> None:
-        self._out.add_delta(delta, lambda piece: _TextDelta(piece, path))
+        self._out.add_delta(delta, _deltas_at(path))
 
     def _whole_part(self, part: _Part) -> None:
         """A part with no deltas (source, file): start and finish at once."""

@@ -12,7 +12,8 @@ a finished step.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
+from functools import partial
 from typing import Any, Literal
 
 import msgspec
@@ -190,6 +191,10 @@ _PART_DELTAS: dict[TextKind, type[_TextDelta | _ReasoningDelta]] = {"text": _Tex
 _PART_ENDS: dict[TextKind, type[_TextEnd | _ReasoningEnd]] = {"text": _TextEnd, "reasoning": _ReasoningEnd}
 
 
+def _delta_event(kind: TextKind, part_id: str) -> Callable[[str], _TextDelta | _ReasoningDelta]:
+    return partial(_PART_DELTAS[kind], part_id)
+
+
 def _data_type(data: Any) -> str:
     """``data-<kind>`` for an object with a string ``kind``, else ``data-data``."""
     kind = data.get("kind") if isinstance(data, dict) else None
@@ -212,7 +217,7 @@ class _UIMessageStreamWriter:
         self._started = False
         self._step_open = False
         self._step_has_output = False
-        self._text = TextParts(self._out, self._start_text, self._end_text, _PART_DELTAS)
+        self._text = TextParts(self._out, self._start_text, _delta_event, self._end_text)
         self._counters = {"text": 0, "reasoning": 0, "data": 0}
         self._tools = ToolCalls()
         self._tool_metadata: dict[str, ProviderMetadata] = {}
@@ -336,9 +341,8 @@ class _UIMessageStreamWriter:
             case ProviderMetadataChunk(tool_call_id=str(tool_call_id)):
                 if self._tools.streaming(tool_call_id) is not None:
                     self._tool_metadata[tool_call_id] = chunk.provider_metadata
-            case ProviderMetadataChunk() if self._text.open is not None:
-                kind, _, part_id = self._text.open
-                self._out.add(_PART_DELTAS[kind](part_id, "", chunk.provider_metadata))
+            case ProviderMetadataChunk() if (part := self._text.open) is not None:
+                self._out.add(_PART_DELTAS[part.kind](part.id, "", chunk.provider_metadata))
             case MessageMetadataChunk():
                 self._ensure_started(chunk.metadata)
             case UsageChunk():
