@@ -13,8 +13,8 @@ encoder's JSON Patches) applies them through :func:`apply_operation`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from ._json import copy_json_tree
 from .assistant_stream_chunk import ObjectStreamOperation
@@ -80,14 +80,13 @@ def _put(parent: Any, path: Sequence[str], value: Any) -> bool:
     )
 
 
-def checked_operation(operation: Mapping[str, Any]) -> ObjectStreamOperation:
-    """``operation`` ready for :func:`apply_operation`: a known type, str keys, and a private copy of a value to set.
+def checked_operation(kind: str, path: Sequence[str | int], value: Any) -> ObjectStreamOperation:
+    """An operation ready for :func:`apply_operation`: a known type, str keys, and a private copy of a value to set.
 
     Raises before anything changes: ``ValueError`` for an unknown type,
     ``TypeError`` for a value that is not JSON or text to append that is not a str.
     """
-    kind, value = operation["type"], operation.get("value")
-    keys = [str(key) for key in operation["path"]]
+    keys = [str(key) for key in path]
     if kind == "set":
         return {"type": "set", "path": keys, "value": copy_json_tree(value, "state value", tuple(keys))}
     if kind == "append-text":
@@ -97,23 +96,15 @@ def checked_operation(operation: Mapping[str, Any]) -> ObjectStreamOperation:
     raise ValueError(f"unknown state operation type {kind!r}")
 
 
-class Applied(NamedTuple):
-    """What :func:`apply_operation` did."""
-
-    root: Any
-    """The tree's root afterwards (a new one when the path was empty)."""
-    value: Any
-    """What the path holds now."""
-    replaced: bool
-    """The path held a value before (a JSON Patch ``replace`` rather than an ``add``)."""
-
-
-def apply_operation(root: Any, operation: ObjectStreamOperation) -> Applied:
+def apply_operation(root: Any, operation: ObjectStreamOperation) -> tuple[Any, Any, bool]:
     """Apply one operation from :func:`checked_operation` to ``root`` itself: the one reader of state operations.
 
-    A missing key or index on the way is a :class:`StateKeyError`, and so is a
-    key that its parent cannot take; ``append-text`` to anything but a string
-    is a ``TypeError`` (the clients throw on both). Nothing changes when it raises.
+    Returns the root afterwards (a new one when the path is empty), what the
+    path holds now, and whether it held a value before (a JSON Patch
+    ``replace`` rather than an ``add``). A missing key or index on the way is
+    a :class:`StateKeyError`, and so is a key that its parent cannot take;
+    ``append-text`` to anything but a string is a ``TypeError`` (the clients
+    throw on both). Nothing changes when it raises.
     """
     path = operation["path"]
     value = operation["value"]
@@ -123,8 +114,8 @@ def apply_operation(root: Any, operation: ObjectStreamOperation) -> Applied:
             raise TypeError(f"cannot append text at path {list(path)}: it holds {type(current).__name__}, not str")
         value = current + value
     if not path:
-        return Applied(value, value, True)
-    return Applied(root, value, _put(_lookup(root, path[:-1]), path, value))
+        return value, value, True
+    return root, value, _put(_lookup(root, path[:-1]), path, value)
 
 
 def apply_operations(state: Any, operations: Sequence[ObjectStreamOperation]) -> Any:
@@ -142,7 +133,7 @@ def fold_operations(root: Any, operations: Sequence[ObjectStreamOperation]) -> A
     not a copy of the whole state. The values are copied, as a chunk may be read twice.
     """
     for op in operations:
-        root = apply_operation(root, checked_operation(op)).root
+        root = apply_operation(root, checked_operation(op["type"], op["path"], op.get("value")))[0]
     return root
 
 
@@ -164,10 +155,10 @@ class StateStore:
         return _lookup(self.root, path)
 
     def set(self, path: Sequence[str | int], value: Any) -> None:
-        self._write({"type": "set", "path": path, "value": value})
+        self._write("set", path, value)
 
     def append_text(self, path: Sequence[str | int], delta: str) -> None:
-        self._write({"type": "append-text", "path": path, "value": delta})
+        self._write("append-text", path, delta)
 
     def extend_text(self, container: Any, path: list[str], value: str, start: int) -> None:
         """Store ``value``, which extends the string at ``path`` from ``start`` on, in ``container`` (its parent).
@@ -183,20 +174,21 @@ class StateStore:
     def apply(self, operations: Sequence[ObjectStreamOperation]) -> None:
         """Apply operations that arrived as an ``update-state`` chunk from a substream."""
         for op in operations:
-            self._write(op)
+            self._write(op["type"], op["path"], op.get("value"))
 
-    def _write(self, write: Mapping[str, Any]) -> None:
+    def _write(self, kind: str, path: Sequence[str | int], value: Any) -> None:
         """Apply one operation and report it; a ``set`` of a proxy stores the proxy's value."""
-        value = write.get("value")
-        if write["type"] == "set" and isinstance(value, StateProxy):
-            if value._store is self and value._path == [str(key) for key in write["path"]]:
+        if kind == "set" and isinstance(value, StateProxy):
+            if value._store is self and value._path == [str(key) for key in path]:
                 return  # `proxy[k] += [...]` writes the same proxy back: nothing changed
-            write = {**write, "value": value._value()}
-        operation = checked_operation(write)
+            value = value._value()
+        operation = checked_operation(kind, path, value)
         self._check("a state write")
-        self.root = apply_operation(self.root, operation).root
+        self.root = apply_operation(self.root, operation)[0]
         if operation["type"] == "set":
-            self._emit({**operation, "value": copy_json_tree(operation["value"], "state value")})
+            self._emit(
+                {"type": "set", "path": operation["path"], "value": copy_json_tree(operation["value"], "state value")}
+            )
         elif operation["value"]:
             self._emit(operation)
 

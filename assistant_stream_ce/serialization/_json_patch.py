@@ -44,7 +44,7 @@ class StatePatcher:
         snapshot = not self._synced
         patch: list[PatchOperation] = []
         for operation in operations:
-            checked = checked_operation(operation)
+            checked = checked_operation(operation["type"], operation["path"], operation.get("value"))
             self.state, value, replaced = apply_operation(self.state, checked)
             path = checked["path"]
             if not path:
