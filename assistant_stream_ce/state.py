@@ -5,6 +5,10 @@ Writes through :class:`StateProxy` change the local tree at once and become
 chunks. Applying those operations to the initial state on the client gives the
 server's state; an ``append-text`` is only ever emitted for a path that holds a
 string, because the clients reject it anywhere else.
+
+Every reader of operations (the store behind a run's or a ``StateManager``'s
+state, :func:`apply_operations`, the message a run builds, the AG-UI
+encoder's JSON Patches) applies them through :func:`apply_operation`.
 """
 
 from __future__ import annotations
@@ -54,32 +58,64 @@ def _lookup(root: Any, path: Sequence[str]) -> Any:
     return value
 
 
-def _assign(root: Any, path: Sequence[str], value: Any) -> Any:
-    """Set ``path`` to ``value`` in place and return the (possibly new) root."""
-    if not path:
-        return value
-    parent = _lookup(root, path[:-1])
+def _put(parent: Any, path: Sequence[str], value: Any) -> bool:
+    """Store ``value`` at the last key of ``path`` in ``parent`` (its container); True if it replaced an item.
+
+    A dict takes any key; a list takes an index up to its length, which appends.
+    """
     key = path[-1]
     if isinstance(parent, dict):
+        replaced = key in parent
         parent[key] = value
-    elif isinstance(parent, list) and key.isdigit() and int(key) <= len(parent):
+        return replaced
+    if isinstance(parent, list) and key.isdigit() and int(key) <= len(parent):
         if int(key) == len(parent):
             parent.append(value)
-        else:
-            parent[int(key)] = value
-    else:
-        raise StateKeyError(
-            f"cannot set {key!r} at path {list(path)}: the parent is "
-            f"{type(parent).__name__}" + (f" of length {len(parent)}" if isinstance(parent, list) else "")
-        )
-    return root
+            return False
+        parent[int(key)] = value
+        return True
+    raise StateKeyError(
+        f"cannot set {key!r} at path {list(path)}: the parent is "
+        f"{type(parent).__name__}" + (f" of length {len(parent)}" if isinstance(parent, list) else "")
+    )
 
 
-def _append_text(root: Any, path: Sequence[str], delta: str) -> Any:
-    current = _lookup(root, path)
-    if not isinstance(current, str):
-        raise TypeError(f"cannot append text at path {list(path)}: it holds {type(current).__name__}, not str")
-    return _assign(root, path, current + delta)
+def checked_operation(kind: str, path: Sequence[str | int], value: Any) -> ObjectStreamOperation:
+    """An operation ready for :func:`apply_operation`: a known type, str keys, and a private copy of a value to set.
+
+    Raises before anything changes: ``ValueError`` for an unknown type,
+    ``TypeError`` for a value that is not JSON or text to append that is not a str.
+    """
+    keys = [str(key) for key in path]
+    if kind == "set":
+        return {"type": "set", "path": keys, "value": copy_json_tree(value, "state value", tuple(keys))}
+    if kind == "append-text":
+        if not isinstance(value, str):
+            raise TypeError(f"can only append str to state text, not {type(value).__name__}")
+        return {"type": "append-text", "path": keys, "value": value}
+    raise ValueError(f"unknown state operation type {kind!r}")
+
+
+def apply_operation(root: Any, operation: ObjectStreamOperation) -> tuple[Any, Any, bool]:
+    """Apply one operation from :func:`checked_operation` to ``root`` itself: the one reader of state operations.
+
+    Returns the root afterwards (a new one when the path is empty), what the
+    path holds now, and whether it held a value before (a JSON Patch
+    ``replace`` rather than an ``add``). A missing key or index on the way is
+    a :class:`StateKeyError`, and so is a key that its parent cannot take;
+    ``append-text`` to anything but a string is a ``TypeError`` (the clients
+    throw on both). Nothing changes when it raises.
+    """
+    path = operation["path"]
+    value = operation["value"]
+    if operation["type"] == "append-text":
+        current = _lookup(root, path)
+        if not isinstance(current, str):
+            raise TypeError(f"cannot append text at path {list(path)}: it holds {type(current).__name__}, not str")
+        value = current + value
+    if not path:
+        return value, value, True
+    return root, value, _put(_lookup(root, path[:-1]), path, value)
 
 
 def apply_operations(state: Any, operations: Sequence[ObjectStreamOperation]) -> Any:
@@ -97,12 +133,7 @@ def fold_operations(root: Any, operations: Sequence[ObjectStreamOperation]) -> A
     not a copy of the whole state. The values are copied, as a chunk may be read twice.
     """
     for op in operations:
-        if op["type"] == "set":
-            root = _assign(root, op["path"], copy_json_tree(op["value"], "state value", tuple(op["path"])))
-        elif op["type"] == "append-text":
-            root = _append_text(root, op["path"], op["value"])
-        else:
-            raise ValueError(f"unknown state operation type {op['type']!r}")
+        root = apply_operation(root, checked_operation(op["type"], op["path"], op.get("value")))[0]
     return root
 
 
@@ -124,24 +155,10 @@ class StateStore:
         return _lookup(self.root, path)
 
     def set(self, path: Sequence[str | int], value: Any) -> None:
-        keys = [str(key) for key in path]
-        if isinstance(value, StateProxy):
-            if value._store is self and value._path == keys:
-                return  # `proxy[k] += [...]` writes the same proxy back: nothing changed
-            value = value._value()
-        local = copy_json_tree(value, "state value", tuple(keys))
-        self._check("a state write")
-        self.root = _assign(self.root, keys, local)
-        self._emit({"type": "set", "path": keys, "value": copy_json_tree(local, "state value")})
+        self._write("set", path, value)
 
     def append_text(self, path: Sequence[str | int], delta: str) -> None:
-        if not isinstance(delta, str):
-            raise TypeError(f"can only append str to state text, not {type(delta).__name__}")
-        keys = [str(key) for key in path]
-        self._check("a state write")
-        self.root = _append_text(self.root, keys, delta)
-        if delta:
-            self._emit({"type": "append-text", "path": keys, "value": delta})
+        self._write("append-text", path, delta)
 
     def extend_text(self, container: Any, path: list[str], value: str, start: int) -> None:
         """Store ``value``, which extends the string at ``path`` from ``start`` on, in ``container`` (its parent).
@@ -150,23 +167,30 @@ class StateStore:
         ``state[...][key] += text`` already looked it up.
         """
         self._check("a state write")
-        key = path[-1]
-        if isinstance(container, list):
-            container[int(key)] = value
-        else:
-            container[key] = value
+        _put(container, path, value)
         if start < len(value):
             self._emit({"type": "append-text", "path": path, "value": value[start:]})
 
     def apply(self, operations: Sequence[ObjectStreamOperation]) -> None:
         """Apply operations that arrived as an ``update-state`` chunk from a substream."""
         for op in operations:
-            if op["type"] == "set":
-                self.set(op["path"], op["value"])
-            elif op["type"] == "append-text":
-                self.append_text(op["path"], op["value"])
-            else:
-                raise ValueError(f"unknown state operation type {op['type']!r}")
+            self._write(op["type"], op["path"], op.get("value"))
+
+    def _write(self, kind: str, path: Sequence[str | int], value: Any) -> None:
+        """Apply one operation and report it; a ``set`` of a proxy stores the proxy's value."""
+        if kind == "set" and isinstance(value, StateProxy):
+            if value._store is self and value._path == [str(key) for key in path]:
+                return  # `proxy[k] += [...]` writes the same proxy back: nothing changed
+            value = value._value()
+        operation = checked_operation(kind, path, value)
+        self._check("a state write")
+        self.root = apply_operation(self.root, operation)[0]
+        if operation["type"] == "set":
+            self._emit(
+                {"type": "set", "path": operation["path"], "value": copy_json_tree(operation["value"], "state value")}
+            )
+        elif operation["value"]:
+            self._emit(operation)
 
 
 class StateProxy:

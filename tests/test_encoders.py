@@ -30,6 +30,7 @@ from assistant_stream_ce import (
     ErrorChunk,
     OpenAIStreamEncoder,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     RunController,
     StepFinishChunk,
     StepStartChunk,
@@ -486,6 +487,59 @@ def test_ag_ui_state_snapshot_then_json_patch() -> None:
         }
     ]
     assert encoder.state == {"a~b": {"c/d": 1}, "list": [1], "notes": "x"}  # each stream starts from a copy
+
+
+def _text_parts(fmt: str, parsed: list[Any]) -> list[tuple[str, str]]:
+    """The text and reasoning parts in ``parsed``, in order, with their text; a tool call is ``("tool", "")``."""
+    parts: list[tuple[str, str]] = []
+    for frame in parsed:
+        kind = frame_type(fmt, frame)
+        if kind in ("text-start", "reasoning-start", "TEXT_MESSAGE_START", "REASONING_MESSAGE_START"):
+            parts.append(("text" if kind.lower().startswith("text") else "reasoning", ""))
+        elif kind in ("tool-input-start", "TOOL_CALL_START"):
+            parts.append(("tool", ""))
+        elif kind == "part-start":
+            part_kind = frame["part"]["type"]
+            parts.append(("tool" if part_kind == "tool-call" else part_kind, ""))
+        elif kind in ("text-delta", "reasoning-delta", "TEXT_MESSAGE_CONTENT", "REASONING_MESSAGE_CONTENT"):
+            # Assistant transport addresses a part by its index (tool arguments are text deltas too).
+            index = frame["path"][0] if fmt == "assistant-transport" else len(parts) - 1
+            part_kind, text = parts[index]
+            if part_kind != "tool":
+                parts[index] = (part_kind, text + frame["delta" if "delta" in frame else "textDelta"])
+    return parts
+
+
+@pytest.mark.parametrize("fmt", ["ui-message-stream", "ag-ui", "assistant-transport"])
+def test_text_and_reasoning_parts_break_at_the_same_chunks_in_every_part_format(fmt: str) -> None:
+    """A delta of the other kind or another parent, a reasoning part start or a tool call ends the open part."""
+    chunks: list[AssistantStreamChunk] = [
+        TextDeltaChunk(text_delta="a"),
+        TextDeltaChunk(text_delta="b"),
+        ReasoningDeltaChunk(reasoning_delta="r"),
+        TextDeltaChunk(text_delta="c", parent_id="p1"),
+        TextDeltaChunk(text_delta="d", parent_id="p1"),
+        TextDeltaChunk(text_delta="e"),
+        ToolCallBeginChunk(tool_call_id="t1", tool_name="f"),
+        ToolCallDeltaChunk(tool_call_id="t1", args_text_delta="{}"),
+        TextDeltaChunk(text_delta="f"),
+        ReasoningDeltaChunk(reasoning_delta="g"),
+        ReasoningPartStartChunk(unstable_summary="s"),
+        ReasoningDeltaChunk(reasoning_delta="h"),
+        ReasoningDeltaChunk(reasoning_delta="i"),
+        TextDeltaChunk(text_delta="j"),
+    ]
+    assert _text_parts(fmt, encode(fmt, chunks)) == [
+        ("text", "ab"),
+        ("reasoning", "r"),
+        ("text", "cd"),
+        ("text", "e"),
+        ("tool", ""),
+        ("text", "f"),
+        ("reasoning", "g"),
+        ("reasoning", "hi"),
+        ("text", "j"),
+    ]
 
 
 def test_ag_ui_turns_after_tool_results_are_new_messages() -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import jsonpatch  # type: ignore[import-untyped]  # RFC 6902, installed with langchain-core
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,7 +22,9 @@ from assistant_stream_ce import (
     create_run,
 )
 from assistant_stream_ce.assistant_stream_chunk import ObjectStreamOperation
+from assistant_stream_ce.serialization._json_patch import StatePatcher
 from assistant_stream_ce.state import apply_operations
+from assistant_stream_ce.state_manager import StateManager
 
 pytestmark = pytest.mark.anyio
 
@@ -233,3 +237,72 @@ async def test_the_initial_state_is_copied(anyio_backend: str) -> None:
         async with create_run(callback, state=initial) as chunks:
             [chunk async for chunk in chunks]
     assert initial == {"list": [1]}
+
+
+# -- one interpreter: the client's fold, a state manager and the AG-UI patches agree ------------------
+
+_MISSING_AND_ODD_PATHS: list[tuple[Any, list[ObjectStreamOperation]]] = [
+    ({"a": {}}, [{"type": "set", "path": ["a", "b"], "value": {"c": [1]}}]),
+    ({"a": {}}, [{"type": "set", "path": ["x", "y"], "value": 1}]),  # a missing parent
+    ({"l": [1]}, [{"type": "set", "path": ["l", "1"], "value": 2}]),  # the index just past the end appends
+    ({"l": [1]}, [{"type": "set", "path": ["l", "3"], "value": 2}]),
+    ({"l": [1]}, [{"type": "set", "path": ["l", "-1"], "value": 2}]),
+    ({"l": ["a"]}, [{"type": "append-text", "path": ["l", "-1"], "value": "b"}]),
+    ({"l": [1]}, [{"type": "set", "path": ["l", "x"], "value": 2}]),
+    ({"l": [[1], "s"]}, [{"type": "set", "path": ["l", "0", "0"], "value": 2}]),
+    ({"a": "s"}, [{"type": "set", "path": ["a", "b"], "value": 1}]),  # a key of a string
+    ({"a": 5}, [{"type": "set", "path": ["a", "0"], "value": 1}]),
+    ({"a": 1}, [{"type": "append-text", "path": ["a"], "value": "x"}]),  # append to a non-string
+    ({"a": None}, [{"type": "append-text", "path": ["a"], "value": "x"}]),
+    ({"a": 1}, [{"type": "append-text", "path": ["b"], "value": "x"}]),  # append to a missing key
+    ({"a": "s"}, [{"type": "append-text", "path": ["a"], "value": 3}]),  # append a non-string
+    ({"a": "s"}, [{"type": "append-text", "path": ["a"], "value": ""}]),
+    ({"a": "s"}, [{"type": "delete", "path": ["a"], "value": None}]),  # type: ignore[typeddict-item]
+    ({"a": "s"}, [{"type": "set", "path": ["b"], "value": {1: 2}}]),  # not JSON
+    ({"a": "s"}, [{"type": "set", "path": [], "value": ["new root"]}]),
+    ("ab", [{"type": "append-text", "path": [], "value": "c"}]),
+    (
+        {"msgs": []},
+        [
+            {"type": "set", "path": ["msgs", "0"], "value": {"text": ""}},
+            {"type": "append-text", "path": ["msgs", "0", "text"], "value": "he"},
+            {"type": "append-text", "path": ["msgs", "0", "text"], "value": "llo"},
+            {"type": "set", "path": ["msgs", "1"], "value": {"text": "x"}},
+            {"type": "set", "path": ["msgs", "0", "text"], "value": "bye"},
+        ],
+    ),
+]
+
+
+def _outcome(apply: Any) -> Any:
+    """What applying gave: the state, or the exception's type and message."""
+    try:
+        return apply()
+    except Exception as exc:
+        return type(exc), str(exc)
+
+
+@pytest.mark.parametrize(("initial", "operations"), _MISSING_AND_ODD_PATHS)
+def test_every_reader_of_state_operations_agrees(initial: Any, operations: list[ObjectStreamOperation]) -> None:
+    """``apply_operations``, ``StateManager.add_operations`` and the AG-UI patcher: the same state or the same error.
+
+    The AG-UI encoder's patches, applied (RFC 6902) to what the client had, give that state too.
+    """
+
+    def managed() -> Any:
+        manager = StateManager(lambda chunk: None, copy.deepcopy(initial))
+        manager.add_operations(operations)
+        return manager.state_data
+
+    def patched() -> Any:
+        patcher = StatePatcher(copy.deepcopy(initial))
+        assert patcher.apply([]) is None  # the first batch is the snapshot
+        patch = patcher.apply(operations)
+        if patch is not None:
+            client = jsonpatch.apply_patch(initial, [msgspec.to_builtins(op) for op in patch])
+            assert client == patcher.state
+        return patcher.state
+
+    folded = _outcome(lambda: apply_operations(initial, operations))
+    assert _outcome(managed) == folded
+    assert _outcome(patched) == folded

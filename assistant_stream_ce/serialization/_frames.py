@@ -51,8 +51,11 @@ def delta_frames(text: str, frame: Callable[[str], bytes], first: Callable[[str]
     """
     first = first or frame
     whole = first(text)
-    if len(whole) <= MAX_FRAME_BYTES:
-        return whole
+    return whole if len(whole) <= MAX_FRAME_BYTES else _split(text, whole, frame, first)
+
+
+def _split(text: str, whole: bytes, frame: Callable[[str], bytes], first: Callable[[str], bytes]) -> bytes:
+    """The frames of consecutive pieces of ``text``, whose one frame ``whole`` is too big."""
     frames = []
     start = 0
     step = max(1, len(text) * (MAX_FRAME_BYTES * 9 // 10) // len(whole))  # characters a frame holds, about
@@ -88,12 +91,22 @@ class SSEFrames:
 
     def add_delta(self, delta: str, event: Callable[[str], Any]) -> None:
         """The events ``event(piece)`` carrying ``delta``, split so that none is over :data:`MAX_FRAME_BYTES`."""
-        self._frames.append(delta_frames(delta, lambda piece: sse(event(piece))))
+        whole = sse(event(delta))
+        if len(whole) > MAX_FRAME_BYTES:
+
+            def frame(piece: str) -> bytes:
+                return sse(event(piece))
+
+            whole = _split(delta, whole, frame, frame)
+        self._frames.append(whole)
 
     def take(self) -> bytes:
-        frames = b"".join(self._frames)
-        self._frames.clear()
-        return frames
+        frames = self._frames
+        if len(frames) == 1:
+            return frames.pop()  # most chunks make one event
+        taken = b"".join(frames)
+        frames.clear()
+        return taken
 
 
 class Usage(msgspec.Struct, rename="camel"):

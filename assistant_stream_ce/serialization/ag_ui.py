@@ -25,7 +25,8 @@ from __future__ import annotations
 import copy
 import logging
 import uuid
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
+from functools import partial
 from typing import Any, Literal
 
 import msgspec
@@ -60,6 +61,7 @@ from ..assistant_stream_chunk import (
 from ..message import merge_metadata
 from ._frames import GENERIC_ERROR, SSE_MEDIA_TYPE, SSEFrames, TokenUsage, UsageRecord, dumps
 from ._json_patch import PatchOperation, StatePatcher
+from ._parts import TextKind, TextParts
 from ._tools import EMPTY_ARGS, ToolCalls, WireToolCall
 from .assistant_stream_response import AssistantStreamResponse
 from .stream_encoder import FinishStatus, StreamEncoder
@@ -190,6 +192,16 @@ class _StateDelta(_Event, tag="STATE_DELTA"):
     delta: list[PatchOperation]
 
 
+_CONTENT_EVENTS: dict[TextKind, type[_TextMessageContent | _ReasoningMessageContent]] = {
+    "text": _TextMessageContent,
+    "reasoning": _ReasoningMessageContent,
+}
+
+
+def _content_event(kind: TextKind, message_id: str) -> Callable[[str], _TextMessageContent | _ReasoningMessageContent]:
+    return partial(_CONTENT_EVENTS[kind], message_id)
+
+
 class _Custom(_Event, tag="CUSTOM"):
     name: str
     value: Any
@@ -252,7 +264,7 @@ class _AGUIWriter:
         self._out = SSEFrames()
         self._started = False
         self._message_id: str | None = None  # the assistant message of the current turn
-        self._text: tuple[Literal["text", "reasoning"], str | None, str] | None = None  # kind, parent, id
+        self._text = TextParts(self._out, self._start_text, _content_event, self._end_text)
         self._tools = ToolCalls()
         self._interrupts: list[_Interrupt] = []  # the run's own interrupts (not tool approvals)
         self._step: str | None = None
@@ -282,14 +294,16 @@ class _AGUIWriter:
         self._ensure_started()
         match chunk:
             case TextDeltaChunk():
-                self._text_delta("text", chunk.text_delta, chunk.parent_id)
+                if chunk.text_delta:
+                    self._text.delta("text", chunk.text_delta, chunk.parent_id)
             case ReasoningDeltaChunk():
-                self._text_delta("reasoning", chunk.reasoning_delta, chunk.parent_id)
+                if chunk.reasoning_delta:
+                    self._text.delta("reasoning", chunk.reasoning_delta, chunk.parent_id)
             case ReasoningPartStartChunk(unstable_summary=str()):
-                self._open_text("reasoning", chunk.parent_id)  # a new reasoning message; AG-UI has no summary
+                self._text.start("reasoning", chunk.parent_id)  # a new reasoning message; AG-UI has no summary
             case ToolCallBeginChunk():
                 if self._tools.begin(chunk) is not None:
-                    self._close_text()
+                    self._text.close()
                     self._out.add(_ToolCallStart(chunk.tool_call_id, chunk.tool_name, self._turn_message()))
             case ToolCallDeltaChunk():
                 streaming = self._tools.streaming(chunk.tool_call_id)
@@ -320,7 +334,7 @@ class _AGUIWriter:
             case UpdateStateChunk():
                 self._update_state(chunk.operations)
             case StepStartChunk():
-                self._close_text()
+                self._text.close()
                 self._finish_step()
                 self._step = chunk.message_id
                 self._out.add(_StepStarted(chunk.message_id))
@@ -353,22 +367,13 @@ class _AGUIWriter:
             case UsageChunk():
                 self._usage.add(chunk)
             case StepFinishChunk():
-                self._close_text()
+                self._text.close()
                 self._finish_step()
                 self._usage.add(chunk)
         return self._out.take()
 
-    def _text_delta(self, kind: Literal["text", "reasoning"], delta: str, parent_id: str | None) -> None:
-        if not delta:
-            return
-        text = self._text
-        part_id = text[2] if text is not None and text[:2] == (kind, parent_id) else self._open_text(kind, parent_id)
-        content = _TextMessageContent if kind == "text" else _ReasoningMessageContent
-        self._out.add_delta(delta, lambda piece: content(part_id, piece))
-
-    def _open_text(self, kind: Literal["text", "reasoning"], parent_id: str | None) -> str:
-        """Start a text or reasoning message (its id): the next deltas of its kind and parent fill it."""
-        self._close_text()
+    def _start_text(self, kind: TextKind, parent_id: str | None, summary: str | None) -> str:
+        """A text message (the turn's assistant message) or a new reasoning message: its id."""
         if kind == "text":
             part_id = self._turn_message()
             self._out.add(_TextMessageStart(part_id))
@@ -376,14 +381,9 @@ class _AGUIWriter:
             part_id = self._new_id("reasoning")
             self._out.add(_ReasoningStart(part_id))
             self._out.add(_ReasoningMessageStart(part_id, "reasoning"))
-        self._text = (kind, parent_id, part_id)
         return part_id
 
-    def _close_text(self) -> None:
-        if self._text is None:
-            return
-        kind, _, part_id = self._text
-        self._text = None
+    def _end_text(self, kind: TextKind, part_id: str) -> None:
         if kind == "text":
             self._out.add(_TextMessageEnd(part_id))
         else:
@@ -404,7 +404,7 @@ class _AGUIWriter:
     def _update_state(self, operations: list[ObjectStreamOperation]) -> None:
         try:
             patch = self._state.apply(operations)
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             logger.warning("AG-UI: state operations do not apply to the state the encoder was given: %s", exc)
             return
         if patch is None:
@@ -417,7 +417,7 @@ class _AGUIWriter:
             return b""
         self._finished = True
         self._ensure_started()
-        self._close_text()
+        self._text.close()
         failed = status == "error" or self._error is not None
         for call in self._tools.open_args():
             if status == "completed" and not failed:

@@ -11,7 +11,7 @@ part without ``tool-call-args-text-finish`` (which would announce them complete)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from typing import Any, Literal
 
 import msgspec
@@ -43,7 +43,8 @@ from ..assistant_stream_chunk import (
     UsageChunk,
     WarningChunk,
 )
-from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, Usage, delta_frames, sse
+from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, SSEFrames, Usage
+from ._parts import TextKind, TextParts
 from ._tools import EMPTY_ARGS, Approval, ToolCalls, WireToolCall, finish_reason
 from .assistant_stream_response import AssistantStreamResponse
 from .data_stream import StateProxyJSONEncoder
@@ -174,11 +175,16 @@ class _UpdateState(_Frame, tag="update-state"):
     operations: list[Any]
 
 
+def _deltas_at(path: list[int]) -> Callable[[str], _TextDelta]:
+    """The ``text-delta`` frame of a piece at ``path``: text, reasoning and tool arguments all stream as these."""
+    return lambda piece: _TextDelta(piece, path)
+
+
 class _AssistantTransportWriter:
     def __init__(self) -> None:
+        self._out = SSEFrames()
         self._parts = 0
-        # the open text or reasoning part: its kind, parent id and path
-        self._text: tuple[type[_TextPart | _ReasoningPart], str | None, list[int]] | None = None
+        self._text = TextParts(self._out, self._start_text, lambda kind, path: _deltas_at(path), self._end_text)
         self._tools = ToolCalls()
         self._paths: dict[str, list[int]] = {}
         self._usage = Usage()  # all steps together
@@ -189,156 +195,144 @@ class _AssistantTransportWriter:
         """Frames for ``chunk``; an object of a type this format does not know gets none."""
         if self._finished:
             return b""
+        out = self._out
         match chunk:
             case TextDeltaChunk():
-                return self._text_delta(_TextPart, chunk.text_delta, chunk.parent_id)
+                self._text.delta("text", chunk.text_delta, chunk.parent_id)
             case ReasoningDeltaChunk():
-                return self._text_delta(_ReasoningPart, chunk.reasoning_delta, chunk.parent_id)
+                self._text.delta("reasoning", chunk.reasoning_delta, chunk.parent_id)
             case ReasoningPartStartChunk(unstable_summary=str(summary)):
-                return self._open_text(_ReasoningPart(chunk.parent_id, summary))[0]
+                self._text.start("reasoning", chunk.parent_id, summary)
             case ToolCallBeginChunk():
                 call = self._tools.begin(chunk)
-                if call is None:
-                    return b""
-                frames = self._close_text()
-                self._paths[call.tool_call_id] = self._next_path()
-                part = _ToolCallPart(chunk.tool_call_id, chunk.tool_name, chunk.parent_id)
-                return frames + sse(_PartStart(part, []))
+                if call is not None:
+                    self._text.close()
+                    self._paths[call.tool_call_id] = self._next_path()
+                    out.add(_PartStart(_ToolCallPart(chunk.tool_call_id, chunk.tool_name, chunk.parent_id), []))
             case ToolCallDeltaChunk():
                 streaming = self._tools.streaming(chunk.tool_call_id)
-                if streaming is None:
-                    return b""
-                streaming.append_args(chunk.args_text_delta)
-                return self._delta(chunk.args_text_delta, self._paths[chunk.tool_call_id])
+                if streaming is not None:
+                    streaming.append_args(chunk.args_text_delta)
+                    self._args_delta(chunk.args_text_delta, self._paths[chunk.tool_call_id])
             case ToolCallArgsFinishChunk():
                 streaming = self._tools.streaming(chunk.tool_call_id)
-                return b"" if streaming is None else self._finish_args(streaming)
+                if streaming is not None:
+                    self._finish_args(streaming)
             case ToolResultChunk():
                 call = self._tools.awaiting_result(chunk.tool_call_id)
-                if call is None:
-                    return b""
-                call.has_result = True
-                path = self._paths[call.tool_call_id]
-                result = sse(_Result(chunk.result, chunk.is_error, path, chunk.artifact))
-                return result + self._close_tool(call)
+                if call is not None:
+                    call.has_result = True
+                    out.add(_Result(chunk.result, chunk.is_error, self._paths[call.tool_call_id], chunk.artifact))
+                    self._close_tool(call)
             case ToolApprovalRequestChunk():
                 call = self._tools.request_approval(chunk)
-                if call is None:
-                    return b""
-                path = self._paths[call.tool_call_id]
-                finish = b"" if call.args_finished else self._finish_args(call)
-                return finish + sse(_ToolCallApproval(Approval(chunk.approval_id, chunk.signature), path))
+                if call is not None:
+                    if not call.args_finished:
+                        self._finish_args(call)
+                    approval = Approval(chunk.approval_id, chunk.signature)
+                    out.add(_ToolCallApproval(approval, self._paths[call.tool_call_id]))
             case ToolApprovalResponseChunk():
                 # The stream's own decoder knows only the calls begun in it: the call is shown again, decided.
                 call = self._tools.continue_call(chunk)
-                if call is None:
-                    return b""
-                frames = self._close_text()
-                path = self._paths[call.tool_call_id] = self._next_path()
-                part = _ToolCallPart(chunk.tool_call_id, chunk.tool_name, chunk.parent_id)
-                frames += sse(_PartStart(part, [])) + self._delta(chunk.args_text, path) + sse(_ArgsFinish(path))
-                decided = Approval(chunk.approval_id, chunk.signature, chunk.approved, chunk.reason)
-                return frames + sse(_ToolCallApproval(decided, path))
+                if call is not None:
+                    self._text.close()
+                    path = self._paths[call.tool_call_id] = self._next_path()
+                    out.add(_PartStart(_ToolCallPart(chunk.tool_call_id, chunk.tool_name, chunk.parent_id), []))
+                    self._args_delta(chunk.args_text, path)
+                    out.add(_ArgsFinish(path))
+                    decided = Approval(chunk.approval_id, chunk.signature, chunk.approved, chunk.reason)
+                    out.add(_ToolCallApproval(decided, path))
             case SourceChunk():
-                source = _SourcePart(chunk.source_type, chunk.id, chunk.url, chunk.title, chunk.parent_id)
-                return self._whole_part(source)
+                self._whole_part(_SourcePart(chunk.source_type, chunk.id, chunk.url, chunk.title, chunk.parent_id))
             case FileChunk():
-                return self._whole_part(_FilePart(chunk.data, chunk.mime_type, chunk.parent_id))
+                self._whole_part(_FilePart(chunk.data, chunk.mime_type, chunk.parent_id))
             case PreliminaryToolResultChunk():
                 call = self._tools.awaiting_result(chunk.tool_call_id)
-                if call is None:
-                    return b""
-                frames = b"" if call.args_finished else self._finish_args(call)
-                path = self._paths[call.tool_call_id]
-                return frames + sse(_Result(chunk.result, False, path, chunk.artifact, is_preliminary=True))
-            case ProviderMetadataChunk(tool_call_id=None) if self._text is not None:
-                return sse(_TextDelta("", self._text[2], chunk.provider_metadata))
+                if call is not None:
+                    if not call.args_finished:
+                        self._finish_args(call)
+                    path = self._paths[call.tool_call_id]
+                    out.add(_Result(chunk.result, False, path, chunk.artifact, is_preliminary=True))
+            case ProviderMetadataChunk(tool_call_id=None) if (part := self._text.open) is not None:
+                out.add(_TextDelta("", part.id, chunk.provider_metadata))
             case DocumentSourceChunk():
-                document = _DocumentSourcePart(
-                    "document", chunk.id, chunk.title, chunk.media_type, chunk.filename, chunk.parent_id
+                self._whole_part(
+                    _DocumentSourcePart(
+                        "document", chunk.id, chunk.title, chunk.media_type, chunk.filename, chunk.parent_id
+                    )
                 )
-                return self._whole_part(document)
             case DataPartChunk(transient=False):
-                return self._whole_part(_DataPart(chunk.name, chunk.data, chunk.parent_id))
+                self._whole_part(_DataPart(chunk.name, chunk.data, chunk.parent_id))
             case WarningChunk():
-                return sse(_Warning(chunk.error, chunk.severity, chunk.code))
+                out.add(_Warning(chunk.error, chunk.severity, chunk.code))
             case UsageChunk():
                 self._usage.add(chunk.input_tokens, chunk.output_tokens)
             case DataChunk():
-                return sse(_Data([chunk.data]))
+                out.add(_Data([chunk.data]))
             case AnnotationsChunk():
-                return sse(_Annotations(chunk.annotations))
+                out.add(_Annotations(chunk.annotations))
             case StepStartChunk():
-                return sse(_StepStart(chunk.message_id))
+                out.add(_StepStart(chunk.message_id))
             case StepFinishChunk():
                 self._usage.add(chunk.input_tokens, chunk.output_tokens)
                 usage = Usage(chunk.input_tokens, chunk.output_tokens)
-                return sse(_StepFinish(chunk.finish_reason, usage, chunk.is_continued))
+                out.add(_StepFinish(chunk.finish_reason, usage, chunk.is_continued))
             case ErrorChunk():
                 self._error_sent = True
-                return sse(_Error(chunk.error))
+                out.add(_Error(chunk.error))
             case UpdateStateChunk():
-                return sse(_UpdateState(chunk.operations))
-        return b""
+                out.add(_UpdateState(chunk.operations))
+        return out.take()
 
     def _next_path(self) -> list[int]:
         path = [self._parts]
         self._parts += 1
         return path
 
-    def _text_delta(self, kind: type[_TextPart | _ReasoningPart], delta: str, parent_id: str | None) -> bytes:
-        text = self._text
-        if text is not None and text[0] is kind and text[1] == parent_id:
-            return self._delta(delta, text[2])
-        frames, path = self._open_text(kind(parent_id=parent_id))
-        return frames + self._delta(delta, path)
-
-    def _open_text(self, part: _TextPart | _ReasoningPart) -> tuple[bytes, list[int]]:
-        """End the open text part and open ``part`` (frames, path): the next deltas of its kind and parent fill it."""
-        frames = self._close_text()
+    def _start_text(self, kind: TextKind, parent_id: str | None, summary: str | None) -> list[int]:
+        """A new text or reasoning part at the next index: its path."""
+        part = _TextPart(parent_id) if kind == "text" else _ReasoningPart(parent_id, summary)
         path = self._next_path()
-        self._text = (type(part), part.parent_id, path)
-        return frames + sse(_PartStart(part, [])), path
+        self._out.add(_PartStart(part, []))
+        return path
 
-    @staticmethod
-    def _delta(delta: str, path: list[int]) -> bytes:
-        return delta_frames(delta, lambda piece: sse(_TextDelta(piece, path)))
+    def _end_text(self, kind: TextKind, path: list[int]) -> None:
+        self._out.add(_PartFinish(path))
 
-    def _close_text(self) -> bytes:
-        if self._text is None:
-            return b""
-        path = self._text[2]
-        self._text = None
-        return sse(_PartFinish(path))
+    def _args_delta(self, delta: str, path: list[int]) -> None:
+        self._out.add_delta(delta, _deltas_at(path))
 
-    def _whole_part(self, part: _Part) -> bytes:
+    def _whole_part(self, part: _Part) -> None:
         """A part with no deltas (source, file): start and finish at once."""
-        frames = self._close_text()
+        self._text.close()
         path = self._next_path()
-        return frames + sse(_PartStart(part, [])) + sse(_PartFinish(path))
+        self._out.add(_PartStart(part, []))
+        self._out.add(_PartFinish(path))
 
-    def _finish_args(self, call: WireToolCall) -> bytes:
+    def _finish_args(self, call: WireToolCall) -> None:
         call.args_finished = True
         path = self._paths[call.tool_call_id]
-        empty = b"" if call.args else sse(_TextDelta(EMPTY_ARGS, path))
-        return empty + sse(_ArgsFinish(path))
+        if not call.args:
+            self._out.add(_TextDelta(EMPTY_ARGS, path))
+        self._out.add(_ArgsFinish(path))
 
-    def _close_tool(self, call: WireToolCall, *, complete: bool = True) -> bytes:
+    def _close_tool(self, call: WireToolCall, *, complete: bool = True) -> None:
         """Finish a call's part; ``complete``: its arguments are whole, if not finished yet."""
-        frames = b"" if call.args_finished or not complete else self._finish_args(call)
-        return frames + sse(_PartFinish(self._paths.pop(call.tool_call_id)))
+        if not call.args_finished and complete:
+            self._finish_args(call)
+        self._out.add(_PartFinish(self._paths.pop(call.tool_call_id)))
 
     def finish(self, status: FinishStatus) -> bytes:
         if self._finished:
             return b""
         self._finished = True
-        frames = [self._close_text()]
-        frames += [self._close_tool(call, complete=status == "completed") for call in self._tools.pending()]
+        self._text.close()
+        for call in self._tools.pending():
+            self._close_tool(call, complete=status == "completed")
         if status == "error" and not self._error_sent:
-            frames.append(sse(_Error(GENERIC_ERROR)))
-        frames.append(sse(_MessageFinish(finish_reason(status, self._tools), self._usage)))
-        frames.append(SSE_DONE)
-        return b"".join(frames)
+            self._out.add(_Error(GENERIC_ERROR))
+        self._out.add(_MessageFinish(finish_reason(status, self._tools), self._usage))
+        return self._out.take() + SSE_DONE
 
 
 class AssistantTransportEncoder(StreamEncoder):

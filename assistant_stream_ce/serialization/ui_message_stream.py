@@ -12,7 +12,8 @@ a finished step.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
+from functools import partial
 from typing import Any, Literal
 
 import msgspec
@@ -44,6 +45,7 @@ from ..assistant_stream_chunk import (
     WarningChunk,
 )
 from ._frames import GENERIC_ERROR, SSE_DONE, SSE_MEDIA_TYPE, SSEFrames, UsageRecord, dumps
+from ._parts import TextKind, TextParts
 from ._tools import UNFINISHED_ARGS_ERROR, ToolCalls, WireToolCall, parse_args
 from .assistant_stream_response import AssistantStreamResponse
 from .stream_encoder import FinishStatus, StreamEncoder
@@ -184,14 +186,13 @@ class _Abort(_Frame, tag="abort"):
     pass
 
 
-_TextKind = Literal["text", "reasoning"]
-_PartFrames = tuple[
-    type[_TextStart | _ReasoningStart], type[_TextDelta | _ReasoningDelta], type[_TextEnd | _ReasoningEnd]
-]
-_PART_FRAMES: dict[_TextKind, _PartFrames] = {
-    "text": (_TextStart, _TextDelta, _TextEnd),
-    "reasoning": (_ReasoningStart, _ReasoningDelta, _ReasoningEnd),
-}
+_PART_STARTS: dict[TextKind, type[_TextStart | _ReasoningStart]] = {"text": _TextStart, "reasoning": _ReasoningStart}
+_PART_DELTAS: dict[TextKind, type[_TextDelta | _ReasoningDelta]] = {"text": _TextDelta, "reasoning": _ReasoningDelta}
+_PART_ENDS: dict[TextKind, type[_TextEnd | _ReasoningEnd]] = {"text": _TextEnd, "reasoning": _ReasoningEnd}
+
+
+def _delta_event(kind: TextKind, part_id: str) -> Callable[[str], _TextDelta | _ReasoningDelta]:
+    return partial(_PART_DELTAS[kind], part_id)
 
 
 def _data_type(data: Any) -> str:
@@ -216,7 +217,7 @@ class _UIMessageStreamWriter:
         self._started = False
         self._step_open = False
         self._step_has_output = False
-        self._text: tuple[_TextKind, str | None, str] | None = None  # kind, parent id, part id
+        self._text = TextParts(self._out, self._start_text, _delta_event, self._end_text)
         self._counters = {"text": 0, "reasoning": 0, "data": 0}
         self._tools = ToolCalls()
         self._tool_metadata: dict[str, ProviderMetadata] = {}
@@ -235,21 +236,15 @@ class _UIMessageStreamWriter:
         elif metadata is not None:
             self._out.add(_MessageMetadata(metadata))
 
-    def _close_text(self) -> None:
-        if self._text is not None:
-            kind, _, part_id = self._text
-            self._text = None
-            self._out.add(_PART_FRAMES[kind][2](part_id))
-
     def _close_open_parts(self) -> None:
         """End the open text part and the arguments of every call still streaming them."""
-        self._close_text()
+        self._text.close()
         for call in self._tools.open_args():
             self._input_available(call)
 
     def _fail_open_calls(self) -> None:
         """The run failed or was cancelled: calls still streaming their arguments end as input errors."""
-        self._close_text()
+        self._text.close()
         for call in self._tools.open_args():
             call.args_finished = call.has_result = True
             input = parse_args(call.args_text)
@@ -271,7 +266,7 @@ class _UIMessageStreamWriter:
     def _new_part(self) -> None:
         """Before a new part: end the open text part, and the step once it has tool outputs
         and no call in it is still streaming its input."""
-        self._close_text()
+        self._text.close()
         if self._step_open and self._step_has_output and not self._tools.open_args():
             self._finish_step()
         if not self._step_open:
@@ -282,11 +277,11 @@ class _UIMessageStreamWriter:
             return b""
         match chunk:
             case TextDeltaChunk():
-                self._text_delta("text", chunk.text_delta, chunk.parent_id)
+                self._text.delta("text", chunk.text_delta, chunk.parent_id)
             case ReasoningDeltaChunk():
-                self._text_delta("reasoning", chunk.reasoning_delta, chunk.parent_id)
+                self._text.delta("reasoning", chunk.reasoning_delta, chunk.parent_id)
             case ReasoningPartStartChunk(unstable_summary=str()):
-                self._open_text("reasoning", chunk.parent_id)  # the format has no field for the summary
+                self._text.start("reasoning", chunk.parent_id)  # the format has no field for the summary
             case ToolCallBeginChunk():
                 if self._tools.begin(chunk) is not None:
                     self._new_part()
@@ -346,9 +341,8 @@ class _UIMessageStreamWriter:
             case ProviderMetadataChunk(tool_call_id=str(tool_call_id)):
                 if self._tools.streaming(tool_call_id) is not None:
                     self._tool_metadata[tool_call_id] = chunk.provider_metadata
-            case ProviderMetadataChunk() if self._text is not None:
-                kind, _, part_id = self._text
-                self._out.add(_PART_FRAMES[kind][1](part_id, "", chunk.provider_metadata))
+            case ProviderMetadataChunk() if (part := self._text.open) is not None:
+                self._out.add(_PART_DELTAS[part.kind](part.id, "", chunk.provider_metadata))
             case MessageMetadataChunk():
                 self._ensure_started(chunk.metadata)
             case UsageChunk():
@@ -373,19 +367,15 @@ class _UIMessageStreamWriter:
         usage = self._usage.token_usage()
         return None if usage is None or not self._usage.recorded else {"usage": usage}
 
-    def _text_delta(self, kind: _TextKind, delta: str, parent_id: str | None) -> None:
-        text = self._text
-        part_id = text[2] if text is not None and text[:2] == (kind, parent_id) else self._open_text(kind, parent_id)
-        frame = _PART_FRAMES[kind][1]
-        self._out.add_delta(delta, lambda piece: frame(part_id, piece))
-
-    def _open_text(self, kind: _TextKind, parent_id: str | None) -> str:
-        """Start a new text or reasoning part (its id): the next deltas of its kind and parent fill it."""
+    def _start_text(self, kind: TextKind, parent_id: str | None, summary: str | None) -> str:
+        """A new text or reasoning part (its id), in a step that is open."""
         self._new_part()
         part_id = self._next_id(kind)
-        self._text = (kind, parent_id, part_id)
-        self._out.add(_PART_FRAMES[kind][0](part_id))
+        self._out.add(_PART_STARTS[kind](part_id))
         return part_id
+
+    def _end_text(self, kind: TextKind, part_id: str) -> None:
+        self._out.add(_PART_ENDS[kind](part_id))
 
     def _input_available(self, call: WireToolCall) -> None:
         call.args_finished = True
@@ -401,7 +391,7 @@ class _UIMessageStreamWriter:
             self._input_available(call)
         call.has_result = True
         if call.continued:
-            self._close_text()
+            self._text.close()
             if not self._step_open:
                 self._start_step()
         self._step_has_output = True
