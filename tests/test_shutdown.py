@@ -8,21 +8,37 @@ new requests with 503 once it began and gives the running ones its deadline.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from http_servers.apps import FORMATS
+from http_servers.launch import STACKS, Server
+from http_servers.shutdown_app import FIRST_WORDS
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 from test_http_response import Client, LineEncoder, Outcomes
 
-from assistant_stream_ce import AssistantStreamChunk, RunController, TextDeltaChunk, create_run
+from assistant_stream_ce import (
+    AssistantStreamChunk,
+    GracefulShutdown,
+    RunController,
+    TextDeltaChunk,
+    UIMessageStreamResponse,
+    create_run,
+)
 from assistant_stream_ce.serialization.assistant_stream_response import AssistantStreamResponse
 
 pytestmark = pytest.mark.anyio
 
-FIRST_WORDS = "The first words, then nothing until the deadline."
 SCOPE = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}}
 #: What differs between two streams of the same chunks: generated ids and the creation time.
 _FRESH = re.compile(rb"(?:msg|run|thread|chatcmpl)-[A-Za-z0-9-]+|\"created\":\d+")
@@ -117,3 +133,149 @@ async def test_a_send_stuck_while_closing_is_given_up_after_send_timeout() -> No
     assert client.lines[-1] != "end:cancelled"
     assert cleanup.ran
     assert outcomes.only.status == "cancelled"
+
+
+class ShutdownApp:
+    """An app under a GracefulShutdown: ``/held`` streams a held run, ``/`` answers at once."""
+
+    def __init__(self, deadline: float) -> None:
+        self.shutdown = GracefulShutdown(deadline=deadline)
+        self.cleanup, self.outcomes = Cleanup(), Outcomes()
+
+        async def held(request: Request) -> Response:
+            return UIMessageStreamResponse(create_run(held_run(self.cleanup)), heartbeat=None, on_finish=self.outcomes)
+
+        async def plain(request: Request) -> Response:
+            return PlainTextResponse("ok")
+
+        self.app = Starlette(
+            routes=[Route("/held", held, methods=["POST"]), Route("/", plain)], middleware=[self.shutdown.middleware]
+        )
+
+    async def request(self, path: str, client: Client) -> None:
+        scope = {**SCOPE, "method": "POST" if path == "/held" else "GET", "path": path, "headers": []}
+        await self.app(scope, client.receive, client.send)
+
+
+#: How the UI message stream ends a cancelled run.
+UI_CLOSING_FRAMES = b'data: {"type":"abort"}\n\ndata: [DONE]\n\n'
+
+
+async def test_after_begin_new_requests_get_503_and_a_running_stream_ends_at_the_deadline() -> None:
+    served = ShutdownApp(deadline=0.05)
+    client, late = Client(), Client()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(served.request, "/held", client)
+            await client.wait_for(lambda: FIRST_WORDS.encode() in client.body)
+            served.shutdown.begin()
+            assert served.shutdown.began
+            await served.request("/", late)
+            await served.shutdown.wait()
+
+    assert client.body.endswith(UI_CLOSING_FRAMES)
+    assert client.messages[-1]["more_body"] is False
+    assert served.cleanup.ran
+    assert served.outcomes.only.status == "cancelled"
+    assert late.messages[0]["status"] == 503
+    assert (b"connection", b"close") in late.messages[0]["headers"]
+    assert late.body == b'{"error":"the server is shutting down"}'
+
+
+async def test_requests_before_begin_are_served() -> None:
+    served = ShutdownApp(deadline=0.05)
+    client = Client()
+    with anyio.fail_after(10):
+        await served.request("/", client)
+    assert client.messages[0]["status"] == 200
+    assert not served.shutdown.began
+
+
+async def test_the_lifespan_ends_by_ending_the_running_streams() -> None:
+    served = ShutdownApp(deadline=0.05)
+    client = Client()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            async with served.shutdown.lifespan(served.app):
+                tg.start_soon(served.request, "/held", client)
+                await client.wait_for(lambda: FIRST_WORDS.encode() in client.body)
+            assert served.shutdown.began
+            assert client.body.endswith(UI_CLOSING_FRAMES)
+            assert served.cleanup.ran
+
+
+async def test_a_deadline_must_be_positive_seconds() -> None:
+    with pytest.raises(ValueError, match="deadline must be a positive number of seconds"):
+        GracefulShutdown(deadline=0)
+
+
+# -- under real servers -----------------------------------------------------------------------
+
+#: Seconds the test gives a server to end a held stream and exit: its graceful timeout (1 s in
+#: http_servers.launch) or the shutdown's deadline, plus the time a busy machine takes.
+SERVER_BOUND = 20.0
+
+
+class HeldStream:
+    """A held run streamed by a server, read as it comes."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+        self.body = b""
+
+    async def open(self, stack: contextlib.AsyncExitStack) -> None:
+        response = await stack.enter_async_context(self._client.stream("POST", "/held/ui-message-stream"))
+        assert response.status_code == 200
+        self._pieces = response.aiter_raw()
+        while FIRST_WORDS.encode() not in self.body:
+            self.body += await anext(self._pieces)
+
+    async def read_to_the_end(self) -> bytes:
+        async for piece in self._pieces:
+            self.body += piece
+        return self.body
+
+
+def serve_shutdown_app(stack: str) -> Server:
+    return Server(stack, "http_servers.shutdown_app:app", env={"SHUTDOWN_DEADLINE": "0.5"})
+
+
+def assert_the_run_ended_cancelled(server: Server, body: bytes) -> None:
+    assert body.endswith(UI_CLOSING_FRAMES), body
+    log = server.log()
+    assert "cleanup ran" in log, log
+    assert "outcome: cancelled" in log, log
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("stack", STACKS)
+async def test_sigterm_ends_a_stream_in_flight_with_its_closing_frames(stack: str) -> None:
+    """The server cancels the stream at the end of its graceful timeout; the stream writes its closing frames."""
+    with serve_shutdown_app(stack) as server, server.showing_log():
+        async with contextlib.AsyncExitStack() as stack_, httpx.AsyncClient(base_url=server.url) as client:
+            held = HeldStream(client)
+            with anyio.fail_after(SERVER_BOUND):
+                await held.open(stack_)
+                os.kill(server.pid, signal.SIGTERM)
+                body = await held.read_to_the_end()
+        server.wait_exit(SERVER_BOUND)
+        assert_the_run_ended_cancelled(server, body)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("stack", STACKS)
+async def test_begin_then_sigterm_refuses_new_requests_and_ends_the_stream_at_the_deadline(stack: str) -> None:
+    """The pre-stop step, then SIGTERM: 503 for a new request, the stream ends at the deadline, the server exits."""
+    with serve_shutdown_app(stack) as server, server.showing_log():
+        async with contextlib.AsyncExitStack() as stack_, httpx.AsyncClient(base_url=server.url) as client:
+            held = HeldStream(client)
+            with anyio.fail_after(SERVER_BOUND):
+                await held.open(stack_)
+                assert (await client.post("/drain")).status_code == 204
+                refused = await client.get("/")
+                assert refused.status_code == 503
+                assert refused.json() == {"error": "the server is shutting down"}
+                body = await held.read_to_the_end()
+        assert_the_run_ended_cancelled(server, body)
+        os.kill(server.pid, signal.SIGTERM)
+        server.wait_exit(SERVER_BOUND)
