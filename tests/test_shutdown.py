@@ -211,71 +211,74 @@ async def test_a_deadline_must_be_positive_seconds() -> None:
 
 # -- under real servers -----------------------------------------------------------------------
 
-#: Seconds the test gives a server to end a held stream and exit: its graceful timeout (1 s in
-#: http_servers.launch) or the shutdown's deadline, plus the time a busy machine takes.
+#: The servers' graceful timeout (http_servers.launch) and the shutdown app's deadline, in seconds.
+GRACEFUL_TIMEOUT, DEADLINE = 1.0, 0.5
+#: Seconds the test gives a server to end a held stream and exit, on a busy machine.
 SERVER_BOUND = 20.0
 
 
 class HeldStream:
     """A held run streamed by a server, read as it comes."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+    def __init__(self, server: Server, client: httpx.AsyncClient, response: httpx.Response) -> None:
+        self.server, self.client = server, client
+        self._pieces = response.aiter_raw()
         self.body = b""
 
-    async def open(self, stack: contextlib.AsyncExitStack) -> None:
-        response = await stack.enter_async_context(self._client.stream("POST", "/held/ui-message-stream"))
-        assert response.status_code == 200
-        self._pieces = response.aiter_raw()
-        while FIRST_WORDS.encode() not in self.body:
-            self.body += await anext(self._pieces)
-
-    async def read_to_the_end(self) -> bytes:
+    async def read_to_the_end(self) -> float:
+        """Read the rest of the body; how many seconds that took."""
+        started = anyio.current_time()
         async for piece in self._pieces:
             self.body += piece
-        return self.body
+        return anyio.current_time() - started
+
+    def assert_ended_cancelled(self) -> None:
+        assert self.body.endswith(UI_CLOSING_FRAMES), self.body
+        log = self.server.log()
+        assert "cleanup ran" in log, log
+        assert "outcome: cancelled" in log, log
 
 
-def serve_shutdown_app(stack: str) -> Server:
-    return Server(stack, "http_servers.shutdown_app:app", env={"SHUTDOWN_DEADLINE": "0.5"})
-
-
-def assert_the_run_ended_cancelled(server: Server, body: bytes) -> None:
-    assert body.endswith(UI_CLOSING_FRAMES), body
-    log = server.log()
-    assert "cleanup ran" in log, log
-    assert "outcome: cancelled" in log, log
+@contextlib.asynccontextmanager
+async def held_stream(stack: str) -> AsyncIterator[HeldStream]:
+    """The shutdown app served by ``stack`` (its deadline 0.5 s), streaming a held run that sent its first words."""
+    app = "http_servers.shutdown_app:app"
+    with Server(stack, app, env={"SHUTDOWN_DEADLINE": str(DEADLINE)}) as server, server.showing_log():
+        async with (
+            httpx.AsyncClient(base_url=server.url) as client,
+            client.stream("POST", "/held/ui-message-stream") as response,
+        ):
+            assert response.status_code == 200
+            held = HeldStream(server, client, response)
+            with anyio.fail_after(SERVER_BOUND):
+                while FIRST_WORDS.encode() not in held.body:
+                    held.body += await anext(held._pieces)
+            yield held
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.parametrize("stack", STACKS)
 async def test_sigterm_ends_a_stream_in_flight_with_its_closing_frames(stack: str) -> None:
     """The server cancels the stream at the end of its graceful timeout; the stream writes its closing frames."""
-    with serve_shutdown_app(stack) as server, server.showing_log():
-        async with contextlib.AsyncExitStack() as stack_, httpx.AsyncClient(base_url=server.url) as client:
-            held = HeldStream(client)
-            with anyio.fail_after(SERVER_BOUND):
-                await held.open(stack_)
-                os.kill(server.pid, signal.SIGTERM)
-                body = await held.read_to_the_end()
-        server.wait_exit(SERVER_BOUND)
-        assert_the_run_ended_cancelled(server, body)
+    async with held_stream(stack) as held:
+        os.kill(held.server.pid, signal.SIGTERM)
+        with anyio.fail_after(SERVER_BOUND):
+            assert await held.read_to_the_end() >= GRACEFUL_TIMEOUT
+        held.server.wait_exit(SERVER_BOUND)
+    held.assert_ended_cancelled()
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.parametrize("stack", STACKS)
 async def test_begin_then_sigterm_refuses_new_requests_and_ends_the_stream_at_the_deadline(stack: str) -> None:
     """The pre-stop step, then SIGTERM: 503 for a new request, the stream ends at the deadline, the server exits."""
-    with serve_shutdown_app(stack) as server, server.showing_log():
-        async with contextlib.AsyncExitStack() as stack_, httpx.AsyncClient(base_url=server.url) as client:
-            held = HeldStream(client)
-            with anyio.fail_after(SERVER_BOUND):
-                await held.open(stack_)
-                assert (await client.post("/drain")).status_code == 204
-                refused = await client.get("/")
-                assert refused.status_code == 503
-                assert refused.json() == {"error": "the server is shutting down"}
-                body = await held.read_to_the_end()
-        assert_the_run_ended_cancelled(server, body)
-        os.kill(server.pid, signal.SIGTERM)
-        server.wait_exit(SERVER_BOUND)
+    async with held_stream(stack) as held:
+        with anyio.fail_after(SERVER_BOUND):
+            assert (await held.client.post("/drain")).status_code == 204
+            refused = await held.client.get("/")
+            assert refused.status_code == 503
+            assert refused.json() == {"error": "the server is shutting down"}
+            assert await held.read_to_the_end() >= DEADLINE - 0.1  # measured from a little after begin()
+        os.kill(held.server.pid, signal.SIGTERM)
+        held.server.wait_exit(SERVER_BOUND)  # on_finish may print after the body ended: read the log once it exited
+    held.assert_ended_cancelled()
