@@ -210,6 +210,7 @@ async def test_a_deadline_must_be_positive_seconds() -> None:
 
 
 # -- under real servers -----------------------------------------------------------------------
+# The servers' stacks are what is tested; the test's own HTTP client runs on asyncio only.
 
 #: The servers' graceful timeout (http_servers.launch) and the shutdown app's deadline, in seconds.
 GRACEFUL_TIMEOUT, DEADLINE = 1.0, 0.5
