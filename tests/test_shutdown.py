@@ -32,9 +32,11 @@ from assistant_stream_ce import (
     GracefulShutdown,
     RunController,
     TextDeltaChunk,
+    UIMessageStreamEncoder,
     UIMessageStreamResponse,
     create_run,
 )
+from assistant_stream_ce.resumable import ResumableStreamResponse
 from assistant_stream_ce.serialization.assistant_stream_response import AssistantStreamResponse
 
 pytestmark = pytest.mark.anyio
@@ -74,7 +76,7 @@ async def held_chunks(cleanup: Cleanup) -> AsyncIterator[AssistantStreamChunk]:
         cleanup.ran = True
 
 
-async def cancel_once_streaming(response: AssistantStreamResponse, client: Client) -> None:
+async def cancel_once_streaming(response: AssistantStreamResponse | ResumableStreamResponse, client: Client) -> None:
     """Serve ``response``; cancel it from outside once its first words were sent, as a server would."""
     with anyio.fail_after(10):
         async with anyio.create_task_group() as server:
@@ -120,6 +122,51 @@ async def test_a_response_cancelled_before_its_start_still_sends_a_whole_respons
     assert client.lines == ["end:cancelled"]
     assert client.messages[-1]["more_body"] is False
     assert outcomes.only.status == "cancelled"
+
+
+class StallsOnTheLastFrame(Client):
+    """A server whose send of the body's last frame never returns the first time (cancelled there)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at_the_last_frame = anyio.Event()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message.get("more_body") is False and not self.at_the_last_frame.is_set():
+            self.at_the_last_frame.set()
+            await anyio.sleep_forever()
+        await super().send(message)
+
+
+async def test_a_response_cancelled_while_sending_its_last_frame_sends_that_frame() -> None:
+    outcomes, client = Outcomes(), StallsOnTheLastFrame()
+
+    async def done(controller: RunController) -> None:
+        controller.append_text(FIRST_WORDS)
+
+    response = AssistantStreamResponse(create_run(done), LineEncoder(), None, on_finish=outcomes)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as server:
+            server.start_soon(response, SCOPE, client.receive, client.send)
+            await client.at_the_last_frame.wait()
+            server.cancel_scope.cancel()
+
+    assert client.lines[-1] == "end:completed"
+    assert client.messages[-1]["more_body"] is False
+    assert outcomes.only.status == "cancelled"  # nothing says the client got it
+
+
+async def test_a_resumable_streams_frames_cancelled_by_the_server_are_left_cut_for_the_client_to_resume() -> None:
+    async def stored() -> AsyncIterator[bytes]:
+        yield FIRST_WORDS.encode()
+        await anyio.sleep_forever()
+
+    client = Client()
+    response = ResumableStreamResponse(stored(), UIMessageStreamEncoder(), "stream-1", heartbeat=None)
+    await cancel_once_streaming(response, client)
+
+    assert client.body == FIRST_WORDS.encode()
+    assert all(message.get("more_body", True) for message in client.messages[1:])
 
 
 async def test_a_send_stuck_while_closing_is_given_up_after_send_timeout() -> None:

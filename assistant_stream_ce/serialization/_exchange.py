@@ -33,7 +33,8 @@ A request cancelled from outside (a server ends the requests still open at
 the end of its graceful timeout; a shutdown's deadline does the same) still
 ends its body well-formed: the format's closing frames for a cancelled run
 are sent (after the response's start if it had not gone yet), shielded and
-bounded by ``send_timeout``, then the cancellation goes on.
+bounded by ``send_timeout``, then the cancellation goes on. A resumable
+stream's frames are left cut, so that its client resumes them.
 
 The outcome goes to ``on_finish`` as soon as it is known: after the last
 frame (ending the HTTP body) was sent, which happens once the task group has
@@ -367,10 +368,16 @@ class Exchange:
         return True
 
     async def _end_cancelled(self) -> None:
-        """End the body of a request cancelled from outside with the closing frames of a cancelled run."""
-        if self._gone or self._delivered:
+        """End the body of a request cancelled from outside with the closing frames of a cancelled run.
+
+        Not a resumable stream's frames: its run may go on elsewhere, and a client resumes one that was cut.
+        """
+        if self._gone or self._delivered or isinstance(self._stream, EncodedFrames):
             return
-        body = b"" if self._writer is None else self._writer.finish("cancelled")
+        if self._tail is not None:  # the stream had ended: its last frame was being sent
+            body = self._tail[0]
+        else:
+            body = b"" if self._writer is None else self._writer.finish("cancelled")
         with anyio.move_on_after(self._settings.send_timeout, shield=True):
             if self._start_sent or await self._send_or_gone(self._start):
                 await self._send_or_gone({"type": "http.response.body", "body": body, "more_body": False})
