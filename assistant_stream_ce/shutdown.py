@@ -66,8 +66,8 @@ class GracefulShutdown:
         for request in self._running:
             request.deadline = self._stop_at
 
-    async def wait(self) -> None:
-        """Return once no request under the middleware is running."""
+    async def _wait_idle(self) -> None:
+        """Return once no request under the middleware is running (a request calling this would wait for itself)."""
         while self._running:
             if self._idle is None:
                 self._idle = anyio.Event()
@@ -86,7 +86,7 @@ class GracefulShutdown:
         finally:
             self.begin()
             with anyio.CancelScope(shield=True):
-                await self.wait()
+                await self._wait_idle()
 
     async def _serve(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         if self._stop_at is not None:

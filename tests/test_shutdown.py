@@ -218,7 +218,6 @@ async def test_after_begin_new_requests_get_503_and_a_running_stream_ends_at_the
             served.shutdown.begin()
             assert served.shutdown.began
             await served.request("/", late)
-            await served.shutdown.wait()
 
     assert client.body.endswith(UI_CLOSING_FRAMES)
     assert client.messages[-1]["more_body"] is False
