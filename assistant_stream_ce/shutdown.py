@@ -9,8 +9,9 @@ cancelled, and a streaming response of this package ends with its format's
 closing frames for a cancelled run (``on_finish`` says ``"cancelled"``).
 
 Without :meth:`~GracefulShutdown.begin`, SIGTERM alone still ends every
-stream with its closing frames: the server cancels the requests still open
-at the end of its graceful timeout, and a cancelled response writes them.
+stream with its closing frames (but a resumable stream's reader, left cut so
+that its client resumes): the server cancels the requests still open at the
+end of its graceful timeout, and a cancelled response writes them.
 :meth:`~GracefulShutdown.lifespan` waits for those to be written before the
 application's shutdown goes on.
 """
