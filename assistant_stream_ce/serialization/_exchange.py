@@ -226,9 +226,8 @@ class Exchange:
     # -- writing ------------------------------------------------------------------
 
     async def _write_frames(self, writer: FrameWriter) -> None:
+        self._writer = writer  # for the closing frames, should the request be cancelled from outside
         last_chunk: AssistantStreamChunk | None = None
-
-        self._writer = writer
 
         async def pump(chunks: AsyncIterable[AssistantStreamChunk]) -> None:
             nonlocal last_chunk
