@@ -56,6 +56,7 @@ from .serialization import (
     UIMessageStreamEncoder,
     UIMessageStreamResponse,
 )
+from .shutdown import GracefulShutdown
 from .state import StateKeyError, StateProxy
 from .tool_call_controller import ToolCallController
 from .tool_calls import ToolCall, ToolCallBatch, ToolCallHandle
@@ -84,6 +85,7 @@ __all__ = [
     "DocumentSourceChunk",
     "ErrorChunk",
     "FileChunk",
+    "GracefulShutdown",
     "MessageMetadataChunk",
     "ObjectStreamOperation",
     "PreliminaryToolResultChunk",

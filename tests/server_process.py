@@ -4,8 +4,9 @@ stopped with a signal and SIGKILL after a bound, its output kept as its log.
 ``ServerProcess(name, command)`` runs ``command(port)``. ``start()`` spawns it (several can start
 side by side: starting Python is the slow part); ``wait_ready()`` returns once it answers on its
 port (``answers_http``, or ``accepts_connections`` for a server that does not speak HTTP) or fails
-with its log; ``stop()`` ends it for good and returns its exit status; ``kill()`` SIGKILLs it as a
-crash would, and ``start()`` runs it again on the same port. ``with ServerProcess(...) as server``
+with its log; ``wait_exit()`` waits for it to exit on its own (after a signal the test sent);
+``stop()`` ends it for good and returns its exit status; ``kill()`` SIGKILLs it as a crash would,
+and ``start()`` runs it again on the same port. ``with ServerProcess(...) as server``
 starts it, waits, and stops it, printing its log if the block failed (pytest shows it).
 
 Every process gets its own process group, so a SIGKILL reaches what it started too (hypercorn's
@@ -180,6 +181,13 @@ class ServerProcess:
         if process.poll() is None:  # not reaped yet, so its process group still exists
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+    def wait_exit(self, timeout: float = STOP_TIMEOUT) -> int:
+        """Its exit status once it exits on its own; raise with its log if it still runs after ``timeout``."""
+        try:
+            return self._started().wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{self.name} still ran {timeout} s later; its log:\n{self.log()}") from None
 
     def stop(self) -> int:
         """Send the stop signal, SIGKILL after ``STOP_TIMEOUT`` s; its exit status. Final; ``log()`` still works."""

@@ -64,3 +64,14 @@ def test_stop_sigkills_a_server_that_ignores_sigterm_and_what_it_started(monkeyp
         child = int(server.log().split()[1])
     assert server.stop() == -9
     assert _exits_within(child, 10), f"the server's child {child} outlived it"
+
+
+def test_wait_exit_gives_the_exit_status_or_fails_with_the_log_of_a_server_that_keeps_running() -> None:
+    server = ServerProcess(
+        "stubborn", lambda port: [sys.executable, "-c", _STUBBORN, str(port)], probe=accepts_connections
+    )
+    with server:
+        with pytest.raises(RuntimeError, match=r"(?s)stubborn still ran 0.1 s later.*child \d+"):
+            server.wait_exit(0.1)
+        server.kill()
+        assert server.wait_exit(10) == -9

@@ -29,6 +29,13 @@ so no disconnect can interrupt it: over HTTP/1.0 (no chunked encoding) the
 body ends when the server closes the connection, and hypercorn's trio worker
 closes it inside that very send (a cancellation there leaves it open).
 
+A request cancelled from outside (a server ends the requests still open at
+the end of its graceful timeout; a shutdown's deadline does the same) still
+ends its body well-formed: the format's closing frames for a cancelled run
+are sent (after the response's start if it had not gone yet), shielded and
+bounded by ``send_timeout``, then the cancellation goes on. A resumable
+stream's frames are left cut, so that its client resumes them.
+
 The outcome goes to ``on_finish`` as soon as it is known: after the last
 frame (ending the HTTP body) was sent, which happens once the task group has
 ended so that no disconnect can interrupt it, or, when the client is gone, as
@@ -141,6 +148,8 @@ class Exchange:
         self._sending = False
         self._last_send = 0.0  # when the latest send started
         self._tail: tuple[bytes, Sequence[AssistantStreamChunk]] | None = None
+        self._writer: FrameWriter | None = None
+        self._start_sent = False
         self._error: BaseException | None = None
         self._gone = False
         self._delivered = False
@@ -158,6 +167,10 @@ class Exchange:
             if self._tail is not None and not self._gone and await self._send_last(self._tail[0]):
                 self._delivered = True
                 self._record(self._tail[1])
+        except anyio.get_cancelled_exc_class():
+            # Only a cancellation from outside gets here: the task group absorbs the exchange's own.
+            await self._end_cancelled()
+            raise
         finally:
             await self._report()
 
@@ -213,11 +226,12 @@ class Exchange:
     # -- writing ------------------------------------------------------------------
 
     async def _write_frames(self, writer: FrameWriter) -> None:
+        self._writer = writer  # for the closing frames, should the request be cancelled from outside
         last_chunk: AssistantStreamChunk | None = None
 
         async def pump(chunks: AsyncIterable[AssistantStreamChunk]) -> None:
             nonlocal last_chunk
-            if not await self._write(self._start):
+            if not await self._write_start():
                 return
             async for chunk in chunks:
                 body = writer.encode(chunk)
@@ -277,7 +291,7 @@ class Exchange:
 
     async def _send_each(self, frames: AsyncIterator[bytes | str], sent: Callable[[], None] | None = None) -> bool:
         """Send the response's start, then each encoded frame (``sent()`` after each); False if the client went."""
-        if not await self._write(self._start):
+        if not await self._write_start():
             return False
         async for frame in frames:
             if frame and not await self._write(_body(frame if isinstance(frame, bytes) else frame.encode())):
@@ -310,6 +324,10 @@ class Exchange:
             return await consume(iterator)
         finally:
             await self._aclose(iterator)
+
+    async def _write_start(self) -> bool:
+        self._start_sent = await self._write(self._start)
+        return self._start_sent
 
     async def _write(self, message: Message) -> bool:
         """Send ``message``; False (and the run cancelled) if the client is gone."""
@@ -347,6 +365,21 @@ class Exchange:
             self._client_gone()
             return False
         return True
+
+    async def _end_cancelled(self) -> None:
+        """End the body of a request cancelled from outside with the closing frames of a cancelled run.
+
+        Not a resumable stream's frames: its run may go on elsewhere, and a client resumes one that was cut.
+        """
+        if self._gone or self._delivered or isinstance(self._stream, EncodedFrames):
+            return
+        if self._tail is not None:  # the stream had ended: its last frame was being sent
+            body = self._tail[0]
+        else:
+            body = b"" if self._writer is None else self._writer.finish("cancelled")
+        with anyio.move_on_after(self._settings.send_timeout, shield=True):
+            if self._start_sent or await self._send_or_gone(self._start):
+                await self._send_or_gone({"type": "http.response.body", "body": body, "more_body": False})
 
     # -- the client's end ---------------------------------------------------------
 
