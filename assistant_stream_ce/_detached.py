@@ -131,11 +131,7 @@ class EventLoop:
 class Parking(Protocol):
     """Where one task sleeps until another wakes it: the reader of a run's output."""
 
-    @property
-    def waiting(self) -> bool:
-        """Whether a task sleeps here now."""
-
-    async def wait(self) -> None:
+    def wait(self) -> Awaitable[None]:
         """Sleep until :meth:`wake` (a cancellation point: a cancelled sleeper leaves at once)."""
 
     def wake(self) -> None:
@@ -143,7 +139,7 @@ class Parking(Protocol):
 
 
 class _FutureParking:
-    """asyncio: the sleeper awaits a bare future, which ``wake()`` resolves."""
+    """asyncio: the sleeper awaits a bare future, which ``wake()`` resolves (no coroutine of its own)."""
 
     __slots__ = ("_future", "_loop")
 
@@ -153,22 +149,16 @@ class _FutureParking:
         self._loop = asyncio.get_running_loop()
         self._future: Any = None
 
-    @property
-    def waiting(self) -> bool:
-        return self._future is not None
-
-    async def wait(self) -> None:
-        self._future = future = self._loop.create_future()
-        try:
-            await future
-        finally:
-            self._future = None
+    def wait(self) -> Awaitable[None]:
+        future: Awaitable[None] = self._loop.create_future()
+        self._future = future
+        return future
 
     def wake(self) -> None:
         future = self._future
         if future is not None:
             self._future = None
-            if not future.done():
+            if not future.done():  # a cancelled sleeper's future is done (cancelled)
                 future.set_result(None)
 
 
@@ -179,10 +169,6 @@ class _TaskParking:
 
     def __init__(self) -> None:
         self._task: Any = None
-
-    @property
-    def waiting(self) -> bool:
-        return self._task is not None
 
     def _abort(self, _: object) -> Any:
         import trio
