@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 import anyio.lowlevel
 
+from . import _detached
 from .assistant_stream_chunk import (
     AssistantStreamChunk,
     DataPartChunk,
@@ -44,7 +45,7 @@ from .assistant_stream_chunk import (
 )
 
 if TYPE_CHECKING:
-    from ._detached import EventLoop
+    from ._detached import EventLoop, Native, Parking
 
 _T = TypeVar("_T")
 
@@ -171,8 +172,10 @@ class Merger:
         self.calls: dict[str, CallPhase] = {}
         self.cost = 0
         self.mode = Mode.OPEN
-        self._reader: anyio.Event | None = None
+        self._reader: Parking | None = None  # while the reader sleeps: where
         self._room: anyio.Event | None = None
+        self._native: Native | None = None  # the reading backend's primitives, once the reader has read
+        self._parking: Parking  # made with ``_native``
         self._event_class: Callable[[], anyio.Event] | None = None
         self._skip_look_ahead = 0
         self._loop: EventLoop | None = None
@@ -212,7 +215,7 @@ class Merger:
         self._text_last = type(entry) is _TextRun
         self.cost += entry.cost
         if self._reader is not None:
-            self._reader.set()
+            self._reader.wake()
             self._reader = None
 
     def text(self, delta: str, parent_id: str | None, *, reasoning: bool = False) -> None:
@@ -233,7 +236,7 @@ class Merger:
             tail.cost += size
             self.cost += size
             if self._reader is not None:
-                self._reader.set()
+                self._reader.wake()
                 self._reader = None
         else:
             run = _TextRun(reasoning, parent_id, delta)
@@ -403,9 +406,10 @@ class Merger:
         self._wake_all()
 
     def _wake_all(self) -> None:
-        for event in (self._reader, self._room):
-            if event is not None:
-                event.set()
+        if self._reader is not None:
+            self._reader.wake()
+        if self._room is not None:
+            self._room.set()
         self._reader = self._room = None
 
     async def drained(self) -> None:
@@ -437,8 +441,12 @@ class Merger:
         When it is not ready, the wait for it is that checkpoint.
         """
         queue = self._queue
+        native = self._native
+        if native is None:
+            native = self._native = _detached.native()
+            self._parking = native.parking()
         if queue:
-            await anyio.lowlevel.checkpoint_if_cancelled()
+            await native.checkpoint_if_cancelled()
         elif self.mode is _OPEN:
             # Look ahead: let ready tasks run once before sleeping. A producer that yields
             # between writes has usually written again by then, and no wake-up is needed.
@@ -447,16 +455,15 @@ class Merger:
             if self._skip_look_ahead:
                 self._skip_look_ahead -= 1
             else:
-                await anyio.lowlevel.checkpoint()
+                await native.checkpoint()
                 if not queue:
                     self._skip_look_ahead = LOOK_AHEAD_BACKOFF
         while not queue:
             if self.mode is not _OPEN:
-                await anyio.lowlevel.checkpoint_if_cancelled()
+                await native.checkpoint_if_cancelled()
                 return None
-            if self._reader is None:
-                self._reader = self._new_event()
-            await self._reader.wait()
+            self._reader = self._parking
+            await self._parking.wait()
         entry = queue.popleft()
         self.cost -= entry.cost
         if type(entry) is _ArgsRun and self._open_args.get(entry.tool_call_id) is entry:

@@ -112,14 +112,14 @@ def main(argv: list[str] | None = None) -> None:
             if case.name in results["inprocess"] and case.name in report.unmet_cases(results):
                 print(f"profiling {case.name}", flush=True)
                 results["profiles"][case.name] = profile(case, args.out / "profiles")
-        if results["http"] and any(g.met is False and g.case is None for g in report.goals(results)):
+        for stack in report.unmet_stacks(results) if results["http"] else []:
             from . import http_bench
 
-            print("profiling the HTTP server (ours, uvicorn)", flush=True)
-            path = args.out / "profiles" / "http-ours-uvicorn.txt"
+            print(f"profiling the HTTP server (ours, {stack})", flush=True)
+            path = args.out / "profiles" / f"http-ours-{stack}.txt"
             path.parent.mkdir(parents=True, exist_ok=True)
-            http_bench.profile_server("ours", "uvicorn", min(chosen.http["concurrency"]), chosen.http, path)
-            results["profiles"]["http-ours-uvicorn"] = path.read_text()
+            http_bench.profile_server("ours", stack, min(chosen.http["concurrency"]), chosen.http, path)
+            results["profiles"][f"http-ours-{stack}"] = path.read_text()
     results["seconds"] = time.perf_counter() - started
     raw.write_text(json.dumps(results, indent=1) + "\n")
     report.write(results, args.out)

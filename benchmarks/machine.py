@@ -16,6 +16,8 @@ PACKAGES = (
     "starlette",
     "uvicorn",
     "h11",
+    "httptools",
+    "uvloop",
     "hypercorn",
 )
 

@@ -12,6 +12,9 @@ STACKS = (
     ("ref", "uvicorn"),
     ("ours", "uvicorn"),
     ("bare", "uvicorn"),
+    ("ref", "uvicorn-httptools"),
+    ("ours", "uvicorn-httptools"),
+    ("bare", "uvicorn-httptools"),
     ("ref", "hypercorn-asyncio"),
     ("ours", "hypercorn-asyncio"),
     ("bare", "hypercorn-asyncio"),
@@ -39,7 +42,7 @@ class Plan:
 
 
 def plan(quick: bool) -> Plan:
-    """The full plan (about 8 minutes on 2 cores) or a smoke-sized one."""
+    """The full plan (about 7 minutes on an idle 2-core machine) or a smoke-sized one."""
     s = 10 if quick else 1
     repeat = 1 if quick else 3
     cases = (
@@ -57,7 +60,7 @@ def plan(quick: bool) -> Plan:
     http = {
         "deltas": 100_000 // s,
         "ttfb_requests": 100 // s,
-        "concurrency": [20, 100] if quick else [100, 1_000],
+        "concurrency": [20, 100] if quick else [100, 300, 1_000],
         "stream_deltas": 20,
         "pace": 0.05,
         "disconnects": 50 // s,

@@ -1,6 +1,8 @@
 """A benchmark server in its own process: one library's data-stream responses on one server stack.
 
-``python -m benchmarks.server --lib ours|ref|bare --stack uvicorn|hypercorn-asyncio|hypercorn-trio --port N``
+``python -m benchmarks.server --lib ours|ref|bare --stack STACK --port N``, STACK one of :data:`STACKS`:
+uvicorn with h11 on asyncio's own loop, uvicorn with httptools on uvloop (what production deployments
+run), hypercorn on asyncio, hypercorn on trio.
 
 Routes (``bare``: ``/stream`` only):
 - ``/stream?deltas=N&pace=S``: N text deltas; after each, a checkpoint (S=0) or a sleep of S seconds;
@@ -37,7 +39,7 @@ from starlette.routing import Route
 
 from .workloads import tokens
 
-STACKS = ("uvicorn", "hypercorn-asyncio", "hypercorn-trio")
+STACKS = ("uvicorn", "uvicorn-httptools", "hypercorn-asyncio", "hypercorn-trio")
 LIBS = ("ours", "ref", "bare")
 #: Longest life of a /forever stream, so that a run that never notices its client leaves no load behind.
 FOREVER_LIMIT = 30.0
@@ -132,15 +134,16 @@ def build_app(lib_key: str) -> Starlette:
 
 def serve(app: Starlette, stack: str, port: int) -> None:
     """Serve ``app`` on 127.0.0.1:``port`` with ``stack`` until killed."""
-    if stack == "uvicorn":
+    if stack in ("uvicorn", "uvicorn-httptools"):
         import uvicorn
 
+        fast = stack == "uvicorn-httptools"
         uvicorn.run(
             app,
             host="127.0.0.1",
             port=port,
-            loop="asyncio",
-            http="h11",
+            loop="uvloop" if fast else "asyncio",
+            http="httptools" if fast else "h11",
             lifespan="off",
             log_level="warning",
             access_log=False,

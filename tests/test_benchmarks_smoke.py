@@ -148,36 +148,51 @@ def test_http_workloads_run_against_the_server_floor() -> None:
     assert "disconnect" not in figures  # the floor does not watch for disconnects
 
 
-def test_report_puts_the_floors_beside_the_goals() -> None:
+def test_report_states_each_goal_against_its_floor_or_0_0_36() -> None:
     def rate(value: float) -> dict[str, float]:
         return {"deltas_per_cpu_s": value, "deltas_per_s": value}
 
-    def streams(p99: float) -> dict[str, dict[str, float]]:
-        return {"concurrent_1000": {"ttfb_ms_p99": p99}, "disconnect": {"trials": 1, "not_cleaned": 0}}
+    def streams(ttfb_p99: float, cpu: float, stream_p99: float) -> dict[str, dict[str, float]]:
+        level = {"ttfb_ms_p99": ttfb_p99, "server_cpu_ms_per_stream": cpu, "stream_ms_p99": stream_p99}
+        return {
+            "concurrent_100": level,
+            "concurrent_1000": level,
+            "disconnect": {"trials": 1, "not_cleaned": 0, "cleanup_ms_p99": 1.0},
+        }
 
     text_yield = {
         "ref/asyncio": rate(30_000),
         "ours/asyncio": rate(80_000),
         "ours/trio": rate(70_000),
         "handoff/asyncio": rate(120_000),
-        "handoff/trio": rate(160_000),
+        "handoff/trio": rate(80_000),
     }
     results: dict[str, Any] = {
         "inprocess": {"text-yield": text_yield},
-        "http": {"ours/uvicorn": streams(1_500), "bare/uvicorn": streams(400)},
+        "http": {
+            "ours/uvicorn": streams(500, 1.5, 1_600),
+            "ref/uvicorn": streams(490, 1.3, 1_700),
+            "bare/uvicorn": streams(400, 0.8, 1_200),
+            "ours/hypercorn-trio": streams(1_000, 3.0, 2_000),
+            "bare/hypercorn-trio": streams(1_000, 2.0, 2_000),
+        },
         "http_sizes": {"concurrency": [100, 1_000]},
     }
     rows = {g.goal: g for g in report.goals(results)}
-    asyncio_row = rows["context: text throughput, yielding producer: hand-off floor ÷ 0.0.36 (asyncio)"]
-    assert asyncio_row.measured == (
-        "4.00x per CPU-second (120,000 vs 30,000 deltas/CPU-s), so 5x 0.0.36 (150,000) "
-        "is beyond the hand-off floor itself; ours is 66.7 % of it"
-    )
-    assert "within" in rows["context: text throughput, yielding producer: hand-off floor ÷ 0.0.36 (trio)"].measured
-    assert rows["text throughput ≥ 5x 0.0.36 (yielding producer, asyncio)"].met is False
-    server_row = rows["context: 1,000 concurrent streams, server floor (bare ASGI app), p99 first byte (uvicorn)"]
-    assert server_row.measured == "400 ms, over 250 ms with no library at all; ours 1,500 ms = 3.75x the server floor"
-    assert all(g.met is None for g in rows.values() if g.context)
+    asyncio_row = rows["text throughput, yielding producer ≥ 85 % of the hand-off floor (asyncio)"]
+    assert asyncio_row.measured == "66.7 % per CPU-second (80,000 vs 120,000 deltas/CPU-s); 0.0.36: 25.0 %"
+    assert asyncio_row.met is False
+    assert rows["text throughput, yielding producer ≥ 85 % of the hand-off floor (trio)"].met is True
+    cpu_row = rows["1,000 paced streams: server CPU per stream ≤ 0.0.36's (uvicorn)"]
+    assert cpu_row.measured == "1.50 vs 1.30 ms (1.15x 0.0.36's)"
+    assert cpu_row.met is False
+    assert rows["100 paced streams: whole-stream p99 ≤ 0.0.36's (uvicorn)"].met is True
+    floor_row = rows["1,000 concurrent streams, p99 first byte ≤ 1.3x the server floor (uvicorn)"]
+    assert floor_row.measured == "500 ms = 1.25x the bare ASGI app's 400 ms"
+    assert floor_row.met is True
+    assert rows["1,000 concurrent streams, p99 first byte ≤ 1.3x the server floor (hypercorn-trio)"].met is True
+    assert not any("hypercorn-trio" in goal and "0.0.36" in goal for goal in rows)  # 0.0.36 has no trio
+    assert report.unmet_stacks(results) == ["uvicorn"]
 
 
 async def test_report_renders_without_the_other_library(anyio_backend: str) -> None:

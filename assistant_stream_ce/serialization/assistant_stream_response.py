@@ -13,6 +13,7 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from .. import _detached
 from .._run import DEFAULT_GRACE_PERIOD, ErrorMessage, OnFinish, default_error_message, positive_seconds
 from ..assistant_stream_chunk import AssistantStreamChunk
 from ._exchange import EncodedFrames, Exchange, Settings
@@ -65,7 +66,8 @@ async def serve(
 ) -> None:
     """Stream ``source`` as ``response`` (its status and headers) to the client; return when all of it is over."""
     start = {"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers}
-    await Exchange(source, encoder, start, settings, receive, send).run()
+    with _detached.named_backend():
+        await Exchange(source, encoder, start, settings, receive, send).run()
 
 
 class AssistantStreamResponse(Response):

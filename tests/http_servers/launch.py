@@ -31,6 +31,8 @@ def _command(stack: str, target: str, port: int) -> list[str]:
             str(port),
             "--loop",
             "asyncio",
+            "--http",
+            "h11",  # the stack these tests name "uvicorn", also where httptools is installed
             "--backlog",
             "1024",
             "--log-level",
