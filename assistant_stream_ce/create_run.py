@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import enum
 import functools
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
 import anyio
 import anyio.abc
 
-from . import _detached
+from . import _detached, _telemetry
 from ._json import copy_json_tree, encoded_size
 from ._run import (
     DEFAULT_GRACE_PERIOD,
@@ -507,16 +507,6 @@ class Run:
         self._tg.start_soon(_produce_structured, self._core, self._callback)
         return self
 
-    def _start_in(self, tg: anyio.abc.TaskGroup) -> None:
-        """The structured form in a task group the consumer already has (a response's): one group less.
-
-        The consumer reads the run, then ``await aclose()``; ``tg`` waits for the rest. A chunk
-        counts as delivered (for ``on_finish``) once the consumer asks for the next one.
-        """
-        self._claim(_STRUCTURED)
-        self._core.confirms_delivery = True
-        tg.start_soon(_produce_structured, self._core, self._callback)
-
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
@@ -546,8 +536,6 @@ class Run:
         elif self._phase is _ENDED:
             raise StopAsyncIteration
         core = self._core
-        if core.handed is not None:
-            core.asks()
         try:
             chunk = await core.merger.get()
             if chunk is None:
@@ -586,6 +574,50 @@ class Run:
         if not self._core.is_done:
             with anyio.CancelScope(shield=True):
                 await self._core.done_event().wait()
+
+    # -- delivery: a consumer that forwards the chunks (a response, a resumable producer) ------
+
+    def open_stream(
+        self, tg: anyio.abc.TaskGroup | None, on_finish: OnFinish | None = None
+    ) -> AsyncIterator[AssistantStreamChunk]:
+        """The run's chunks for a consumer that says which it delivered and ends with :meth:`end`.
+
+        With ``tg`` (the consumer's own task group, a response's), the run's
+        producer joins it (one task group less than ``async with``), a chunk is
+        part of the run's message once the consumer calls :meth:`delivered`, and
+        the outcome is reported by :meth:`end`. Without, the run streams as in
+        ``async for``. ``on_finish`` gets the run's outcome too.
+        """
+        if on_finish is not None:
+            self._core.add_hook(on_finish, "response")
+        if tg is not None:
+            self._claim(_STRUCTURED)
+            self._core.confirms_delivery = True
+            tg.start_soon(_produce_structured, self._core, self._callback)
+        return self
+
+    def delivered(self, chunk: AssistantStreamChunk) -> None:
+        """``chunk``, taken from :meth:`open_stream`, reached the reader."""
+        if self._core.confirms_delivery:
+            self._core.outcome.delivered(chunk)
+
+    def hang_up(self, why: str) -> None:
+        """The reader went away (``why``: ``"disconnect"``, ``"send_timeout"``): the run is cancelled now."""
+        _telemetry.add_event(self._core.span, why)
+        self._core.cancel()
+
+    async def end(self, delivered: bool, failure: BaseException | None = None) -> BaseException | None:
+        """Stop the run if it still runs, wait for its cleanup, and report its outcome once.
+
+        ``delivered``: the stream's end reached the reader; ``failure``: what
+        failed the delivery itself (a store). Returns the run's error if it was
+        never raised to the consumer (so that the consumer can log it).
+        """
+        await self.aclose()
+        if self._core.confirms_delivery:
+            await self._core.end(delivered, failure)
+        error = self._core.error
+        return error if error is not None and not self._error_raised else None
 
     def __del__(self) -> None:
         core = self._core
