@@ -2,11 +2,16 @@
 
 A run is a task group: the callback runs in its body, and its tool tasks and
 substreams are its children. It ends in exactly one outcome (completed, error
-or cancelled), decided and reported from a shielded, time-limited
-``finally``, after which no chunk is emitted.
+or cancelled), after which no chunk is emitted. The run owns that outcome
+(:class:`Outcome`: the message as delivered, the ``on_finish`` hooks, one
+rule for the status in :func:`finish_status`): it reports from its shielded,
+time-limited ``finally``, or, when its consumer says what it delivered (a
+response, a resumable producer), once that consumer has told it whether the
+stream's end reached the reader.
 
-When the consumer goes away, the children are cancelled at once. So is the
-callback, unless it has looked at the cancellation (``is_cancelled``,
+When the consumer goes away (every way a consumer stops ends in
+:meth:`RunCore.cancel`, the one decision), the children are cancelled at
+once. So is the callback, unless it has looked at the cancellation (``is_cancelled``,
 ``cancelled_event``): then, as in assistant-stream 0.0.36, it gets
 ``cancel_window`` seconds to return on its own (and save what it has) before
 its scope's deadline cancels it.

@@ -511,7 +511,7 @@ class Run:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         assert self._tg is not None
-        self._core.cancel()
+        self._leave()
         self._phase = _ENDED
         # Exit without the body's exception so that it propagates as itself, not in a group.
         await self._tg.__aexit__(None, None, None)
@@ -554,10 +554,20 @@ class Run:
         raise StopAsyncIteration
 
     def _abandon(self) -> None:
-        """The consumer stopped (cancelled, closed or dropped): cancel the run."""
+        """The consumer of ``async for`` stopped in ``__anext__`` (cancelled, or it raised): cancel the run."""
+        if self._phase is _DETACHED:
+            self._leave()
+
+    def _leave(self) -> None:
+        """The consumer is done with the run, whichever way it stopped: what still runs is cancelled.
+
+        Every way a consumer stops (leaving ``async with``, ``aclose()``, an
+        abandoned ``async for``, a reader that went away) comes here, and so to
+        ``RunCore.cancel()``, the one decision (a dropped run reaches it from ``__del__``).
+        """
         if self._phase is _DETACHED:
             self._phase = _ENDED
-            self._core.cancel()
+        self._core.cancel()
 
     async def aclose(self) -> None:
         """Cancel the run if it is still running, and wait for its cleanup (in either form).
@@ -568,9 +578,7 @@ class Run:
         if self._phase is _NEW:
             self._phase = _ENDED
             return
-        if self._phase is _DETACHED:
-            self._phase = _ENDED
-        self._core.cancel()
+        self._leave()
         if not self._core.is_done:
             with anyio.CancelScope(shield=True):
                 await self._core.done_event().wait()
@@ -604,7 +612,7 @@ class Run:
     def hang_up(self, why: str) -> None:
         """The reader went away (``why``: ``"disconnect"``, ``"send_timeout"``): the run is cancelled now."""
         _telemetry.add_event(self._core.span, why)
-        self._core.cancel()
+        self._leave()
 
     async def end(self, delivered: bool, failure: BaseException | None = None) -> BaseException | None:
         """Stop the run if it still runs, wait for its cleanup, and report its outcome once.

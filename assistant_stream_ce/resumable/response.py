@@ -32,9 +32,8 @@ from .._run import (
     default_error_message,
     error_text,
 )
-from ..assistant_stream_chunk import ErrorChunk
 from ..create_run import RunController, create_run
-from ..serialization._delivery import Delivery, EncodedFrames, deliver
+from ..serialization._delivery import Delivery, EncodedFrames, close_quietly, deliver, error_ending
 from ..serialization.assistant_stream_response import (
     DEFAULT_SEND_TIMEOUT,
     response_settings,
@@ -102,13 +101,9 @@ async def _relay(
             cursor += 1
             yield b"id: %d\n%s" % (cursor, frame) if event_ids else frame
     except Exception as exc:
-        writer = encoder.open()
-        yield writer.encode(ErrorChunk(error=_store_failed(exc, stream_id, error_message))) + writer.finish("error")
+        yield error_ending(encoder, _store_failed(exc, stream_id, error_message))
     finally:
-        aclose = getattr(body, "aclose", None)
-        if aclose is not None:
-            with anyio.move_on_after(DEFAULT_GRACE_PERIOD, shield=True):
-                await aclose()
+        await close_quietly(body, DEFAULT_GRACE_PERIOD)
 
 
 class ResumableStreamResponse(StreamingResponse):

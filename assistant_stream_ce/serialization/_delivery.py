@@ -41,7 +41,17 @@ from ..assistant_stream_chunk import AssistantStreamChunk, ErrorChunk
 if TYPE_CHECKING:
     from .stream_encoder import FrameWriter, StreamEncoder
 
-__all__ = ["Body", "ChunkSource", "Delivery", "EncodedFrames", "IterableSource", "as_source", "deliver"]
+__all__ = [
+    "Body",
+    "ChunkSource",
+    "Delivery",
+    "EncodedFrames",
+    "IterableSource",
+    "as_source",
+    "close_quietly",
+    "deliver",
+    "error_ending",
+]
 
 logger = logging.getLogger("assistant_stream_ce")
 
@@ -273,6 +283,13 @@ class Delivery:
     def _failed(self, exc: BaseException) -> None:
         self._status = "error"
         logger.error("assistant_stream_ce: the stream failed; it ends with an error", exc_info=exc)
+
+
+def error_ending(encoder: StreamEncoder, text: str) -> bytes:
+    """Frames that end a body with the error ``text`` (its frames so far came from elsewhere, a store):
+    an error frame, then the finish frames for "error"."""
+    writer = encoder.open()
+    return writer.encode(ErrorChunk(error=text)) + writer.finish("error")
 
 
 class EncodedFrames:
