@@ -1,4 +1,11 @@
-"""``create_run`` and the controller a run's callback writes through."""
+"""``create_run``, the :class:`Run` it returns, and the controller a run's callback writes through.
+
+A :class:`Run` is consumed with ``async with`` or ``async for``; a response
+or a resumable producer streams it through the delivery protocol instead
+(:meth:`Run.open_stream`, :meth:`Run.delivered`, :meth:`Run.hang_up`,
+:meth:`Run.end`), which lets the run own its outcome: it is told what
+reached the reader, and reports once the end did or did not.
+"""
 
 from __future__ import annotations
 

@@ -11,7 +11,11 @@ internal addresses never reach the client unless the hook sends them.
 The first client and a client that resumes are served as a live response is
 (:class:`ResumableStreamResponse`): the stored frames go through the same
 exchange, with keepalives in a silence, ``send_timeout`` for a client that
-stops reading, and the same headers, plus ``x-resumable-stream-id``.
+stops reading, and the same headers, plus ``x-resumable-stream-id``. The
+producer's run reaches the store through the one delivery loop a live
+response uses (:mod:`~assistant_stream_ce.serialization._delivery`): the same
+frames, error frame and finish frames (those of a cancelled run too, so that
+readers end), and the run reports its outcome once its end is stored.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 :func:`streaming_headers`, :func:`response_settings` and :func:`serve` are
 what every streaming response of this package is made of (the resumable
-responses too): one set of headers, one set of options, one exchange.
+responses too): one set of headers, one set of options, one exchange, which
+sends a body: a delivery of a run or an async iterable of chunks, or a
+resumable stream's stored frames.
 """
 
 from __future__ import annotations
