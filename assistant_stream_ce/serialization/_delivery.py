@@ -146,7 +146,14 @@ class Body(Protocol):
         ...
 
     def last_frames(self) -> bytes:
-        """The frames that end the body (as far as it got): the error frame if due, and the finish frames."""
+        """The frames that end the body (as far as it got): the error frame if due, and the finish frames.
+
+        The same bytes on every call.
+        """
+        ...
+
+    def cancelled_ending(self) -> bytes | None:
+        """What ends the body of a request cancelled from outside; None: leave it cut (its reader resumes it)."""
         ...
 
     def hang_up(self, why: str) -> None:
@@ -205,6 +212,7 @@ class Delivery:
         self._grace_period = grace_period
         self._status: FinishStatus = "cancelled"  # until the chunks end
         self._tail: tuple[AssistantStreamChunk, ...] = ()  # chunks in the last frames, delivered with them
+        self._last: bytes | None = None
         self._closed = False
 
     def frames(self, tg: TaskGroup | None) -> AsyncIterator[bytes]:
@@ -261,10 +269,17 @@ class Delivery:
                 await close_quietly(iterator, self._grace_period)
 
     def last_frames(self) -> bytes:
-        writer = self._writer
-        if writer is None:
-            return b""
-        return b"".join(writer.encode(chunk) for chunk in self._tail) + writer.finish(self._status)
+        if self._last is None:
+            writer = self._writer
+            self._last = (
+                b""
+                if writer is None
+                else b"".join(writer.encode(chunk) for chunk in self._tail) + writer.finish(self._status)
+            )
+        return self._last
+
+    def cancelled_ending(self) -> bytes | None:
+        return self.last_frames()  # a cancelled stream's finish frames, unless its chunks had all been sent
 
     def hang_up(self, why: str) -> None:
         self._source.hang_up(why)
@@ -326,6 +341,9 @@ class EncodedFrames:
 
     def last_frames(self) -> bytes:
         return b""
+
+    def cancelled_ending(self) -> bytes | None:
+        return None  # the producer may go on elsewhere: the reader resumes what was cut
 
     def hang_up(self, why: str) -> None:
         self._hung_up = True

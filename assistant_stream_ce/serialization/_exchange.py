@@ -29,6 +29,14 @@ so no disconnect can interrupt it: over HTTP/1.0 (no chunked encoding) the
 body ends when the server closes the connection, and hypercorn's trio worker
 closes it inside that very send (a cancellation there leaves it open).
 
+A request cancelled from outside (a server ends the requests still open at
+the end of its graceful timeout; a shutdown's deadline does the same) still
+ends its body well-formed where the body says how (``cancelled_ending``: the
+format's closing frames for a cancelled run; a resumable stream's stored
+frames are left cut, so that its client resumes them): they are sent (after
+the response's start if it had not gone yet), shielded and bounded by
+``send_timeout``, then the cancellation goes on.
+
 The body is closed once (its owner reports the outcome to ``on_finish``) as
 soon as the outcome is known: after the last frame was sent, or, when the
 client is gone, as soon as the run has been cancelled and cleaned up.
@@ -95,6 +103,7 @@ class Exchange:
         self._send_turn = anyio.Semaphore(1, fast_acquire=True)
         self._sending = False
         self._last_send = 0.0  # when the latest send started
+        self._start_sent = False
         self._ended = False  # every frame but the last ones was sent
         self._gone = False
 
@@ -109,6 +118,11 @@ class Exchange:
                 self._attending.cancel()
             if self._ended and not self._gone:
                 delivered = await self._send_last(self._body.last_frames())
+        except anyio.get_cancelled_exc_class():
+            # Only a cancellation from outside gets here: the task group absorbs the exchange's own.
+            if not (self._gone or delivered):
+                await self._end_cancelled()
+            raise
         finally:
             await self._body.close(delivered)
 
@@ -161,7 +175,8 @@ class Exchange:
     # -- writing ------------------------------------------------------------------
 
     async def _send_start(self) -> bool:
-        return await self._write(self._start)
+        self._start_sent = await self._write(self._start)
+        return self._start_sent
 
     async def _send_frame(self, frame: bytes) -> bool:
         return await self._write(_body(frame))
@@ -202,6 +217,15 @@ class Exchange:
             self._client_gone()
             return False
         return True
+
+    async def _end_cancelled(self) -> None:
+        """End the body of a request cancelled from outside as the body says (or leave it cut)."""
+        ending = self._body.cancelled_ending()
+        if ending is None:
+            return
+        with anyio.move_on_after(self._settings.send_timeout, shield=True):
+            if self._start_sent or await self._send_or_gone(self._start):
+                await self._send_or_gone({"type": "http.response.body", "body": ending, "more_body": False})
 
     # -- the client's end ---------------------------------------------------------
 
