@@ -213,6 +213,7 @@ class Delivery:
         self._status: FinishStatus = "cancelled"  # until the chunks end
         self._tail: tuple[AssistantStreamChunk, ...] = ()  # chunks in the last frames, delivered with them
         self._last: bytes | None = None
+        self._error: BaseException | None = None  # what failed the stream here (it raised, or its encoding did)
         self._closed = False
 
     def frames(self, tg: TaskGroup | None) -> AsyncIterator[bytes]:
@@ -291,12 +292,14 @@ class Delivery:
         if delivered:
             for chunk in self._tail:
                 self._source.delivered(chunk)
-        unseen = await self._source.end(delivered, failure)
+        # An encoder that fails (a format's limit) fails the outcome too, as the stream raising would.
+        unseen = await self._source.end(delivered, failure or self._error)
         if unseen is not None:  # it failed, but the reader left before its error came through
             self._failed(unseen)
 
     def _failed(self, exc: BaseException) -> None:
         self._status = "error"
+        self._error = self._error or exc
         logger.error("assistant_stream_ce: the stream failed; it ends with an error", exc_info=exc)
 
 
