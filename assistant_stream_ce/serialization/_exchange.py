@@ -45,6 +45,7 @@ client is gone, as soon as the run has been cancelled and cleaned up.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import anyio
@@ -142,9 +143,7 @@ class Exchange:
 
     async def _write_stream(self) -> None:
         try:
-            self._ended = await deliver(
-                self._body, self._tg, self._send_frame, self._settings.grace_period, opened=self._send_start
-            )
+            self._ended = await deliver(self._body, self._tg, self._send_frame, opened=self._send_start)
         finally:
             if self._gone:  # the run is over and nothing more will be sent: report now
                 await self._body.close(False)
@@ -178,8 +177,8 @@ class Exchange:
         self._start_sent = await self._write(self._start)
         return self._start_sent
 
-    async def _send_frame(self, frame: bytes) -> bool:
-        return await self._write(_body(frame))
+    def _send_frame(self, frame: bytes) -> Awaitable[bool]:
+        return self._write(_body(frame))  # no coroutine of its own: this runs once a frame
 
     async def _write(self, message: Message) -> bool:
         """Send ``message``; False (and the run cancelled) if the client is gone."""
