@@ -19,8 +19,8 @@ its scope's deadline cancels it.
 What every layer shares about a run is here too: the cancellation signal
 (the :class:`CancellationSignal` protocol, the settable :class:`Flag` and a
 run's read-only view), the status a run finishes with, the text an error
-becomes, and the options in seconds (their one check and the default grace
-period).
+becomes, the options in seconds (their one check and the default grace
+period), and how an iterator a run or a response reads is closed.
 """
 
 from __future__ import annotations
@@ -217,6 +217,14 @@ class ReadOnlyCancellationSignal:
 
     async def wait(self) -> bool:
         return await self._flag.wait()
+
+
+async def close_quietly(iterator: object, grace_period: float) -> None:
+    """``await iterator.aclose()`` if it has one, shielded and bounded by ``grace_period``."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        with anyio.move_on_after(grace_period, shield=True):
+            await aclose()
 
 
 #: Turns an exception into the text a client reads: one hook for every error path (run, tool, response, store).

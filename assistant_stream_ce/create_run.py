@@ -28,6 +28,7 @@ from ._run import (
     ReadOnlyCancellationSignal,
     RunCore,
     RunOutcome,
+    close_quietly,
     default_error_message,
     positive_seconds,
     seconds_or_zero,
@@ -220,10 +221,7 @@ class RunController:
                         return
                     self._emit(chunk)
         finally:
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                with anyio.move_on_after(self._core.grace_period, shield=True):
-                    await aclose()
+            await close_quietly(iterator, self._core.grace_period)
 
     def _emit(self, chunk: AssistantStreamChunk) -> None:
         merger = self._merger

@@ -33,11 +33,12 @@ from .._run import (
     DEFAULT_GRACE_PERIOD,
     ErrorMessage,
     OnFinish,
+    close_quietly,
     default_error_message,
     error_text,
 )
 from ..create_run import RunController, create_run
-from ..serialization._delivery import Delivery, EncodedFrames, close_quietly, deliver, error_ending
+from ..serialization._delivery import Delivery, EncodedFrames, deliver, error_ending
 from ..serialization.assistant_stream_response import (
     DEFAULT_SEND_TIMEOUT,
     response_settings,

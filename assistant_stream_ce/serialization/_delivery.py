@@ -33,6 +33,7 @@ from .._run import (
     FinishStatus,
     OnFinish,
     Outcome,
+    close_quietly,
     default_error_message,
     error_text,
 )
@@ -48,7 +49,6 @@ __all__ = [
     "EncodedFrames",
     "IterableSource",
     "as_source",
-    "close_quietly",
     "deliver",
     "error_ending",
 ]
@@ -148,14 +148,6 @@ class Body(Protocol):
     async def close(self, delivered: bool, failure: BaseException | None = None) -> None:
         """Once, when nothing more will be sent: ``delivered`` if the last frames reached the reader."""
         ...
-
-
-async def close_quietly(iterator: object, grace_period: float) -> None:
-    """``await iterator.aclose()`` if it has one, shielded and bounded by ``grace_period``."""
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        with anyio.move_on_after(grace_period, shield=True):
-            await aclose()
 
 
 def _open_writer(encoder: StreamEncoder) -> FrameWriter | None:

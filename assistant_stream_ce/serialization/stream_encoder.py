@@ -12,9 +12,9 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterable
 from typing import ClassVar, Protocol
 
-from .._run import DEFAULT_GRACE_PERIOD, FinishStatus
+from .._run import DEFAULT_GRACE_PERIOD, FinishStatus, close_quietly
 from ..assistant_stream_chunk import AssistantStreamChunk
-from ._delivery import Delivery, as_source, close_quietly
+from ._delivery import Delivery, as_source
 from ._frames import SSE_KEEPALIVE, SSE_MEDIA_TYPE
 
 __all__ = ["FinishStatus", "FrameWriter", "StreamEncoder"]
