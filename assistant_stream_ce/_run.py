@@ -2,11 +2,16 @@
 
 A run is a task group: the callback runs in its body, and its tool tasks and
 substreams are its children. It ends in exactly one outcome (completed, error
-or cancelled), decided and reported from a shielded, time-limited
-``finally``, after which no chunk is emitted.
+or cancelled), after which no chunk is emitted. The run owns that outcome
+(:class:`Outcome`: the message as delivered, the ``on_finish`` hooks, one
+rule for the status in :func:`finish_status`): it reports from its shielded,
+time-limited ``finally``, or, when its consumer says what it delivered (a
+response, a resumable producer), once that consumer has told it whether the
+stream's end reached the reader.
 
-When the consumer goes away, the children are cancelled at once. So is the
-callback, unless it has looked at the cancellation (``is_cancelled``,
+When the consumer goes away (every way a consumer stops ends in
+:meth:`RunCore.cancel`, the one decision), the children are cancelled at
+once. So is the callback, unless it has looked at the cancellation (``is_cancelled``,
 ``cancelled_event``): then, as in assistant-stream 0.0.36, it gets
 ``cancel_window`` seconds to return on its own (and save what it has) before
 its scope's deadline cancels it.
@@ -14,8 +19,8 @@ its scope's deadline cancels it.
 What every layer shares about a run is here too: the cancellation signal
 (the :class:`CancellationSignal` protocol, the settable :class:`Flag` and a
 run's read-only view), the status a run finishes with, the text an error
-becomes, and the options in seconds (their one check and the default grace
-period).
+becomes, the options in seconds (their one check and the default grace
+period), and how an iterator a run or a response reads is closed.
 """
 
 from __future__ import annotations
@@ -90,6 +95,11 @@ class RunOutcome:
 OnFinish = Callable[[RunOutcome], Awaitable[None] | None]
 
 
+def finish_status(error: BaseException | None, cancelled: bool) -> FinishStatus:
+    """The one rule for how a stream ended: an error wins; else it completed unless it was cut short."""
+    return "error" if error is not None else "cancelled" if cancelled else "completed"
+
+
 async def call_on_finish(on_finish: OnFinish, outcome: RunOutcome, owner: str) -> None:
     """Give ``on_finish`` the outcome, awaiting it if it is async; a hook that raises is logged, not raised.
 
@@ -101,6 +111,48 @@ async def call_on_finish(on_finish: OnFinish, outcome: RunOutcome, owner: str) -
             await result
     except Exception:
         logger.exception("assistant_stream_ce %s: on_finish raised", owner)
+
+
+class Outcome:
+    """What one stream's owner (a run, or the plain stream a response sends) reports: the one place
+    that keeps the message as delivered and gives the ``on_finish`` hooks the outcome, once.
+
+    A message is kept only once a hook wants it: a stream without hooks costs nothing per chunk.
+    """
+
+    __slots__ = ("_hooks", "_reported", "builder")
+
+    def __init__(self) -> None:
+        self.builder: MessageBuilder | None = None
+        self._hooks: list[tuple[OnFinish, str]] = []
+        self._reported = False
+
+    def add_hook(self, on_finish: OnFinish, owner: str, initial_state: Any = None) -> None:
+        """Give ``on_finish`` the outcome too (``owner`` names it in the log).
+
+        ``initial_state``: what the message's state starts from, a copy (the first hook's counts).
+        """
+        if self.builder is None:
+            self.builder = MessageBuilder(initial_state)
+        self._hooks.append((on_finish, owner))
+
+    def delivered(self, chunk: AssistantStreamChunk) -> None:
+        """``chunk`` reached the reader: it is part of the message."""
+        if self.builder is not None and not self._reported:
+            self.builder.add(chunk)
+
+    async def report(self, error: BaseException | None, cancelled: bool, grace_period: float) -> None:
+        """Call each hook once with the outcome, shielded, all of them within ``grace_period``."""
+        if self._reported:
+            return
+        self._reported = True
+        if self.builder is None:
+            return
+        outcome = RunOutcome(finish_status(error, cancelled), self.builder.message, error)
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + grace_period
+            for on_finish, owner in self._hooks:
+                await call_on_finish(on_finish, outcome, owner)
 
 
 class DanglingToolCallWarning(RuntimeWarning):
@@ -167,6 +219,14 @@ class ReadOnlyCancellationSignal:
         return await self._flag.wait()
 
 
+async def close_quietly(iterator: object, grace_period: float) -> None:
+    """``await iterator.aclose()`` if it has one, shielded and bounded by ``grace_period``."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        with anyio.move_on_after(grace_period, shield=True):
+            await aclose()
+
+
 #: Turns an exception into the text a client reads: one hook for every error path (run, tool, response, store).
 ErrorMessage = Callable[[BaseException], str]
 
@@ -224,7 +284,6 @@ class RunCore:
     ) -> None:
         self.merger = Merger()
         self.state = StateStore(state, self.merger.state, self.merger._writable)
-        self.on_finish = on_finish
         self.grace_period = grace_period
         self.error_message = error_message
         self.cancel_window = cancel_window
@@ -232,18 +291,17 @@ class RunCore:
         self.watches_cancellation = False
         self._in_callback = False
         self._child_scopes: set[anyio.CancelScope] = set()  # of running tool calls and substreams
-        # The builder folds what was sent onto its own copy: the live state runs ahead of the wire.
-        self.builder = MessageBuilder(copy_json_tree(self.state.root, "state")) if on_finish is not None else None
+        self.outcome = Outcome()
+        if on_finish is not None:
+            self.add_hook(on_finish, "run")
         self.loop: EventLoop | None = None  # the loop the run runs on, once it has started
         self.scope: anyio.CancelScope | None = None
         self.tg: anyio.abc.TaskGroup | None = None
         self.sequencer: ToolCallSequencer | None = None
         self.error: BaseException | None = None
-        # A consumer that forwards chunks (a response) has delivered one only once it asks for the next:
-        # until then it is ``handed``, and the run's outcome waits for it.
+        # A consumer that forwards chunks (a response, a resumable producer) says which it delivered,
+        # and when the stream's end was delivered: the run reports its outcome then, not when it ends.
         self.confirms_delivery = False
-        self.handed: AssistantStreamChunk | None = None
-        self._asked: anyio.Event | None = None
         self.cancellation = Flag()
         self.finishing = False
         self._done = Flag()
@@ -261,7 +319,12 @@ class RunCore:
     @property
     def status(self) -> FinishStatus:
         """How the run ended (meaningful once it has)."""
-        return "error" if self.error else "cancelled" if self.cancelled else "completed"
+        return finish_status(self.error, self.cancelled)
+
+    def add_hook(self, on_finish: OnFinish, owner: str) -> None:
+        """Give ``on_finish`` the run's outcome too; before the run starts."""
+        # The message folds what was sent onto its own copy of the state: the live state runs ahead of the wire.
+        self.outcome.add_hook(on_finish, owner, copy_json_tree(self.state.root, "state"))
 
     @property
     def cancelled(self) -> bool:
@@ -275,26 +338,17 @@ class RunCore:
         return self._done.event()
 
     def took(self, chunk: AssistantStreamChunk) -> None:
-        """The consumer took ``chunk``: delivered, or handed over until it asks for more."""
-        if self.confirms_delivery:
-            self.handed = chunk
-        elif self.builder is not None:
-            self.builder.add(chunk)
+        """The consumer took ``chunk``: delivered, unless the consumer says itself what it delivered."""
+        if not self.confirms_delivery and self.outcome.builder is not None:
+            self.outcome.delivered(chunk)
 
-    def asks(self) -> None:
-        """The consumer asks for the next chunk: the one it was handed has been delivered."""
-        if self.handed is not None:
-            if self.builder is not None:
-                self.builder.add(self.handed)
-            self.handed = None
-            if self._asked is not None:
-                self._asked.set()
+    async def end(self, delivered: bool, failure: BaseException | None) -> None:
+        """A consumer that confirms delivery is done: report the outcome (once), after the run has ended.
 
-    async def _delivered(self) -> None:
-        """Wait until the consumer has delivered the last chunk it took (cancelled if it never does)."""
-        if self.handed is not None:
-            self._asked = anyio.Event()
-            await self._asked.wait()
+        ``delivered``: the stream's end reached the reader (else the run counts as cancelled);
+        ``failure``: what failed the delivery itself (a store), which fails the outcome unless the run failed.
+        """
+        await self.outcome.report(self.error or failure, self.cancelled or not delivered, self.grace_period)
 
     def cancel(self) -> None:
         """The consumer went away: stop the run and drop its pending output.
@@ -412,7 +466,6 @@ class RunCore:
                         self._finish_dangling_calls()
                     self.merger.close()
                     await self.merger.drained()
-                    await self._delivered()
         except BaseException as exc:
             if (beyond := _beyond_cancellation(exc)) is None:
                 self.cancel()  # an enclosing scope was cancelled: same as the consumer leaving
@@ -426,10 +479,8 @@ class RunCore:
             self.finishing = True
             self.merger.close()
             try:
-                if self.on_finish is not None:
-                    with anyio.CancelScope(shield=True) as cleanup:
-                        cleanup.deadline = anyio.current_time() + self.grace_period
-                        await self._report(self.on_finish)
+                if not self.confirms_delivery:  # else the consumer's ``end()`` reports, once the end was delivered
+                    await self.outcome.report(self.error, self.cancelled, self.grace_period)
             finally:
                 self._done.set()
 
@@ -442,7 +493,3 @@ class RunCore:
                 DanglingToolCallWarning,
                 stacklevel=1,
             )
-
-    async def _report(self, on_finish: OnFinish) -> None:
-        assert self.builder is not None
-        await call_on_finish(on_finish, RunOutcome(self.status, self.builder.message, self.error), "run")

@@ -1,18 +1,25 @@
-"""``create_run`` and the controller a run's callback writes through."""
+"""``create_run``, the :class:`Run` it returns, and the controller a run's callback writes through.
+
+A :class:`Run` is consumed with ``async with`` or ``async for``; a response
+or a resumable producer streams it through the delivery protocol instead
+(:meth:`Run.open_stream`, :meth:`Run.delivered`, :meth:`Run.hang_up`,
+:meth:`Run.end`), which lets the run own its outcome: it is told what
+reached the reader, and reports once the end did or did not.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import enum
 import functools
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
 import anyio
 import anyio.abc
 
-from . import _detached
+from . import _detached, _telemetry
 from ._json import copy_json_tree, encoded_size
 from ._run import (
     DEFAULT_GRACE_PERIOD,
@@ -21,6 +28,7 @@ from ._run import (
     ReadOnlyCancellationSignal,
     RunCore,
     RunOutcome,
+    close_quietly,
     default_error_message,
     positive_seconds,
     seconds_or_zero,
@@ -213,10 +221,7 @@ class RunController:
                         return
                     self._emit(chunk)
         finally:
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                with anyio.move_on_after(self._core.grace_period, shield=True):
-                    await aclose()
+            await close_quietly(iterator, self._core.grace_period)
 
     def _emit(self, chunk: AssistantStreamChunk) -> None:
         merger = self._merger
@@ -507,21 +512,11 @@ class Run:
         self._tg.start_soon(_produce_structured, self._core, self._callback)
         return self
 
-    def _start_in(self, tg: anyio.abc.TaskGroup) -> None:
-        """The structured form in a task group the consumer already has (a response's): one group less.
-
-        The consumer reads the run, then ``await aclose()``; ``tg`` waits for the rest. A chunk
-        counts as delivered (for ``on_finish``) once the consumer asks for the next one.
-        """
-        self._claim(_STRUCTURED)
-        self._core.confirms_delivery = True
-        tg.start_soon(_produce_structured, self._core, self._callback)
-
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         assert self._tg is not None
-        self._core.cancel()
+        self._leave()
         self._phase = _ENDED
         # Exit without the body's exception so that it propagates as itself, not in a group.
         await self._tg.__aexit__(None, None, None)
@@ -546,8 +541,6 @@ class Run:
         elif self._phase is _ENDED:
             raise StopAsyncIteration
         core = self._core
-        if core.handed is not None:
-            core.asks()
         try:
             chunk = await core.merger.get()
             if chunk is None:
@@ -566,10 +559,20 @@ class Run:
         raise StopAsyncIteration
 
     def _abandon(self) -> None:
-        """The consumer stopped (cancelled, closed or dropped): cancel the run."""
+        """The consumer of ``async for`` stopped in ``__anext__`` (cancelled, or it raised): cancel the run."""
+        if self._phase is _DETACHED:
+            self._leave()
+
+    def _leave(self) -> None:
+        """The consumer is done with the run, whichever way it stopped: what still runs is cancelled.
+
+        Every way a consumer stops (leaving ``async with``, ``aclose()``, an
+        abandoned ``async for``, a reader that went away) comes here, and so to
+        ``RunCore.cancel()``, the one decision (a dropped run reaches it from ``__del__``).
+        """
         if self._phase is _DETACHED:
             self._phase = _ENDED
-            self._core.cancel()
+        self._core.cancel()
 
     async def aclose(self) -> None:
         """Cancel the run if it is still running, and wait for its cleanup (in either form).
@@ -580,12 +583,54 @@ class Run:
         if self._phase is _NEW:
             self._phase = _ENDED
             return
-        if self._phase is _DETACHED:
-            self._phase = _ENDED
-        self._core.cancel()
+        self._leave()
         if not self._core.is_done:
             with anyio.CancelScope(shield=True):
                 await self._core.done_event().wait()
+
+    # -- delivery: a consumer that forwards the chunks (a response, a resumable producer) ------
+
+    def open_stream(
+        self, tg: anyio.abc.TaskGroup | None, on_finish: OnFinish | None = None
+    ) -> AsyncIterator[AssistantStreamChunk]:
+        """The run's chunks for a consumer that says which it delivered and ends with :meth:`end`.
+
+        With ``tg`` (the consumer's own task group, a response's), the run's
+        producer joins it (one task group less than ``async with``), a chunk is
+        part of the run's message once the consumer calls :meth:`delivered`, and
+        the outcome is reported by :meth:`end`. Without, the run streams as in
+        ``async for``. ``on_finish`` gets the run's outcome too.
+        """
+        if on_finish is not None:
+            self._core.add_hook(on_finish, "response")
+        if tg is not None:
+            self._claim(_STRUCTURED)
+            self._core.confirms_delivery = True
+            tg.start_soon(_produce_structured, self._core, self._callback)
+        return self
+
+    def delivered(self, chunk: AssistantStreamChunk) -> None:
+        """``chunk``, taken from :meth:`open_stream`, reached the reader."""
+        if self._core.confirms_delivery:
+            self._core.outcome.delivered(chunk)
+
+    def hang_up(self, why: str) -> None:
+        """The reader went away (``why``: ``"disconnect"``, ``"send_timeout"``): the run is cancelled now."""
+        _telemetry.add_event(self._core.span, why)
+        self._leave()
+
+    async def end(self, delivered: bool, failure: BaseException | None = None) -> BaseException | None:
+        """Stop the run if it still runs, wait for its cleanup, and report its outcome once.
+
+        ``delivered``: the stream's end reached the reader; ``failure``: what
+        failed the delivery itself (a store). Returns the run's error if it was
+        never raised to the consumer (so that the consumer can log it).
+        """
+        await self.aclose()
+        if self._core.confirms_delivery:
+            await self._core.end(delivered, failure)
+        error = self._core.error
+        return error if error is not None and not self._error_raised else None
 
     def __del__(self) -> None:
         core = self._core

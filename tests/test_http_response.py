@@ -476,6 +476,77 @@ async def test_the_runs_on_finish_message_of_a_completed_response_holds_every_ch
         assert (outcome.status, outcome.message.text) == ("completed", "abc")
 
 
+# -- one owner of the outcome ----------------------------------------------------------
+
+
+class StallsOnTheLastFrame(Client):
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.body" and not message["more_body"]:
+            await anyio.sleep_forever()
+        await super().send(message)
+
+
+async def test_the_run_and_the_response_get_one_outcome_when_the_last_frame_never_leaves() -> None:
+    """The run's own hook is told what the response's is: the end never reached the client, so cancelled."""
+    client, run_outcomes, outcomes = StallsOnTheLastFrame(), Outcomes(), Outcomes()
+    run = create_run(text_run(["a", "b"]), on_finish=run_outcomes)
+    await serve(AssistantStreamResponse(run, LineEncoder(), on_finish=outcomes, send_timeout=0.05), client)
+    assert "end:completed" not in client.lines
+    assert run_outcomes.only is outcomes.only
+    assert (outcomes.only.status, outcomes.only.message.text) == ("cancelled", "ab")
+
+
+def chunks_of(words: list[str], error: Exception | None = None) -> Callable[[], AsyncIterator[AssistantStreamChunk]]:
+    async def chunks() -> AsyncIterator[AssistantStreamChunk]:
+        for word in words:
+            yield TextDeltaChunk(word)
+            await anyio.lowlevel.checkpoint()
+        if error is not None:
+            raise error
+
+    return chunks
+
+
+def failing_run(words: list[str], error: Exception) -> Callable[[RunController], Awaitable[None]]:
+    async def callback(controller: RunController) -> None:
+        await text_run(words)(controller)
+        raise error
+
+    return callback
+
+
+@pytest.mark.parametrize(
+    "client", ["reads all", "send fails", "stalls on the last frame", "fails"], ids=lambda name: name.replace(" ", "-")
+)
+async def test_a_plain_iterable_gets_the_outcome_a_run_of_the_same_chunks_gets(client: str) -> None:
+    """The stream a response sends owns its outcome as a run does: one rule for the status and the message."""
+    words = ["a", "b", "c"]
+    boom = RuntimeError("boom") if client == "fails" else None
+    seen: dict[str, RunOutcome] = {}
+    for kind in ("run", "iterable"):
+        peer = {
+            "reads all": Client,
+            "fails": Client,
+            "send fails": lambda: Client(fail_send_after=3),
+            "stalls on the last frame": StallsOnTheLastFrame,
+        }[client]()
+        outcomes = Outcomes()
+        if kind == "run":
+            stream: Any = create_run(failing_run(words, boom) if boom else text_run(words))
+        else:
+            stream = chunks_of(words, boom)()
+        await serve(AssistantStreamResponse(stream, LineEncoder(), on_finish=outcomes, send_timeout=0.05), peer)
+        sent = [msgspec.json.decode(line) for line in peer.lines if line.startswith("{")]
+        # The message is what reached the client (a run may have coalesced its text into fewer frames).
+        assert outcomes.only.message.text == "".join(chunk.get("text_delta", "") for chunk in sent)
+        seen[kind] = outcomes.only
+    run, iterable = seen["run"], seen["iterable"]
+    assert (iterable.status, iterable.error) == (run.status, run.error)
+    assert iterable.message.errors == run.message.errors
+    expected = {"reads all": "completed", "fails": "error", "send fails": "cancelled"}
+    assert run.status == expected.get(client, "cancelled")
+
+
 # -- heartbeats -----------------------------------------------------------------------
 
 

@@ -11,7 +11,11 @@ internal addresses never reach the client unless the hook sends them.
 The first client and a client that resumes are served as a live response is
 (:class:`ResumableStreamResponse`): the stored frames go through the same
 exchange, with keepalives in a silence, ``send_timeout`` for a client that
-stops reading, and the same headers, plus ``x-resumable-stream-id``.
+stops reading, and the same headers, plus ``x-resumable-stream-id``. The
+producer's run reaches the store through the one delivery loop a live
+response uses (:mod:`~assistant_stream_ce.serialization._delivery`): the same
+frames, error frame and finish frames (those of a cancelled run too, so that
+readers end), and the run reports its outcome once its end is stored.
 """
 
 from __future__ import annotations
@@ -29,14 +33,12 @@ from .._run import (
     DEFAULT_GRACE_PERIOD,
     ErrorMessage,
     OnFinish,
-    RunOutcome,
-    call_on_finish,
+    close_quietly,
     default_error_message,
     error_text,
 )
-from ..assistant_stream_chunk import ErrorChunk
 from ..create_run import RunController, create_run
-from ..serialization._exchange import EncodedFrames
+from ..serialization._delivery import Delivery, EncodedFrames, deliver, error_ending
 from ..serialization.assistant_stream_response import (
     DEFAULT_SEND_TIMEOUT,
     response_settings,
@@ -45,7 +47,7 @@ from ..serialization.assistant_stream_response import (
 )
 from ..serialization.data_stream import DataStreamEncoder
 from ..serialization.heartbeat import DEFAULT_HEARTBEAT_INTERVAL, HeartbeatOption
-from ..serialization.stream_encoder import FinishStatus, StreamEncoder
+from ..serialization.stream_encoder import StreamEncoder
 from .context import Emit, ResumableStreamContext
 from .errors import ResumableStreamError, parse_cursor, validate_stream_id
 
@@ -104,13 +106,9 @@ async def _relay(
             cursor += 1
             yield b"id: %d\n%s" % (cursor, frame) if event_ids else frame
     except Exception as exc:
-        writer = encoder.open()
-        yield writer.encode(ErrorChunk(error=_store_failed(exc, stream_id, error_message))) + writer.finish("error")
+        yield error_ending(encoder, _store_failed(exc, stream_id, error_message))
     finally:
-        aclose = getattr(body, "aclose", None)
-        if aclose is not None:
-            with anyio.move_on_after(DEFAULT_GRACE_PERIOD, shield=True):
-                await aclose()
+        await close_quietly(body, DEFAULT_GRACE_PERIOD)
 
 
 class ResumableStreamResponse(StreamingResponse):
@@ -148,12 +146,6 @@ class ResumableStreamResponse(StreamingResponse):
         await serve(self, frames, self.stream_encoder, self._settings, receive, send)
 
 
-async def _report(on_finish: OnFinish, outcome: RunOutcome, store_failure: Exception | None) -> None:
-    if store_failure is not None and outcome.status != "error":
-        outcome = RunOutcome("error", outcome.message, store_failure)
-    await call_on_finish(on_finish, outcome, "resumable run")
-
-
 def _run_source(
     callback: Callable[[RunController], Awaitable[None]],
     encoder: StreamEncoder,
@@ -162,38 +154,27 @@ def _run_source(
     error_message: ErrorMessage,
 ) -> Callable[[Emit], Awaitable[None]]:
     async def source(emit: Emit) -> None:
-        writer = encoder.open()
-        status: FinishStatus = "cancelled"
-        stored = True  # False once a write failed: the store failing fails the stream, never ends it early
-        # Reported once the last frames are stored: the store failing (frames lost, lease
-        # lost) makes the outcome an error, even when the run itself had completed.
-        outcomes: list[RunOutcome] = []
-        report = outcomes.append if on_finish is not None else None
+        run = create_run(callback, state=state, on_finish=on_finish, error_message=error_message)
+        delivery = Delivery(run, encoder, error_message=error_message)
+
+        async def store(frames: bytes) -> bool:
+            """False once a write failed: the store failing fails the stream, never ends it early."""
+            try:
+                await emit(frames)
+            except Exception:
+                return False
+            return True
+
+        stored = True
         try:
-            async with create_run(callback, state=state, on_finish=report, error_message=error_message) as chunks:
-                try:
-                    async for chunk in chunks:
-                        frames = writer.encode(chunk)
-                        if frames:
-                            try:
-                                await emit(frames)
-                            except Exception:
-                                stored = False
-                                raise
-                    status = "completed"
-                except Exception:
-                    if not stored:
-                        raise
-                    status = "error"  # the run already emitted its error chunk
-                    logger.exception("resumable run failed")
+            async with anyio.create_task_group() as tg:  # the run's producer joins it
+                stored = await deliver(delivery, tg, store)
         finally:
+            # The end goes to the store however the run ended (a cancelled one too), so that readers end;
+            # the outcome is reported once it is stored. A store failure (frames lost, lease lost) makes it an error.
             with anyio.move_on_after(DEFAULT_GRACE_PERIOD, shield=True):
-                try:
-                    if stored:
-                        await emit(writer.finish(status))
-                finally:
-                    if on_finish is not None and outcomes:
-                        await _report(on_finish, outcomes[0], getattr(emit, "failure", None))
+                delivered = stored and getattr(emit, "failure", None) is None and await store(delivery.last_frames())
+                await delivery.close(delivered, getattr(emit, "failure", None))
 
     return source
 

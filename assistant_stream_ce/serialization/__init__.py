@@ -1,4 +1,8 @@
-"""Wire formats: each is a StreamEncoder plus a Starlette response."""
+"""Wire formats: each is a StreamEncoder plus a Starlette response.
+
+Every format's frames are made by one delivery loop (``_delivery``) and sent
+over HTTP by one exchange (``_exchange``).
+"""
 
 from .ag_ui import AGUIEncoder, AGUIResponse
 from .assistant_stream_response import AssistantStreamResponse

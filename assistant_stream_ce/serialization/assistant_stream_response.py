@@ -2,7 +2,9 @@
 
 :func:`streaming_headers`, :func:`response_settings` and :func:`serve` are
 what every streaming response of this package is made of (the resumable
-responses too): one set of headers, one set of options, one exchange.
+responses too): one set of headers, one set of options, one exchange, which
+sends a body: a delivery of a run or an async iterable of chunks, or a
+resumable stream's stored frames.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from starlette.types import Message, Receive, Scope, Send
 from .. import _detached
 from .._run import DEFAULT_GRACE_PERIOD, ErrorMessage, OnFinish, default_error_message, positive_seconds
 from ..assistant_stream_chunk import AssistantStreamChunk
-from ._exchange import EncodedFrames, Exchange, Settings
+from ._delivery import Body, Delivery, as_source
+from ._exchange import Exchange, Settings
 from ._feed import DetachedFeed, Put
 from .heartbeat import DEFAULT_HEARTBEAT_INTERVAL, HeartbeatOption, resolve_heartbeat_interval
 from .stream_encoder import StreamEncoder, split_frames, writes_frames
@@ -57,17 +60,12 @@ def response_settings(
 
 
 async def serve(
-    response: Response,
-    source: AsyncIterable[AssistantStreamChunk] | EncodedFrames,
-    encoder: StreamEncoder,
-    settings: Settings,
-    receive: Receive,
-    send: Send,
+    response: Response, body: Body, encoder: StreamEncoder, settings: Settings, receive: Receive, send: Send
 ) -> None:
-    """Stream ``source`` as ``response`` (its status and headers) to the client; return when all of it is over."""
+    """Stream ``body`` as ``response`` (its status and headers) to the client; return when all of it is over."""
     start = {"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers}
     with _detached.named_backend():
-        await Exchange(source, encoder, start, settings, receive, send).run()
+        await Exchange(body, encoder, start, settings, receive, send).run()
 
 
 class AssistantStreamResponse(Response):
@@ -76,19 +74,22 @@ class AssistantStreamResponse(Response):
 
     The run lives in the task group of this response's ``__call__``: pass
     ``create_run(cb)`` (consumed in its structured form) or any async iterable
-    of chunks. When the client disconnects, a send fails, or a send takes longer
-    than ``send_timeout`` seconds (a client that stopped reading), the run is
-    cancelled and its cleanup finishes before the response returns.
+    of chunks (which then owns its outcome as a run does). When the client
+    disconnects, a send fails, or a send takes longer than ``send_timeout``
+    seconds (a client that stopped reading), the run is cancelled and its
+    cleanup finishes before the response returns.
 
     ``heartbeat``: seconds of silence after which the encoder's keepalive (an
     SSE comment, a blank data-stream line) is written; ``True`` for the
     default of 15 s, ``None``, ``False`` or ``0`` for none. ``on_finish`` is
-    called once with a :class:`~assistant_stream_ce.RunOutcome`: the status
-    (``"completed"`` once the last frame was sent, ``"error"`` if the stream
-    raised, ``"cancelled"`` if the client went away first) and the message as
-    written to the client. ``grace_period`` bounds ``on_finish`` and the
-    stream's own cleanup. If the stream raises, the client gets the format's
-    error frame and then its finish frames, and the exception is logged to the
+    handed to the stream's owner (the run, whose own ``on_finish`` gets the
+    same outcome), which calls it once with a
+    :class:`~assistant_stream_ce.RunOutcome`: the status (``"completed"`` once
+    the last frame was sent, ``"error"`` if the stream raised, ``"cancelled"``
+    if the client went away first) and the message as written to the client.
+    ``grace_period`` bounds ``on_finish`` and the stream's own cleanup. If the
+    stream raises, the client gets the format's error frame and then its
+    finish frames, and the exception is logged to the
     ``assistant_stream_ce`` logger. ``error_message`` words that error for a
     stream that is not a run (a run is worded by its own ``error_message``):
     by default the exception's message, never a traceback.
@@ -123,7 +124,15 @@ class AssistantStreamResponse(Response):
         if self._started:
             raise RuntimeError("an AssistantStreamResponse streams its run once; create one per request")
         self._started = True
-        await serve(self, self.stream, self.stream_encoder, self._settings, receive, send)
+        settings = self._settings
+        body = Delivery(
+            as_source(self.stream, settings.grace_period),
+            self.stream_encoder,
+            on_finish=settings.on_finish,
+            error_message=settings.error_message,
+            grace_period=settings.grace_period,
+        )
+        await serve(self, body, self.stream_encoder, settings, receive, send)
 
     @property
     def body_iterator(self) -> AsyncIterator[str]:

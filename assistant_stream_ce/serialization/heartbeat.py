@@ -12,7 +12,7 @@ from typing import Final
 
 import anyio
 
-from .._run import DEFAULT_GRACE_PERIOD
+from .._run import DEFAULT_GRACE_PERIOD, close_quietly
 from ._exchange import resolve_heartbeat
 from ._feed import DetachedFeed, Put
 from ._frames import SSE_KEEPALIVE
@@ -77,10 +77,7 @@ def add_keepalive(stream: AsyncIterable[str], interval: float, token: str) -> As
                     activity.set()
                 tg.cancel_scope.cancel()
         finally:
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                with anyio.move_on_after(DEFAULT_GRACE_PERIOD, shield=True):
-                    await aclose()
+            await close_quietly(iterator, DEFAULT_GRACE_PERIOD)
 
     return DetachedFeed(produce, DEFAULT_GRACE_PERIOD)
 

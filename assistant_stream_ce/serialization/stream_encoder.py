@@ -8,18 +8,16 @@ chunk by chunk and still end every stream well-formed.
 
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterable
 from typing import ClassVar, Protocol
 
-from .._run import FinishStatus, default_error_message
-from ..assistant_stream_chunk import AssistantStreamChunk, ErrorChunk
+from .._run import DEFAULT_GRACE_PERIOD, FinishStatus, close_quietly
+from ..assistant_stream_chunk import AssistantStreamChunk
+from ._delivery import Delivery, as_source
 from ._frames import SSE_KEEPALIVE, SSE_MEDIA_TYPE
 
 __all__ = ["FinishStatus", "FrameWriter", "StreamEncoder"]
-
-logger = logging.getLogger("assistant_stream_ce")
 
 
 class FrameWriter(Protocol):
@@ -79,34 +77,24 @@ class StreamEncoder(ABC):
         If ``stream`` raises, the exception is logged and the stream still ends
         well-formed: an error frame (unless the stream sent an error chunk just
         before raising, as a run does), then the terminal frames for "error".
+        The frames come from the one delivery loop that HTTP responses and
+        resumable producers use too.
         """
-        writer = self.open()
-        iterator = aiter(stream)
-        status: FinishStatus = "completed"
-        last: AssistantStreamChunk | None = None
+        if not writes_frames(self):
+            self.open()  # raises: an encoder needs a frame writer or its own encode_stream
+        delivery = Delivery(as_source(stream, DEFAULT_GRACE_PERIOD), self)
+        frames = delivery.frames(None)
+        delivered = False
         try:
-            while True:
-                try:
-                    chunk = await anext(iterator)
-                except StopAsyncIteration:
-                    break
-                except Exception as exc:
-                    logger.error("the stream being encoded raised", exc_info=exc)
-                    status = "error"
-                    if not isinstance(last, ErrorChunk):
-                        error = ErrorChunk(error=default_error_message(exc))
-                        for frame in split_frames(writer.encode(error), self):
-                            yield frame
-                    break
-                last = chunk
-                for frame in split_frames(writer.encode(chunk), self):
+            async for data in frames:
+                for frame in split_frames(data, self):
                     yield frame
-            for frame in split_frames(writer.finish(status), self):
+            for frame in split_frames(delivery.last_frames(), self):
                 yield frame
+            delivered = True  # the consumer asked for more after the last frame
         finally:
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await close_quietly(frames, DEFAULT_GRACE_PERIOD)
+            await delivery.close(delivered)
 
 
 def writes_frames(encoder: object) -> bool:
