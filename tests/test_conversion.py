@@ -15,14 +15,30 @@ import json
 from typing import Any
 
 import anthropic.types
+import anyio
 import msgspec
 import openai.types.chat
 import pytest
+from anthropic import AsyncAnthropic
 from conformance_helpers import adecode
+from openai import AsyncOpenAI
+from provider_fakes import (
+    SDK_GENERATORS_ON_TRIO,
+    FakeProvider,
+    Reply,
+    anthropic_message,
+    anthropic_text,
+    collect,
+    openai_chunk,
+    serving,
+    trace_of,
+)
 from pydantic import TypeAdapter
 from test_one_route import DATA_STREAM_BODY, TRANSPORT_BODY
 
 from assistant_stream_ce import RunController, RunOutcome, create_run
+from assistant_stream_ce.adapters.anthropic import run_messages_agent
+from assistant_stream_ce.adapters.openai import run_chat_completion_agent
 from assistant_stream_ce.approval import approval_token
 from assistant_stream_ce.chat_request import (
     AssistantTransportRequest,
@@ -681,3 +697,111 @@ async def test_ag_ui_resume_decisions_into_both_providers(case: str) -> None:
         interrupt = approval_token(call.approval.id, call.approval.signature)
         body["resume"] = [{"interruptId": interrupt, "status": status, "payload": payload}]
     check_booking_round(decode(body, RunAgentInput), case, call.tool_call_id, expected_openai(case, call.tool_call_id))
+
+
+# -- the decided call through an agent loop, and the next round --------------------------
+
+
+async def use_chat_decision(case: str) -> tuple[ChatRequest, dict[str, Any], str]:
+    """Round 1, then the request useChat sends with the decision: (request, stored message, booking call id)."""
+    outcome, _ = await round_one()
+    stored = msgspec.to_builtins(to_ui_message(outcome.message, id="msg-1"))
+    stored["parts"] = [*stored["parts"][:-1], decided_part(stored["parts"][-1], case)]
+    user = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": USER_TEXT}]}
+    body = {"id": "c", "trigger": "submit-message", "messages": [user, stored]}
+    return decode(body, ChatRequest), stored, booking_call(outcome).tool_call_id
+
+
+@SDK_GENERATORS_ON_TRIO
+@pytest.mark.parametrize("case", ["approved", "denied with a reason"])
+async def test_the_openai_agent_loop_continues_the_decided_call(anyio_backend: str, case: str) -> None:
+    request, stored, call_id = await use_chat_decision(case)
+    provider = FakeProvider([Reply([openai_chunk({"content": "Done."}), openai_chunk({}, "stop")])])
+    outcomes: list[RunOutcome] = []
+    with anyio.fail_after(20):
+        async with serving(provider) as url:
+            client = AsyncOpenAI(base_url=url + "/v1", api_key="k", max_retries=0, timeout=10)
+
+            async def agent(controller: RunController) -> None:
+                await run_chat_completion_agent(
+                    controller,
+                    client,
+                    model="m",
+                    messages=to_openai_messages(request),
+                    approvals=request.tool_approvals(),
+                    tool_functions={"book_train": book_train, "get_weather": get_weather},
+                )
+
+            chunks = await collect(create_run(agent, on_finish=outcomes.append))
+            await client.close()
+
+    approved = case == "approved"
+    result = ('{"booked": true, "to": "Paris"}', BOOKED) if approved else (DENIAL[case], DENIAL[case])
+    booked = [{"role": "tool", "tool_call_id": call_id, "content": result[0]}] if approved else []
+    # The model sees the call with its result once: the denial from the conversion, the booking from the loop.
+    assert provider.requests[0]["messages"] == expected_openai(case, call_id) + booked
+    assert plain(OPENAI.validate_python(provider.requests[0]["messages"])) == provider.requests[0]["messages"]
+    assert [entry for entry in trace_of(chunks) if entry[0] in ("result", "text")] == [
+        ("result", call_id, result[1], not approved),
+        ("text", "Done."),
+    ]
+
+    # Stored after round 2: the call with its decision, as useChat shows it (output-denied for a denial).
+    [outcome] = outcomes
+    booking, text = msgspec.to_builtins(to_ui_message(outcome.message, id="msg-1"))["parts"]
+    decision = {"id": stored["parts"][-1]["approval"]["id"], "approved": approved}
+    decision |= {"signature": stored["parts"][-1]["approval"]["signature"]} | ({} if approved else {"reason": REASON})
+    assert (booking["toolCallId"], booking["approval"], text["text"]) == (call_id, decision, "Done.")
+    assert booking["state"] == ("output-available" if approved else "output-denied")
+    assert booking.get("output") == (BOOKED if approved else None)
+
+    # The client's message after round 2 goes back in: the call and its result, nothing left to run.
+    stored["parts"] = [*stored["parts"][:-1], booking, text]
+    user = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": USER_TEXT}]}
+    again = decode({"id": "c", "trigger": "submit-message", "messages": [user, stored]}, ChatRequest)
+    assert again.tool_approvals() == []
+    messages = openai_messages(again)
+    assert {"role": "tool", "tool_call_id": call_id, "content": result[0]} in messages
+    assert [m["content"] for m in messages if m["role"] == "assistant"] == ["Booking it. Done."]
+    anthropic_messages(again)
+
+
+@SDK_GENERATORS_ON_TRIO
+async def test_the_anthropic_agent_loop_runs_the_approved_call(anyio_backend: str) -> None:
+    request, _, call_id = await use_chat_decision("approved")
+    reply = anthropic_message([anthropic_text(0, ["Done."])], "end_turn", "msg_2")
+    provider = FakeProvider([Reply(reply, done=None)])
+    with anyio.fail_after(20):
+        async with serving(provider) as url:
+            client = AsyncAnthropic(base_url=url, api_key="k", max_retries=0, timeout=10)
+
+            async def agent(controller: RunController) -> None:
+                await run_messages_agent(
+                    controller,
+                    client,
+                    model="m",
+                    max_tokens=100,
+                    messages=to_anthropic_messages(request).messages,
+                    approvals=request.tool_approvals(),
+                    tool_functions={"book_train": book_train, "get_weather": get_weather},
+                )
+
+            chunks = await collect(create_run(agent))
+            await client.close()
+
+    sent = provider.requests[0]["messages"]
+    assert plain(ANTHROPIC.validate_python(sent)) == sent
+    assert [block["id"] for block in sent[1]["content"] if block["type"] == "tool_use"] == ["w1", call_id]
+    assert sent[2:] == [
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "w1", "content": '{"celsius": 21}', "is_error": False}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": call_id, "content": json.dumps(BOOKED), "is_error": False}
+            ],
+        },
+    ]
+    assert ("result", call_id, BOOKED, False) in trace_of(chunks)
