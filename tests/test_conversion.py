@@ -792,16 +792,14 @@ async def test_the_anthropic_agent_loop_runs_the_approved_call(anyio_backend: st
     sent = provider.requests[0]["messages"]
     assert plain(ANTHROPIC.validate_python(sent)) == sent
     assert [block["id"] for block in sent[1]["content"] if block["type"] == "tool_use"] == ["w1", call_id]
+    # The booking's result joins the step's other results: one user message after the calls.
     assert sent[2:] == [
         {
             "role": "user",
-            "content": [{"type": "tool_result", "tool_use_id": "w1", "content": '{"celsius": 21}', "is_error": False}],
-        },
-        {
-            "role": "user",
             "content": [
-                {"type": "tool_result", "tool_use_id": call_id, "content": json.dumps(BOOKED), "is_error": False}
+                {"type": "tool_result", "tool_use_id": call_id, "content": json.dumps(BOOKED), "is_error": False},
+                {"type": "tool_result", "tool_use_id": "w1", "content": '{"celsius": 21}', "is_error": False},
             ],
-        },
+        }
     ]
     assert ("result", call_id, BOOKED, False) in trace_of(chunks)

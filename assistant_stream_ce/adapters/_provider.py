@@ -261,17 +261,15 @@ async def agent_loop(
     max_steps: int,
     step: Callable[[list[dict[str, Any]]], Awaitable[Turn]],
     tool_results: Callable[[list[tuple[RequestedToolCall, ToolResultChunk]]], list[dict[str, Any]]],
-    decided: list[tuple[RequestedToolCall, ToolResultChunk]],
 ) -> list[dict[str, Any]]:
     """Call ``step`` with the conversation, add its results, until a turn asks for no tools.
 
-    Returns the conversation: ``messages`` and the results of the ``decided``
-    calls (:func:`continue_decided`), then each turn's message and the
+    Returns the conversation: ``messages``, then each turn's message and the
     messages ``tool_results`` makes of its tool calls' results.
     """
     if max_steps < 1:
         raise ValueError(f"max_steps must be at least 1, not {max_steps!r}")
-    conversation = [dict(message) for message in messages] + (tool_results(decided) if decided else [])
+    conversation = [dict(message) for message in messages]
     for _ in range(max_steps):
         turn = await step(conversation)
         conversation.append(turn.to_message())

@@ -197,6 +197,20 @@ def _tool_results(results: list[tuple[RequestedToolCall, ToolResultChunk]]) -> l
     return [{"role": "user", "content": content}]
 
 
+def _with_results(
+    messages: Sequence[Mapping[str, Any]], results: list[tuple[RequestedToolCall, ToolResultChunk]]
+) -> list[Mapping[str, Any]]:
+    """``messages`` with ``results`` in a user message after them, joined to a last user message of blocks
+    (one message per turn, tool results first, as the API expects)."""
+    if not results:
+        return list(messages)
+    added = _tool_results(results)[0]
+    last = messages[-1] if messages else None
+    if last is None or last["role"] != "user" or not isinstance(last["content"], list):
+        return [*messages, added]
+    return [*messages[:-1], {**last, "content": [*added["content"], *last["content"]]}]
+
+
 async def run_messages_agent(
     controller: RunController,
     client: AsyncAnthropic,
@@ -231,4 +245,4 @@ async def run_messages_agent(
         return await stream_message(controller, stream, tool_functions=tool_functions, tool_timeout=tool_timeout)
 
     decided = await continue_decided(controller, tool_functions, approvals, tool_timeout)
-    return await agent_loop(messages, max_steps, step, _tool_results, decided)
+    return await agent_loop(_with_results(messages, decided), max_steps, step, _tool_results)

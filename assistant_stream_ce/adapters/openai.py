@@ -177,4 +177,4 @@ async def run_chat_completion_agent(
         )
 
     decided = await continue_decided(controller, tool_functions, approvals, tool_timeout)
-    return await agent_loop(messages, max_steps, step, _tool_messages, decided)
+    return await agent_loop([*messages, *_tool_messages(decided)], max_steps, step, _tool_messages)
