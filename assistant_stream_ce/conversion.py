@@ -254,8 +254,9 @@ def _from_model(message: ModelMessage) -> _Turn:
                 parts.append(_media(part.data, part.media_type or part.mime_type, part.filename))
             case "tool-call" if part.tool_call_id and part.tool_name:
                 args = part.args if part.input is None else part.input
-                decision = part.approval or ApprovalDecision("")
-                parts.append(_Call(part.tool_call_id, part.tool_name, args, decision.approved, decision.reason))
+                approval = part.approval
+                decision = (None, None) if approval is None else (approval.approved, approval.reason)
+                parts.append(_Call(part.tool_call_id, part.tool_name, args, *decision))
             case "tool-result" if part.tool_call_id:
                 parts.append(_model_tool_result(part, part.tool_call_id))
     return _Turn(message.role, parts)
@@ -470,7 +471,9 @@ def to_ui_message(message: AssistantMessage, *, id: str) -> UIMessage:
 
     Its parts in order (text, reasoning, ``tool-<name>`` parts with their
     input and output or error, ``source-url``, ``source-document``, ``file``), then the run's data
-    as ``data-<kind>`` parts. ``id`` is the message's id (the stream's
+    as ``data-<kind>`` parts. A call that waited for approval keeps its ``approval``: in state
+    ``approval-requested`` while it waits, with the decision once continued (``output-denied``
+    when denied). ``id`` is the message's id (the stream's
     ``messageId``).
     """
     parts = [_ui_part(part) for part in message.parts]
