@@ -428,6 +428,20 @@ class AGUIResumeEntry(_Wire):
     status: Literal["resolved", "cancelled"]
     payload: Any = None
 
+    def tool_decision(self) -> tuple[str, bool, str | None] | None:
+        """``(tool call id, approved, reason)`` if this answers a tool approval (not verified), else None.
+
+        Approved when ``status`` is ``resolved`` and the payload's ``approved`` is true.
+        """
+        token = split_token(self.interrupt_id)
+        tool_call_id = tool_call_id_of(token[0]) if token is not None else None
+        if tool_call_id is None:
+            return None
+        payload = self.payload if isinstance(self.payload, dict) else {}
+        reason = payload.get("reason")
+        approved = self.status == "resolved" and payload.get("approved") is True
+        return tool_call_id, approved, reason if isinstance(reason, str) else None
+
 
 class RunAgentInput(_Wire):
     """The body that an AG-UI client (``HttpAgent.runAgent``) POSTs, as ``@ag-ui/core`` defines it."""
@@ -453,10 +467,10 @@ class RunAgentInput(_Wire):
         calls = {call.id: call.function for message in self.messages for call in message.tool_calls or ()}
         approvals = []
         for entry in self.resume or ():
-            token = split_token(entry.interrupt_id)
-            tool_call_id = tool_call_id_of(token[0]) if token is not None else None
-            if tool_call_id is None:
+            decided = entry.tool_decision()
+            if decided is None:
                 continue
+            tool_call_id, approved, reason = decided
             function = calls.get(tool_call_id)
             if function is None:
                 raise ToolApprovalError(f"the approval of tool call {tool_call_id!r} names no call in the messages")
@@ -464,10 +478,7 @@ class RunAgentInput(_Wire):
                 args = msgspec.json.decode(function.arguments or "{}")
             except msgspec.DecodeError:
                 raise ToolApprovalError(f"the arguments of tool call {tool_call_id!r} are not JSON") from None
-            payload = entry.payload if isinstance(entry.payload, dict) else {}
-            approved = entry.status == "resolved" and payload.get("approved") is True
-            reason = payload.get("reason")
-            decision = ApprovalDecision(entry.interrupt_id, approved, reason if isinstance(reason, str) else None)
+            decision = ApprovalDecision(entry.interrupt_id, approved, reason)
             approvals.append(_verified(tool_call_id, function.name, args, decision, approved))
         return approvals
 

@@ -5,14 +5,20 @@ turn the messages of a client's request (:class:`ChatRequest`,
 :class:`DataStreamRequest`, :class:`AssistantTransportRequest`,
 :class:`RunAgentInput`, :class:`ChatCompletionRequest`) into the message
 lists of the OpenAI and Anthropic SDKs: text, images and files, tool calls
-and their results. Reasoning is left out (neither API takes it back without
-the provider's own signatures), and so is a tool call that has no result yet.
+and their results, and the person's decisions on calls that waited for
+approval. A denied call comes with an error result that tells the model so
+(the denial text of the run, with the person's reason); an approved call that
+has not run yet comes without a result, for the adapters' agent loops to run
+(``approvals=request.tool_approvals()``) before they call the model. Reasoning
+is left out (neither API takes it back without the provider's own
+signatures), and so is a tool call that has no result and no decision yet.
 
 Out of a run: :func:`to_ui_message`, :func:`to_model_messages` and
 :func:`to_agui_messages` turn the message a run sent
 (``RunOutcome.message``, an :class:`AssistantMessage`) into what each client
 keeps and sends back on its next request, so ``on_finish`` can store what the
-client saw.
+client saw: a call that waits for approval keeps its approval request, and a
+decided call its decision.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ from .chat_request import (
     AGUIContentPart,
     AGUIFunctionCall,
     AGUIMessage,
+    AGUIResumeEntry,
     AGUIToolCall,
+    ApprovalDecision,
     AssistantTransportRequest,
     ChatCompletionMessage,
     ChatCompletionRequest,
@@ -45,8 +53,9 @@ from .chat_request import (
     UIMessage,
     UIMessagePart,
 )
-from .message import AssistantMessage, FilePart, ReasoningPart, SourcePart, TextPart, ToolCallPart
+from .message import AssistantMessage, FilePart, ReasoningPart, SourcePart, TextPart, ToolCallApproval, ToolCallPart
 from .serialization.ui_message_stream import _data_type, _error_text
+from .tool_calls import denial_text
 
 __all__ = [
     "AnthropicMessages",
@@ -89,9 +98,13 @@ class _Media:
 
 @dataclass
 class _Call:
+    """A tool call; ``approved`` is the person's decision on it, if it waited for one."""
+
     id: str
     name: str
     args: Any
+    approved: bool | None = None
+    reason: str | None = None
 
 
 @dataclass
@@ -137,13 +150,42 @@ def _parsed(arguments: str) -> Any:
 def _turns(request: ClientMessages) -> list[_Turn]:
     match request:
         case ChatRequest():
-            return _from_ui(request)
+            return _settled(_from_ui(request))
         case DataStreamRequest():
-            return _system(request.system) + [_from_model(message) for message in request.messages]
+            return _settled(_system(request.system) + [_from_model(message) for message in request.messages])
         case AssistantTransportRequest():
             return _system(request.system) + _from_transport(request)
-        case RunAgentInput() | ChatCompletionRequest():
-            return _from_role_messages(request.messages)
+        case RunAgentInput():
+            return _settled(_from_role_messages(request.messages, _resume_decisions(request.resume)))
+        case ChatCompletionRequest():
+            return _from_role_messages(request.messages, {})
+
+
+def _settled(turns: list[_Turn]) -> list[_Turn]:
+    """The turns as a provider takes them: a denied call gets its denial as its result, in the tool turn
+    after its call's turn; a call with no result and no approval (its input streams, it waits for a
+    decision or for the client) is left out, with a turn it leaves empty."""
+    answered = {part.call_id for turn in turns for part in turn.parts if isinstance(part, _Result)}
+    settled: list[_Turn] = []
+    denials: list[_Part] = []
+    for turn in turns:
+        if denials and turn.role == "tool":
+            turn = _Turn("tool", denials + turn.parts)
+        elif denials:
+            settled.append(_Turn("tool", denials))
+        calls = [part for part in turn.parts if isinstance(part, _Call)]
+        denials = [
+            _Result(call.id, call.name, denial_text(call.reason), is_error=True)
+            for call in calls
+            if call.approved is False and call.id not in answered
+        ]
+        parts = [
+            part
+            for part in turn.parts
+            if not isinstance(part, _Call) or part.id in answered or part.approved is not None
+        ]
+        settled += [_Turn(turn.role, parts)] if parts or not calls else []
+    return settled + ([_Turn("tool", denials)] if denials else [])
 
 
 def _system(text: str | None) -> list[_Turn]:
@@ -174,11 +216,18 @@ def _from_ui(request: ChatRequest) -> list[_Turn]:
             elif part.type == "text" and part.text:
                 said.append(part.text)
             elif name is not None and part.tool_call_id is not None:
+                said.append(_Call(part.tool_call_id, name, part.input, *_ui_decision(part)))
                 result = _ui_tool_result(part, part.tool_call_id, name)
-                if result is not None:
-                    said.append(_Call(part.tool_call_id, name, part.input))
-                    results.append(result)
+                results += [result] if result is not None else []
     return turns
+
+
+def _ui_decision(part: UIMessagePart) -> tuple[bool | None, str | None]:
+    """The person's decision on a UI tool part (``approval-responded``, or after it ``output-*``), else None."""
+    approval = part.approval
+    if approval is None or part.state == "approval-requested":
+        return None, None
+    return approval.approved, approval.reason
 
 
 def _ui_tool_result(part: UIMessagePart, call_id: str, name: str) -> _Result | None:
@@ -204,7 +253,10 @@ def _from_model(message: ModelMessage) -> _Turn:
             case "file" if isinstance(part.data, str):
                 parts.append(_media(part.data, part.media_type or part.mime_type, part.filename))
             case "tool-call" if part.tool_call_id and part.tool_name:
-                parts.append(_Call(part.tool_call_id, part.tool_name, part.args if part.input is None else part.input))
+                args = part.args if part.input is None else part.input
+                approval = part.approval
+                decision = (None, None) if approval is None else (approval.approved, approval.reason)
+                parts.append(_Call(part.tool_call_id, part.tool_name, args, *decision))
             case "tool-result" if part.tool_call_id:
                 parts.append(_model_tool_result(part, part.tool_call_id))
     return _Turn(message.role, parts)
@@ -227,9 +279,12 @@ def _from_transport(request: AssistantTransportRequest) -> list[_Turn]:
             parts: list[_Part] = [part.text for part in command.message.parts if part.type == "text" and part.text]
             parts += [_media(part.image, None) for part in command.message.parts if part.type == "image" and part.image]
             turns.append(_Turn(command.message.role, parts))
-        elif isinstance(command, AddToolResultCommand):  # an approval is no turn: its call's result will be
+        elif isinstance(command, AddToolResultCommand):
             result = _Result(command.tool_call_id, command.tool_name or "", command.result, command.is_error)
             turns.append(_Turn("tool", [result]))
+        elif command.approval.approved is False:  # an approved call's result comes from the agent loop
+            denial = denial_text(command.approval.reason)
+            turns.append(_Turn("tool", [_Result(command.tool_call_id, command.tool_name, denial, is_error=True)]))
     return turns
 
 
@@ -261,8 +316,17 @@ def _openai_parts(content: str | list[OpenAIContentPart] | None) -> list[_Part]:
     return parts
 
 
-def _from_role_messages(messages: Sequence[AGUIMessage | ChatCompletionMessage]) -> list[_Turn]:
-    """AG-UI's and OpenAI's messages, which share their roles, tool calls and tool messages."""
+def _resume_decisions(resume: list[AGUIResumeEntry] | None) -> dict[str, tuple[bool, str | None]]:
+    """``tool call id -> (approved, reason)`` of the resume entries that answer tool approvals."""
+    decisions = (entry.tool_decision() for entry in resume or ())
+    return {call_id: (approved, reason) for call_id, approved, reason in filter(None, decisions)}
+
+
+def _from_role_messages(
+    messages: Sequence[AGUIMessage | ChatCompletionMessage], decisions: dict[str, tuple[bool, str | None]]
+) -> list[_Turn]:
+    """AG-UI's and OpenAI's messages, which share their roles, tool calls and tool messages;
+    ``decisions`` are the person's on calls that waited for approval."""
     turns = []
     names: dict[str, str] = {}
     for message in messages:
@@ -278,7 +342,8 @@ def _from_role_messages(messages: Sequence[AGUIMessage | ChatCompletionMessage])
             case "assistant":
                 for call in message.tool_calls or []:
                     names[call.id] = call.function.name
-                    parts.append(_Call(call.id, call.function.name, _parsed(call.function.arguments)))
+                    decision = decisions.get(call.id, (None, None))
+                    parts.append(_Call(call.id, call.function.name, _parsed(call.function.arguments), *decision))
                 turns.append(_Turn("assistant", parts))
             case "tool" if message.tool_call_id:
                 text = "".join(part for part in parts if isinstance(part, str))
@@ -406,7 +471,9 @@ def to_ui_message(message: AssistantMessage, *, id: str) -> UIMessage:
 
     Its parts in order (text, reasoning, ``tool-<name>`` parts with their
     input and output or error, ``source-url``, ``source-document``, ``file``), then the run's data
-    as ``data-<kind>`` parts. ``id`` is the message's id (the stream's
+    as ``data-<kind>`` parts. A call that waited for approval keeps its ``approval``: in state
+    ``approval-requested`` while it waits, with the decision once continued (``output-denied``
+    when denied). ``id`` is the message's id (the stream's
     ``messageId``).
     """
     parts = [_ui_part(part) for part in message.parts]
@@ -419,8 +486,14 @@ def _ui_part(part: TextPart | ReasoningPart | ToolCallPart | SourcePart | FilePa
         case TextPart() | ReasoningPart():
             return UIMessagePart("text" if isinstance(part, TextPart) else "reasoning", text=part.text, state="done")
         case ToolCallPart():
+            approval = part.approval
             tool = UIMessagePart(f"tool-{part.tool_name}", tool_call_id=part.tool_call_id, input=part.args)
-            if not part.has_result:
+            tool.approval = None if approval is None else _decision(approval)
+            if approval is not None and approval.approved is False:
+                tool.state = "output-denied"
+            elif approval is not None and not part.has_result:
+                tool.state = "approval-requested" if approval.approved is None else "approval-responded"
+            elif not part.has_result:
                 tool.state = "input-available"
             elif part.is_error:
                 tool.state, tool.error_text = "output-error", _error_text(part.result)
@@ -441,11 +514,16 @@ def _ui_part(part: TextPart | ReasoningPart | ToolCallPart | SourcePart | FilePa
             return UIMessagePart("file", url=f"data:{part.mime_type};base64,{part.data}", media_type=part.mime_type)
 
 
+def _decision(approval: ToolCallApproval) -> ApprovalDecision:
+    return ApprovalDecision(approval.id, approval.approved, approval.reason, approval.signature)
+
+
 def to_model_messages(message: AssistantMessage) -> list[ModelMessage]:
     """The run's message as assistant-ui's runtimes send it back: AI SDK 5 model messages.
 
-    An assistant message (text and ``tool-call`` parts), then a tool message
-    of the results (``output``: ``json`` or ``error-json``) if any call has one.
+    An assistant message (text and ``tool-call`` parts, a call that waited for
+    approval with its ``approval``), then a tool message of the results
+    (``output``: ``json`` or ``error-json``) if any call has one.
     """
     said: list[ModelMessagePart] = []
     results: list[ModelMessagePart] = []
@@ -454,7 +532,9 @@ def to_model_messages(message: AssistantMessage) -> list[ModelMessage]:
             said.append(ModelMessagePart("text", text=part.text))
         elif isinstance(part, ToolCallPart):
             call_id, name = part.tool_call_id, part.tool_name
-            said.append(ModelMessagePart("tool-call", tool_call_id=call_id, tool_name=name, input=part.args))
+            call = ModelMessagePart("tool-call", tool_call_id=call_id, tool_name=name, input=part.args)
+            call.approval = None if part.approval is None else _decision(part.approval)
+            said.append(call)
             if part.has_result:
                 output = {"type": "error-json" if part.is_error else "json", "value": part.result}
                 results.append(ModelMessagePart("tool-result", tool_call_id=call_id, tool_name=name, output=output))

@@ -29,6 +29,7 @@ from .assistant_stream_chunk import (
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolApprovalRequestChunk,
     ToolApprovalResponseChunk,
     ToolCallArgsFinishChunk,
     ToolCallBeginChunk,
@@ -49,6 +50,7 @@ __all__ = [
     "RunWarning",
     "SourcePart",
     "TextPart",
+    "ToolCallApproval",
     "ToolCallPart",
     "Usage",
     "merge_metadata",
@@ -81,6 +83,15 @@ class ReasoningPart(msgspec.Struct, tag="reasoning", tag_field="type"):
     unstable_summary: str | None = None  # set on a part begun by ``add_reasoning_part``
 
 
+class ToolCallApproval(msgspec.Struct):
+    """The approval a call waited for: ``approved`` is None until the person decided."""
+
+    id: str
+    signature: str
+    approved: bool | None = None
+    reason: str | None = None
+
+
 class ToolCallPart(msgspec.Struct, tag="tool-call", tag_field="type"):
     tool_call_id: str
     tool_name: str
@@ -92,6 +103,8 @@ class ToolCallPart(msgspec.Struct, tag="tool-call", tag_field="type"):
     is_error: bool = False
     parent_id: str | None = None
     provider_metadata: ProviderMetadata | None = None
+    #: Set when the call waited for a person's approval (and the decision, once it came).
+    approval: ToolCallApproval | None = None
     #: Every preliminary result, in order (the client shows the latest until the final one).
     preliminary_results: list[Any] = msgspec.field(default_factory=list)
 
@@ -226,9 +239,14 @@ class MessageBuilder:
                 self._tools[chunk.tool_call_id].args_text += chunk.args_text_delta
             case ToolCallArgsFinishChunk():
                 self._tools[chunk.tool_call_id].args_finished = True
+            case ToolApprovalRequestChunk():
+                tool = self._tools[chunk.tool_call_id]
+                tool.args_finished = True
+                tool.approval = ToolCallApproval(chunk.approval_id, chunk.signature)
             case ToolApprovalResponseChunk():  # a call of an earlier run, continued in this one
                 part = ToolCallPart(chunk.tool_call_id, chunk.tool_name, parent_id=chunk.parent_id)
                 part.args_text, part.args_finished = chunk.args_text, True
+                part.approval = ToolCallApproval(chunk.approval_id, chunk.signature, chunk.approved, chunk.reason)
                 self._tools[part.tool_call_id] = part
                 parts.append(part)
             case ToolResultChunk():

@@ -357,8 +357,9 @@ def _plain(value: Any) -> Any:
     return msgspec.to_builtins(value, enc_hook=_as_fields)
 
 
-#: Part fields of the newer features, which the feature tests compare (test_conformance_features.py).
-FEATURE_FIELDS = frozenset({"provider_metadata", "preliminary_results", "media_type", "filename"})
+#: Part fields of the newer features, which the feature tests compare (test_conformance_features.py;
+#: a call's approval: test_approval_conformance.py).
+FEATURE_FIELDS = frozenset({"provider_metadata", "preliminary_results", "media_type", "filename", "approval"})
 
 
 def expected_neutral(message: AssistantMessage, status: str, format_name: str = "") -> dict[str, Any]:

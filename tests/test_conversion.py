@@ -11,17 +11,35 @@ same run's stream.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anthropic.types
+import anyio
 import msgspec
 import openai.types.chat
 import pytest
+from anthropic import AsyncAnthropic
 from conformance_helpers import adecode
+from openai import AsyncOpenAI
+from provider_fakes import (
+    SDK_GENERATORS_ON_TRIO,
+    FakeProvider,
+    Reply,
+    anthropic_message,
+    anthropic_text,
+    collect,
+    openai_chunk,
+    serving,
+    trace_of,
+)
 from pydantic import TypeAdapter
 from test_one_route import DATA_STREAM_BODY, TRANSPORT_BODY
 
 from assistant_stream_ce import RunController, RunOutcome, create_run
+from assistant_stream_ce.adapters.anthropic import run_messages_agent
+from assistant_stream_ce.adapters.openai import run_chat_completion_agent
+from assistant_stream_ce.approval import approval_token
 from assistant_stream_ce.chat_request import (
     AssistantTransportRequest,
     ChatCompletionRequest,
@@ -37,6 +55,7 @@ from assistant_stream_ce.conversion import (
     to_openai_messages,
     to_ui_message,
 )
+from assistant_stream_ce.message import ToolCallPart
 from assistant_stream_ce.serialization.ui_message_stream import UIMessageStreamEncoder
 
 pytestmark = pytest.mark.anyio
@@ -504,3 +523,283 @@ async def test_a_document_source_is_stored_as_a_source_document_part() -> None:
             "filename": "q3.pdf",
         },
     ]
+
+
+# -- tool calls that wait for approval -------------------------------------------------
+
+BOOKING = {"to": "Paris"}
+BOOKED = {"booked": True, "to": "Paris"}
+WEATHER = {"celsius": 21}
+REASON = "Too expensive"
+#: What the user decides on the booking, by case: (approved, reason); None leaves it waiting.
+DECISIONS: dict[str, tuple[bool, str | None] | None] = {
+    "approved": (True, None),
+    "denied with a reason": (False, REASON),
+    "denied": (False, None),
+    "pending": None,
+}
+#: The booking call and what follows it, in OpenAI messages, by case.
+DENIAL = {
+    "denied with a reason": "The user denied this tool call. Reason: Too expensive",
+    "denied": "The user denied this tool call.",
+}
+
+
+async def book_train(to: str) -> dict[str, Any]:
+    return {"booked": True, "to": to}
+
+
+async def get_weather(city: str) -> dict[str, Any]:
+    return WEATHER
+
+
+async def ask_to_book(controller: RunController) -> None:
+    controller.append_text("Booking it. ")
+    async with controller.tool_calls() as calls:
+        calls.start("get_weather", lambda tool: get_weather(**tool.args), args={"city": "Paris"}, tool_call_id="w1")
+        calls.start("book_train", lambda tool: book_train(**tool.args), args=BOOKING, needs_approval=True)
+
+
+async def round_one() -> tuple[RunOutcome, list[bytes]]:
+    """The run that asks for the approval, and its UI message stream."""
+    outcomes: list[RunOutcome] = []
+    writer = UIMessageStreamEncoder("msg-1").open()
+    pieces = [writer.encode(chunk) async for chunk in create_run(ask_to_book, on_finish=outcomes.append)]
+    pieces.append(writer.finish("completed"))
+    return outcomes[0], pieces
+
+
+def frames_of(pieces: list[bytes]) -> list[dict[str, Any]]:
+    text = b"".join(pieces).decode()
+    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+
+
+def booking_call(outcome: RunOutcome) -> ToolCallPart:
+    return next(call for call in outcome.message.tool_calls if call.tool_name == "book_train")
+
+
+def expected_openai(case: str, call_id: str) -> list[dict[str, Any]]:
+    """The OpenAI messages of the booking round, as the model has to see them next."""
+    weather = {"id": "w1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    booking = {"id": call_id, "type": "function", "function": {"name": "book_train", "arguments": '{"to": "Paris"}'}}
+    messages = [
+        {"role": "user", "content": "Book a train to Paris"},
+        {"role": "assistant", "content": "Booking it. ", "tool_calls": [weather, booking]},
+        {"role": "tool", "tool_call_id": "w1", "content": '{"celsius": 21}'},
+    ]
+    if case == "pending":  # left out until the person decides
+        messages[1]["tool_calls"] = [weather]
+    if case in DENIAL:  # the denial is the call's result
+        messages.insert(2, {"role": "tool", "tool_call_id": call_id, "content": DENIAL[case]})
+    return messages
+
+
+def check_booking_round(request: ClientMessages, case: str, call_id: str, expected: list[dict[str, Any]]) -> None:
+    """The request's messages in both providers' types, and the decision ``tool_approvals()`` verifies."""
+    assert openai_messages(request) == expected
+    _, blocks = anthropic_messages(request)
+    results = [block for message in blocks for block in message["content"] if block["type"] == "tool_result"]
+    uses = [block for message in blocks for block in message["content"] if block["type"] == "tool_use"]
+    assert [block for block in results if block["tool_use_id"] == call_id] == (
+        [{"type": "tool_result", "tool_use_id": call_id, "content": DENIAL[case], "is_error": True}]
+        if case in DENIAL
+        else []
+    )
+    shown = any(message.get("tool_calls", [{}])[-1].get("id") == call_id for message in expected)
+    assert [block["input"] for block in uses if block["id"] == call_id] == ([BOOKING] if shown else [])
+    decided = DECISIONS[case]
+    approvals = [(a.tool_call_id, a.tool_name, a.args, a.approved, a.reason) for a in request.tool_approvals()]
+    assert approvals == ([] if decided is None else [(call_id, "book_train", BOOKING, *decided)])
+
+
+def decided_part(part: dict[str, Any], case: str) -> dict[str, Any]:
+    """A stored tool part after the person decided in useChat (``addToolApprovalResponse``)."""
+    decision = DECISIONS[case]
+    if decision is None:
+        return part
+    approved, reason = decision
+    approval = {**part["approval"], "approved": approved} | ({"reason": reason} if reason else {})
+    return {**part, "state": "approval-responded", "approval": approval}
+
+
+USER_TEXT = "Book a train to Paris"
+
+
+async def test_a_call_waiting_for_approval_is_stored_as_use_chat_shows_it() -> None:
+    outcome, body = await round_one()
+    stored = msgspec.to_builtins(to_ui_message(outcome.message, id="msg-1"))
+    [decoded] = await adecode("ui-message-stream", [body])
+    shown = [part for part in decoded.clean()["parts"] if part["type"] != "step-start"]
+    assert [_as_client_shows(part) for part in stored["parts"]] == shown
+    assert [part["state"] for part in shown if part["type"] == "tool-call"] == [
+        "output-available",
+        "approval-requested",
+    ]
+    asked = next(frame for frame in frames_of(body) if frame["type"] == "tool-approval-request")
+    booking = stored["parts"][-1]
+    assert booking["approval"] == {"id": asked["approvalId"], "signature": asked["signature"]}
+    assert (booking["toolCallId"], booking["input"]) == (asked["toolCallId"], BOOKING)
+
+
+@pytest.mark.parametrize("case", list(DECISIONS))
+async def test_use_chat_decisions_into_both_providers(case: str) -> None:
+    outcome, _ = await round_one()
+    stored = msgspec.to_builtins(to_ui_message(outcome.message, id="msg-1"))
+    stored["parts"] = [*stored["parts"][:-1], decided_part(stored["parts"][-1], case)]
+    user = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": USER_TEXT}]}
+    request = decode({"id": "c", "trigger": "submit-message", "messages": [user, stored]}, ChatRequest)
+    call_id = booking_call(outcome).tool_call_id
+    check_booking_round(request, case, call_id, expected_openai(case, call_id))
+
+
+@pytest.mark.parametrize("case", list(DECISIONS))
+async def test_data_stream_decisions_into_both_providers(case: str) -> None:
+    outcome, _ = await round_one()
+    assistant, results = [msgspec.to_builtins(message) for message in to_model_messages(outcome.message)]
+    booking = assistant["content"][-1]
+    assert set(booking["approval"]) == {"id", "signature"}  # as assistant-stream's client keeps it, undecided
+    decision = DECISIONS[case]
+    if decision is not None:
+        booking["approval"] |= {"approved": decision[0]} | ({"reason": decision[1]} if decision[1] else {})
+    body = {"messages": [{"role": "user", "content": USER_TEXT}, assistant, results]}
+    call_id = booking_call(outcome).tool_call_id
+    check_booking_round(decode(body, DataStreamRequest), case, call_id, expected_openai(case, call_id))
+
+
+@pytest.mark.parametrize("case", [case for case, decision in DECISIONS.items() if decision is not None])
+async def test_transport_decision_commands_into_both_providers(case: str) -> None:
+    outcome, _ = await round_one()
+    call = booking_call(outcome)
+    assert call.approval is not None
+    approved, reason = DECISIONS[case] or (True, None)
+    approval = {"id": call.approval.id, "signature": call.approval.signature, "approved": approved, "reason": reason}
+    command = {"type": "add-tool-approval", "toolCallId": call.tool_call_id, "toolName": "book_train"}
+    request = decode({"commands": [{**command, "args": BOOKING, "approval": approval}]}, AssistantTransportRequest)
+    # Its commands are what is new since the history the server keeps: a denial's result, or nothing
+    # (the agent loop runs an approved call and adds its result).
+    expected = [message for message in expected_openai(case, call.tool_call_id) if message["role"] == "tool"][:-1]
+    check_booking_round(request, case, call.tool_call_id, expected)
+
+
+@pytest.mark.parametrize("case", list(DECISIONS))
+async def test_ag_ui_resume_decisions_into_both_providers(case: str) -> None:
+    outcome, _ = await round_one()
+    call = booking_call(outcome)
+    assert call.approval is not None
+    stored = [msgspec.to_builtins(message) for message in to_agui_messages(outcome.message, id="a1")]
+    body: dict[str, Any] = {"threadId": "t", "runId": "r2", "messages": [{"id": "u1", "role": "user"}, *stored]}
+    body["messages"][0]["content"] = USER_TEXT
+    decision = DECISIONS[case]
+    if decision is not None:
+        # What HttpAgent.runAgent({resume}) sends; a denial without a reason as a cancelled interrupt.
+        status = "cancelled" if decision == (False, None) else "resolved"
+        payload = {"approved": decision[0]} | ({"reason": decision[1]} if decision[1] else {})
+        interrupt = approval_token(call.approval.id, call.approval.signature)
+        body["resume"] = [{"interruptId": interrupt, "status": status, "payload": payload}]
+    check_booking_round(decode(body, RunAgentInput), case, call.tool_call_id, expected_openai(case, call.tool_call_id))
+
+
+# -- the decided call through an agent loop, and the next round --------------------------
+
+
+async def use_chat_decision(case: str) -> tuple[ChatRequest, dict[str, Any], str]:
+    """Round 1, then the request useChat sends with the decision: (request, stored message, booking call id)."""
+    outcome, _ = await round_one()
+    stored = msgspec.to_builtins(to_ui_message(outcome.message, id="msg-1"))
+    stored["parts"] = [*stored["parts"][:-1], decided_part(stored["parts"][-1], case)]
+    user = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": USER_TEXT}]}
+    body = {"id": "c", "trigger": "submit-message", "messages": [user, stored]}
+    return decode(body, ChatRequest), stored, booking_call(outcome).tool_call_id
+
+
+@SDK_GENERATORS_ON_TRIO
+@pytest.mark.parametrize("case", ["approved", "denied with a reason"])
+async def test_the_openai_agent_loop_continues_the_decided_call(anyio_backend: str, case: str) -> None:
+    request, stored, call_id = await use_chat_decision(case)
+    provider = FakeProvider([Reply([openai_chunk({"content": "Done."}), openai_chunk({}, "stop")])])
+    outcomes: list[RunOutcome] = []
+    with anyio.fail_after(20):
+        async with serving(provider) as url:
+            client = AsyncOpenAI(base_url=url + "/v1", api_key="k", max_retries=0, timeout=10)
+
+            async def agent(controller: RunController) -> None:
+                await run_chat_completion_agent(
+                    controller,
+                    client,
+                    model="m",
+                    messages=to_openai_messages(request),
+                    approvals=request.tool_approvals(),
+                    tool_functions={"book_train": book_train, "get_weather": get_weather},
+                )
+
+            chunks = await collect(create_run(agent, on_finish=outcomes.append))
+            await client.close()
+
+    approved = case == "approved"
+    result = ('{"booked": true, "to": "Paris"}', BOOKED) if approved else (DENIAL[case], DENIAL[case])
+    booked = [{"role": "tool", "tool_call_id": call_id, "content": result[0]}] if approved else []
+    # The model sees the call with its result once: the denial from the conversion, the booking from the loop.
+    assert provider.requests[0]["messages"] == expected_openai(case, call_id) + booked
+    assert plain(OPENAI.validate_python(provider.requests[0]["messages"])) == provider.requests[0]["messages"]
+    assert [entry for entry in trace_of(chunks) if entry[0] in ("result", "text")] == [
+        ("result", call_id, result[1], not approved),
+        ("text", "Done."),
+    ]
+
+    # Stored after round 2: the call with its decision, as useChat shows it (output-denied for a denial).
+    [outcome] = outcomes
+    booking, text = msgspec.to_builtins(to_ui_message(outcome.message, id="msg-1"))["parts"]
+    decision = {"id": stored["parts"][-1]["approval"]["id"], "approved": approved}
+    decision |= {"signature": stored["parts"][-1]["approval"]["signature"]} | ({} if approved else {"reason": REASON})
+    assert (booking["toolCallId"], booking["approval"], text["text"]) == (call_id, decision, "Done.")
+    assert booking["state"] == ("output-available" if approved else "output-denied")
+    assert booking.get("output") == (BOOKED if approved else None)
+
+    # The client's message after round 2 goes back in: the call and its result, nothing left to run.
+    stored["parts"] = [*stored["parts"][:-1], booking, text]
+    user = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": USER_TEXT}]}
+    again = decode({"id": "c", "trigger": "submit-message", "messages": [user, stored]}, ChatRequest)
+    assert again.tool_approvals() == []
+    messages = openai_messages(again)
+    assert {"role": "tool", "tool_call_id": call_id, "content": result[0]} in messages
+    assert [m["content"] for m in messages if m["role"] == "assistant"] == ["Booking it. Done."]
+    anthropic_messages(again)
+
+
+@SDK_GENERATORS_ON_TRIO
+async def test_the_anthropic_agent_loop_runs_the_approved_call(anyio_backend: str) -> None:
+    request, _, call_id = await use_chat_decision("approved")
+    reply = anthropic_message([anthropic_text(0, ["Done."])], "end_turn", "msg_2")
+    provider = FakeProvider([Reply(reply, done=None)])
+    with anyio.fail_after(20):
+        async with serving(provider) as url:
+            client = AsyncAnthropic(base_url=url, api_key="k", max_retries=0, timeout=10)
+
+            async def agent(controller: RunController) -> None:
+                await run_messages_agent(
+                    controller,
+                    client,
+                    model="m",
+                    max_tokens=100,
+                    messages=to_anthropic_messages(request).messages,
+                    approvals=request.tool_approvals(),
+                    tool_functions={"book_train": book_train, "get_weather": get_weather},
+                )
+
+            chunks = await collect(create_run(agent))
+            await client.close()
+
+    sent = provider.requests[0]["messages"]
+    assert plain(ANTHROPIC.validate_python(sent)) == sent
+    assert [block["id"] for block in sent[1]["content"] if block["type"] == "tool_use"] == ["w1", call_id]
+    # The booking's result joins the step's other results: one user message after the calls.
+    assert sent[2:] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": call_id, "content": json.dumps(BOOKED), "is_error": False},
+                {"type": "tool_result", "tool_use_id": "w1", "content": '{"celsius": 21}', "is_error": False},
+            ],
+        }
+    ]
+    assert ("result", call_id, BOOKED, False) in trace_of(chunks)

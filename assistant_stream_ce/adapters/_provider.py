@@ -7,6 +7,10 @@ run (``controller.start_tool_call``): its task forwards the argument text
 live and, once the arguments are complete, parses them and awaits the
 function with them as keyword arguments. Without one, the calls are streamed
 with the compatible API and closed for the client to run.
+
+The agent loops continue a conversation whose last turn holds calls a person
+decided on (the request's ``tool_approvals()``): approved calls run under
+their ids, denied ones send their denial, before the model is called.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._run import positive_seconds
+from ..approval import ToolApproval
 from ..assistant_stream_chunk import ToolResultChunk
 from ..create_run import RunController
 from ..tool_call_controller import ToolCallController, generate_openai_style_tool_call_id
@@ -32,6 +37,7 @@ __all__ = [
     "StreamedToolCalls",
     "ToolFunctions",
     "agent_loop",
+    "continue_decided",
     "read_stream",
     "result_text",
 ]
@@ -86,18 +92,53 @@ async def _run_function(
             await tool.append_args_text(delta)
     if not pending.complete:
         raise ProviderStreamError("the model's stream ended before the arguments of this call were complete")
-    function = functions.get(tool.tool_name)
-    if function is None:
-        raise LookupError(f"unknown tool {tool.tool_name!r}")
+    function = _function(functions, tool.tool_name)
     try:
         args = json.loads(pending.call.arguments or "{}")
     except ValueError as exc:
         raise ValueError(f"the arguments are not valid JSON: {exc}") from None
     if not isinstance(args, dict):
         raise TypeError(f"the arguments must be a JSON object, not {type(args).__name__}")
+    return await _call(function, tool.tool_name, args, timeout)
+
+
+def _function(functions: ToolFunctions, name: str) -> Callable[..., Awaitable[Any]]:
+    function = functions.get(name)
+    if function is None:
+        raise LookupError(f"unknown tool {name!r}")
+    return function
+
+
+async def _call(function: Callable[..., Awaitable[Any]], name: str, args: dict[str, Any], timeout: float | None) -> Any:
+    """``function(**args)``, or a :class:`TimeoutError` after ``timeout`` seconds."""
     with anyio.move_on_after(timeout):
         return await function(**args)
-    raise TimeoutError(f"tool {tool.tool_name!r} timed out after {timeout:g} s")
+    raise TimeoutError(f"tool {name!r} timed out after {timeout:g} s")
+
+
+async def continue_decided(
+    controller: RunController,
+    functions: ToolFunctions,
+    approvals: Sequence[ToolApproval],
+    timeout: float | None = None,
+) -> list[tuple[RequestedToolCall, ToolResultChunk]]:
+    """Continue the calls a person decided on, in parallel: approved ones run, denied ones send their denial.
+
+    Returns the approved calls with their results, for the conversation (the
+    converted messages hold a denied call's result already).
+    """
+    if timeout is not None:
+        positive_seconds(timeout, "tool_timeout")
+
+    async def run(tool: ToolCall) -> Any:
+        return await _call(_function(functions, tool.tool_name), tool.tool_name, dict(tool.args), timeout)
+
+    handles = [controller.start_tool_call(approval.tool_name, run, approval=approval) for approval in approvals]
+    return [
+        (RequestedToolCall(approval.tool_call_id, approval.tool_name, json.dumps(approval.args), handle), await handle)
+        for approval, handle in zip(approvals, handles, strict=True)
+        if approval.approved
+    ]
 
 
 class StreamedToolCalls:

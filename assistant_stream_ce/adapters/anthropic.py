@@ -22,6 +22,7 @@ from typing import Any, cast
 from anthropic import AsyncAnthropic, AsyncStream
 from anthropic.types import RawMessageStreamEvent
 
+from ..approval import ToolApproval
 from ..assistant_stream_chunk import ToolResultChunk
 from ..create_run import RunController
 from ._provider import (
@@ -30,6 +31,7 @@ from ._provider import (
     StreamedToolCalls,
     ToolFunctions,
     agent_loop,
+    continue_decided,
     read_stream,
     result_text,
 )
@@ -195,12 +197,27 @@ def _tool_results(results: list[tuple[RequestedToolCall, ToolResultChunk]]) -> l
     return [{"role": "user", "content": content}]
 
 
+def _with_results(
+    messages: Sequence[Mapping[str, Any]], results: list[tuple[RequestedToolCall, ToolResultChunk]]
+) -> list[Mapping[str, Any]]:
+    """``messages`` with ``results`` in a user message after them, joined to a last user message of blocks
+    (one message per turn, tool results first, as the API expects)."""
+    if not results:
+        return list(messages)
+    added = _tool_results(results)[0]
+    last = messages[-1] if messages else None
+    if last is None or last["role"] != "user" or not isinstance(last["content"], list):
+        return [*messages, added]
+    return [*messages[:-1], {**last, "content": [*added["content"], *last["content"]]}]
+
+
 async def run_messages_agent(
     controller: RunController,
     client: AsyncAnthropic,
     *,
     messages: Sequence[Mapping[str, Any]],
     tool_functions: ToolFunctions,
+    approvals: Sequence[ToolApproval] = (),
     max_steps: int = 8,
     tool_timeout: float | None = None,
     **create_args: Any,
@@ -214,6 +231,12 @@ async def run_messages_agent(
     client in call order); a failing or unknown tool gives the model an error
     result. Their results go back in one user message for the next step. It
     stops when a message asks for no tools, or after ``max_steps`` messages.
+
+    ``approvals`` (the request's ``tool_approvals()``) continue the calls a
+    person decided on before the first step: approved ones run under their
+    ids and their results join ``messages`` (which hold the calls, as
+    :mod:`assistant_stream_ce.conversion` gives them), denied ones send their
+    denial to the client (the converted messages hold it for the model).
     """
 
     async def step(conversation: list[dict[str, Any]]) -> MessageTurn:
@@ -221,4 +244,5 @@ async def run_messages_agent(
         stream = cast("AsyncStream[RawMessageStreamEvent]", await request)
         return await stream_message(controller, stream, tool_functions=tool_functions, tool_timeout=tool_timeout)
 
-    return await agent_loop(messages, max_steps, step, _tool_results)
+    decided = await continue_decided(controller, tool_functions, approvals, tool_timeout)
+    return await agent_loop(_with_results(messages, decided), max_steps, step, _tool_results)

@@ -20,6 +20,7 @@ from typing import Any, cast
 from openai import AsyncOpenAI, AsyncStream
 from openai.types.chat import ChatCompletionChunk
 
+from ..approval import ToolApproval
 from ..assistant_stream_chunk import ToolResultChunk
 from ..create_run import RunController
 from ._provider import (
@@ -28,6 +29,7 @@ from ._provider import (
     StreamedToolCalls,
     ToolFunctions,
     agent_loop,
+    continue_decided,
     read_stream,
     result_text,
 )
@@ -145,6 +147,7 @@ async def run_chat_completion_agent(
     *,
     messages: Sequence[Mapping[str, Any]],
     tool_functions: ToolFunctions,
+    approvals: Sequence[ToolApproval] = (),
     max_steps: int = 8,
     tool_timeout: float | None = None,
     **create_args: Any,
@@ -158,6 +161,12 @@ async def run_chat_completion_agent(
     order); a failing or unknown tool gives the model an error result. Their
     results are added to the conversation for the next step. It stops when a
     completion asks for no tools, or after ``max_steps`` completions.
+
+    ``approvals`` (the request's ``tool_approvals()``) continue the calls a
+    person decided on before the first step: approved ones run under their
+    ids and their results join ``messages`` (which hold the calls, as
+    :mod:`assistant_stream_ce.conversion` gives them), denied ones send their
+    denial to the client (the converted messages hold it for the model).
     """
 
     async def step(conversation: list[dict[str, Any]]) -> ChatCompletionTurn:
@@ -167,4 +176,5 @@ async def run_chat_completion_agent(
             controller, stream, tool_functions=tool_functions, tool_timeout=tool_timeout
         )
 
-    return await agent_loop(messages, max_steps, step, _tool_messages)
+    decided = await continue_decided(controller, tool_functions, approvals, tool_timeout)
+    return await agent_loop([*messages, *_tool_messages(decided)], max_steps, step, _tool_messages)
