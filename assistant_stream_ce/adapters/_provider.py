@@ -40,6 +40,7 @@ __all__ = [
     "StreamedToolCalls",
     "ToolFunctions",
     "agent_loop",
+    "approval_names",
     "continue_decided",
     "read_stream",
     "result_text",
