@@ -30,6 +30,8 @@ from typing import Any, Final
 import msgspec
 from starlette.exceptions import HTTPException
 
+from .assistant_stream_chunk import ToolApprovalRequestChunk
+
 __all__ = [
     "APPROVAL_KEY_ENV",
     "ToolApproval",
@@ -125,6 +127,12 @@ def split_token(token: str) -> tuple[str, str] | None:
     if not dot or tool_call_id_of(approval_id) is None or not signature:
         return None
     return approval_id, signature
+
+
+def approval_request(tool_call_id: str, tool_name: str, args: Any) -> ToolApprovalRequestChunk:
+    """The signed approval request of a call with these finished arguments."""
+    approval_id = approval_id_for(tool_call_id)
+    return ToolApprovalRequestChunk(tool_call_id, approval_id, sign(approval_id, tool_call_id, tool_name, args))
 
 
 def sign(approval_id: str, tool_call_id: str, tool_name: str, args: Any) -> str:

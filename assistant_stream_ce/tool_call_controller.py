@@ -17,6 +17,7 @@ from typing import Any
 
 from ._json import encoded_size
 from ._merger import Merger
+from .approval import approval_request
 from .assistant_stream_chunk import AssistantStreamChunk, ToolResultChunk
 
 __all__ = ["ToolCallController", "create_tool_call", "generate_openai_style_tool_call_id"]
@@ -66,6 +67,19 @@ class ToolCallController:
         """Finish the arguments without a result (the client will run the tool)."""
         self._merger.finish_args(self.tool_call_id)
 
+    def request_approval(self, args: dict[str, Any]) -> None:
+        """Finish the arguments and ask a person to approve the call: it has no result in this run.
+
+        ``args`` are the streamed arguments, parsed: what the person decides
+        on, signed. The next request carries the decision, and
+        ``start_tool_call(..., approval=...)`` runs the call or sends its denial.
+        """
+        if not isinstance(args, dict):
+            raise TypeError(f"args must be a dict, not {type(args).__name__}")
+        chunk = approval_request(self.tool_call_id, self.tool_name, args)
+        self._merger.finish_args(self.tool_call_id)
+        self._merger.request_approval(chunk)
+
 
 class _OwnStreamToolCall(ToolCallController):
     """A tool call with a chunk stream of its own, which its result or ``close()`` ends."""
@@ -76,6 +90,10 @@ class _OwnStreamToolCall(ToolCallController):
 
     def close(self) -> None:
         super().close()
+        self._merger.close()
+
+    def request_approval(self, args: dict[str, Any]) -> None:
+        super().request_approval(args)
         self._merger.close()
 
 

@@ -38,10 +38,9 @@ from . import _telemetry
 from ._json import encoded_size
 from ._merger import HIGH_WATER, Merger
 from ._run import RunCore, error_text, positive_seconds
-from .approval import ToolApproval, ToolApprovalError, approval_id_for, canonical_json, sign
+from .approval import ToolApproval, ToolApprovalError, approval_request, canonical_json
 from .assistant_stream_chunk import (
     PreliminaryToolResultChunk,
-    ToolApprovalRequestChunk,
     ToolApprovalResponseChunk,
     ToolResultChunk,
 )
@@ -348,9 +347,7 @@ def start_tool_call(
         merger.args_delta(tool_call_id, args_text)
         merger.finish_args(tool_call_id)
     if needs_approval:
-        approval_id = approval_id_for(tool_call_id)
-        signature = sign(approval_id, tool_call_id, tool_name, args)
-        merger.request_approval(ToolApprovalRequestChunk(tool_call_id, approval_id, signature))
+        merger.request_approval(approval_request(tool_call_id, tool_name, args))
         return ToolCallHandle(tool_call_id, tool_name, awaiting_approval=True)
     return _start(core, tg, sequencer, fn, tool_call_id, tool_name, args, timeout)
 

@@ -20,6 +20,7 @@ from assistant_stream_ce import (
     ToolApprovalRequestChunk,
     ToolApprovalResponseChunk,
     ToolCall,
+    ToolCallDeltaChunk,
     ToolResultChunk,
     create_run,
     set_approval_key,
@@ -27,6 +28,7 @@ from assistant_stream_ce import (
 from assistant_stream_ce.approval import APPROVAL_KEY_ENV
 from assistant_stream_ce.assistant_stream_chunk import AssistantStreamChunk
 from assistant_stream_ce.chat_request import ChatRequest, RunAgentInput
+from assistant_stream_ce.modules.tool_call import create_tool_call
 from assistant_stream_ce.serialization import (
     AGUIEncoder,
     DataStreamEncoder,
@@ -361,3 +363,36 @@ async def test_on_finish_gets_the_continued_call_with_its_result(anyio_backend: 
         ("call-a", "a", '{"n":1}', "ran", False),
         ("call-b", "b", '{"n":2}', "The user denied this tool call. Reason: no", True),
     ]
+
+
+async def test_a_call_whose_arguments_were_streamed_can_ask_for_approval(anyio_backend: str) -> None:
+    async def callback(controller: RunController) -> None:
+        call = await controller.add_tool_call("book", "c1")
+        call.append_args_text('{"to": ')
+        call.append_args_text('"Paris"}')
+        with pytest.raises(TypeError):
+            call.request_approval(["Paris"])  # type: ignore[arg-type]
+        call.request_approval({"to": "Paris"})
+
+    chunks = await _chunks(callback)
+    assert "".join(chunk.args_text_delta for chunk in chunks if isinstance(chunk, ToolCallDeltaChunk)) == (
+        '{"to": "Paris"}'
+    )
+    assert [chunk.type for chunk in chunks if not isinstance(chunk, ToolCallDeltaChunk)] == [
+        "tool-call-begin",
+        "tool-call-args-text-finish",
+        "tool-approval-request",
+    ]
+    [request] = [chunk for chunk in chunks if isinstance(chunk, ToolApprovalRequestChunk)]
+    assert request.tool_call_id == "c1"
+    _decided(request, "book", {"to": "Paris"}, approved=True).verify()
+    with pytest.raises(ToolApprovalError):
+        _decided(request, "book", {"to": "Lisbon"}, approved=True).verify()
+
+
+async def test_a_tool_call_stream_of_its_own_ends_with_its_approval_request(anyio_backend: str) -> None:
+    stream, call = await create_tool_call("book", "c1")
+    call.append_args_text('{"to": "Paris"}')
+    call.request_approval({"to": "Paris"})
+    with anyio.fail_after(10):
+        assert [chunk.type async for chunk in stream][-1] == "tool-approval-request"

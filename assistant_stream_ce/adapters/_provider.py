@@ -5,8 +5,11 @@ text piece by piece, then the end of its arguments (or of the model's turn).
 With a registry of tool functions, each call is a structured tool call of the
 run (``controller.start_tool_call``): its task forwards the argument text
 live and, once the arguments are complete, parses them and awaits the
-function with them as keyword arguments. Without one, the calls are streamed
-with the compatible API and closed for the client to run.
+function with them as keyword arguments. A call of a tool that needs
+approval streams its arguments the same way, then asks for approval (signed
+over the complete arguments) instead of running: the agent loop then ends,
+leaving the person's decision to the next request. Without a registry, the
+calls are streamed with the compatible API and closed for the client to run.
 
 The agent loops continue a conversation whose last turn holds calls a person
 decided on (the request's ``tool_approvals()``): approved calls run under
@@ -17,18 +20,18 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from .._run import positive_seconds
+from .._run import default_error_message, positive_seconds
 from ..approval import ToolApproval
 from ..assistant_stream_chunk import ToolResultChunk
 from ..create_run import RunController
-from ..tool_call_controller import ToolCallController, generate_openai_style_tool_call_id
+from ..tool_call_controller import ToolCallController, generate_openai_style_tool_call_id, tool_result_chunk
 from ..tool_calls import ToolCall, ToolCallHandle
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "StreamedToolCalls",
     "ToolFunctions",
     "agent_loop",
+    "approval_names",
     "continue_decided",
     "read_stream",
     "result_text",
@@ -62,7 +66,8 @@ class RequestedToolCall:
     id: str
     name: str
     arguments: str = ""
-    #: The running call, when the adapter was given tool functions.
+    #: The running call, when the adapter was given tool functions (``awaiting_approval`` for one
+    #: that asked for approval).
     handle: ToolCallHandle | None = None
 
 
@@ -90,16 +95,21 @@ async def _run_function(
     async with receive:
         async for delta in receive:
             await tool.append_args_text(delta)
+    args = _arguments(pending)
+    return await _call(_function(functions, tool.tool_name), tool.tool_name, args, timeout)
+
+
+def _arguments(pending: _Pending) -> dict[str, Any]:
+    """The call's complete arguments, parsed; an exception says why they cannot be used."""
     if not pending.complete:
         raise ProviderStreamError("the model's stream ended before the arguments of this call were complete")
-    function = _function(functions, tool.tool_name)
     try:
         args = json.loads(pending.call.arguments or "{}")
     except ValueError as exc:
         raise ValueError(f"the arguments are not valid JSON: {exc}") from None
     if not isinstance(args, dict):
         raise TypeError(f"the arguments must be a JSON object, not {type(args).__name__}")
-    return await _call(function, tool.tool_name, args, timeout)
+    return args
 
 
 def _function(functions: ToolFunctions, name: str) -> Callable[..., Awaitable[Any]]:
@@ -145,13 +155,18 @@ class StreamedToolCalls:
     """The tool calls of one model turn, keyed by the provider's index for them."""
 
     def __init__(
-        self, controller: RunController, functions: ToolFunctions | None, timeout: float | None = None
+        self,
+        controller: RunController,
+        functions: ToolFunctions | None,
+        timeout: float | None = None,
+        needs_approval: Collection[str] = (),
     ) -> None:
         if timeout is not None:
             positive_seconds(timeout, "tool_timeout")
         self._controller = controller
         self._functions = functions
         self._timeout = timeout
+        self._needs_approval = approval_names(functions, needs_approval)
         self._pending: dict[int, _Pending] = {}
 
     @property
@@ -167,7 +182,7 @@ class StreamedToolCalls:
         call = RequestedToolCall(tool_call_id or generate_openai_style_tool_call_id(), name)
         pending = self._pending[key] = _Pending(call)
         functions = self._functions
-        if functions is None:
+        if functions is None or name in self._needs_approval:
             pending.compat = await self._controller.add_tool_call(name, call.id)
             return
         send, receive = anyio.create_memory_object_stream[str](math.inf)
@@ -204,15 +219,44 @@ class StreamedToolCalls:
         if pending is None or pending.complete is not None:
             return
         pending.complete = complete
-        if pending.compat is not None:
+        if pending.compat is None:
+            if pending.send is not None:
+                pending.send.close()
+        elif pending.call.name in self._needs_approval:
+            _ask_approval(pending, pending.compat)
+        else:
             pending.compat.close()
-        elif pending.send is not None:
-            pending.send.close()
 
     def end(self, *, complete: bool) -> None:
         """The model's turn ended: finish every call still open."""
         for key in list(self._pending):
             self.finish(key, complete=complete)
+
+
+def approval_names(functions: ToolFunctions | None, needs_approval: Collection[str]) -> frozenset[str]:
+    """The names of the tools that need approval, checked against the tool functions."""
+    if isinstance(needs_approval, str):
+        raise TypeError("needs_approval takes a collection of tool names, not one str")
+    names = frozenset(needs_approval)
+    unknown = sorted(names - set(functions or ()))
+    if unknown:
+        raise ValueError(f"needs_approval names tools without a tool function: {', '.join(unknown)}")
+    return names
+
+
+def _ask_approval(pending: _Pending, compat: ToolCallController) -> None:
+    """End a call whose tool needs approval with the request; arguments that cannot be used fail it instead."""
+    call = pending.call
+    try:
+        args = _arguments(pending)
+    except (ProviderStreamError, ValueError, TypeError) as exc:
+        chunk, _ = tool_result_chunk(call.id, default_error_message(exc), is_error=True)
+        compat.set_response(chunk.result, is_error=True)
+        call.handle = ToolCallHandle(call.id, call.name)
+        call.handle._resolve(chunk)
+        return
+    compat.request_approval(args)
+    call.handle = ToolCallHandle(call.id, call.name, awaiting_approval=True)
 
 
 async def read_stream(
@@ -262,7 +306,8 @@ async def agent_loop(
     step: Callable[[list[dict[str, Any]]], Awaitable[Turn]],
     tool_results: Callable[[list[tuple[RequestedToolCall, ToolResultChunk]]], list[dict[str, Any]]],
 ) -> list[dict[str, Any]]:
-    """Call ``step`` with the conversation, add its results, until a turn asks for no tools.
+    """Call ``step`` with the conversation, add its results, until a turn asks for no tools
+    (or one of its calls asks for approval).
 
     Returns the conversation: ``messages``, then each turn's message and the
     messages ``tool_results`` makes of its tool calls' results.
@@ -278,6 +323,9 @@ async def agent_loop(
         done = []
         for call in turn.tool_calls:
             assert call.handle is not None, "the agent loop runs its tools"
-            done.append((call, await call.handle))
+            if not call.handle.awaiting_approval:
+                done.append((call, await call.handle))
         conversation.extend(tool_results(done))
+        if len(done) < len(turn.tool_calls):  # a call waits for a person: the next request continues it
+            break
     return conversation

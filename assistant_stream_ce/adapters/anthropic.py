@@ -15,7 +15,7 @@ limit is reached.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -31,6 +31,7 @@ from ._provider import (
     StreamedToolCalls,
     ToolFunctions,
     agent_loop,
+    approval_names,
     continue_decided,
     read_stream,
     result_text,
@@ -166,6 +167,7 @@ async def stream_message(
     *,
     tool_functions: ToolFunctions | None = None,
     tool_timeout: float | None = None,
+    needs_approval: Collection[str] = (),
 ) -> MessageTurn:
     """Send one streamed message to the run and return what it said.
 
@@ -173,11 +175,13 @@ async def stream_message(
     returns. With ``tool_functions``, every ``tool_use`` block starts as a
     structured tool call of the run, which runs once its block has ended;
     its result is on the call's ``handle``. Without, tool calls are streamed
-    and closed for the client to run. An event that cannot be read raises
-    :class:`ProviderStreamError`. The stream is closed when this returns or
+    and closed for the client to run. A call of a tool named in
+    ``needs_approval`` asks for approval once its arguments are complete
+    instead of running (its handle is ``awaiting_approval``). An event
+    that cannot be read raises :class:`ProviderStreamError`. The stream is closed when this returns or
     raises, so leaving early (the client went away) ends the provider's request.
     """
-    tools = StreamedToolCalls(controller, tool_functions, tool_timeout)
+    tools = StreamedToolCalls(controller, tool_functions, tool_timeout, needs_approval)
     reader = _TurnReader(controller, tools)
     await read_stream(stream, reader.add, tools)
     reader.turn.tool_calls = tools.calls
@@ -218,6 +222,7 @@ async def run_messages_agent(
     messages: Sequence[Mapping[str, Any]],
     tool_functions: ToolFunctions,
     approvals: Sequence[ToolApproval] = (),
+    needs_approval: Collection[str] = (),
     max_steps: int = 8,
     tool_timeout: float | None = None,
     **create_args: Any,
@@ -237,12 +242,21 @@ async def run_messages_agent(
     ids and their results join ``messages`` (which hold the calls, as
     :mod:`assistant_stream_ce.conversion` gives them), denied ones send their
     denial to the client (the converted messages hold it for the model).
+
+    ``needs_approval`` names tools (of ``tool_functions``) a person approves
+    first: when the model calls one, its arguments stream as usual, then the
+    call ends with an approval request instead of running. The step's other
+    calls run, and the loop ends there; the request with the decision
+    continues it through ``approvals``.
     """
 
     async def step(conversation: list[dict[str, Any]]) -> MessageTurn:
         request = client.messages.create(messages=conversation, stream=True, **create_args)  # type: ignore[arg-type]
         stream = cast("AsyncStream[RawMessageStreamEvent]", await request)
-        return await stream_message(controller, stream, tool_functions=tool_functions, tool_timeout=tool_timeout)
+        return await stream_message(
+            controller, stream, tool_functions=tool_functions, tool_timeout=tool_timeout, needs_approval=approval
+        )
 
+    approval = approval_names(tool_functions, needs_approval)
     decided = await continue_decided(controller, tool_functions, approvals, tool_timeout)
     return await agent_loop(_with_results(messages, decided), max_steps, step, _tool_results)

@@ -13,7 +13,7 @@ the model answers without tools or the step limit is reached.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -29,6 +29,7 @@ from ._provider import (
     StreamedToolCalls,
     ToolFunctions,
     agent_loop,
+    approval_names,
     continue_decided,
     read_stream,
     result_text,
@@ -119,6 +120,7 @@ async def stream_chat_completion(
     *,
     tool_functions: ToolFunctions | None = None,
     tool_timeout: float | None = None,
+    needs_approval: Collection[str] = (),
 ) -> ChatCompletionTurn:
     """Send one streamed chat completion to the run and return what it said.
 
@@ -126,11 +128,13 @@ async def stream_chat_completion(
     returns. With ``tool_functions``, every tool call starts as a structured
     tool call of the run (see :func:`run_chat_completion_agent`); its result
     is on the call's ``handle``. Without, tool calls are streamed and closed
-    for the client to run. A chunk that cannot be read raises
-    :class:`ProviderStreamError`. The stream is closed when this returns or
+    for the client to run. A call of a tool named in ``needs_approval``
+    asks for approval once its arguments are complete instead of running
+    (its handle is ``awaiting_approval``). A chunk that cannot be read
+    raises :class:`ProviderStreamError`. The stream is closed when this returns or
     raises, so leaving early (the client went away) ends the provider's request.
     """
-    tools = StreamedToolCalls(controller, tool_functions, tool_timeout)
+    tools = StreamedToolCalls(controller, tool_functions, tool_timeout, needs_approval)
     reader = _TurnReader(controller, tools)
     await read_stream(stream, reader.add, tools)
     reader.turn.tool_calls = tools.calls
@@ -148,6 +152,7 @@ async def run_chat_completion_agent(
     messages: Sequence[Mapping[str, Any]],
     tool_functions: ToolFunctions,
     approvals: Sequence[ToolApproval] = (),
+    needs_approval: Collection[str] = (),
     max_steps: int = 8,
     tool_timeout: float | None = None,
     **create_args: Any,
@@ -167,14 +172,21 @@ async def run_chat_completion_agent(
     ids and their results join ``messages`` (which hold the calls, as
     :mod:`assistant_stream_ce.conversion` gives them), denied ones send their
     denial to the client (the converted messages hold it for the model).
+
+    ``needs_approval`` names tools (of ``tool_functions``) a person approves
+    first: when the model calls one, its arguments stream as usual, then the
+    call ends with an approval request instead of running. The step's other
+    calls run, and the loop ends there; the request with the decision
+    continues it through ``approvals``.
     """
 
     async def step(conversation: list[dict[str, Any]]) -> ChatCompletionTurn:
         request = client.chat.completions.create(messages=conversation, stream=True, **create_args)  # type: ignore[arg-type]
         stream = cast("AsyncStream[ChatCompletionChunk]", await request)
         return await stream_chat_completion(
-            controller, stream, tool_functions=tool_functions, tool_timeout=tool_timeout
+            controller, stream, tool_functions=tool_functions, tool_timeout=tool_timeout, needs_approval=approval
         )
 
+    approval = approval_names(tool_functions, needs_approval)
     decided = await continue_decided(controller, tool_functions, approvals, tool_timeout)
     return await agent_loop([*messages, *_tool_messages(decided)], max_steps, step, _tool_messages)

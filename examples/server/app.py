@@ -8,7 +8,8 @@ Porto"), it asks first: ``book_train`` waits for the person's approval and the r
 the client's next request carries the decision (signed by this server, verified here), and the
 booking runs, or the denial goes out, and the answer goes on. With ``OPENAI_API_KEY`` set the
 answers come from an OpenAI-compatible model (``OPENAI_BASE_URL`` and ``OPENAI_MODEL``
-choose which) that can call the same three tools.
+choose which) that can call the same three tools, and ``book_train``, which waits for the
+person's approval there too.
 
 ``useChat`` runs are resumable: the answer keeps streaming into an in-memory store when
 the page goes away, a reloaded page picks it up again (``GET /api/chat/{id}/stream``),
@@ -143,7 +144,10 @@ def scripted_agent(incoming: AnyChatRequest, prompt: str) -> Agent:
 
 
 def model_agent(request: ClientRequest) -> Agent:
-    """An OpenAI-compatible model with the scripted agent's tools (their results are canned)."""
+    """An OpenAI-compatible model with the scripted agent's tools (their results are canned).
+
+    Its calls to ``book_train`` ask for approval first; the request with the decision continues them.
+    """
     from openai import AsyncOpenAI  # only needed with an API key: pip install openai
 
     from assistant_stream_ce.adapters.openai import run_chat_completion_agent
@@ -154,19 +158,33 @@ def model_agent(request: ClientRequest) -> Agent:
 
         return call
 
+    async def book_train(to: str, train: str = "08:15", seats: int = 1) -> dict[str, Any]:
+        return {"booked": True, "to": to, "train": train, "seats": seats}
+
     schema = {"type": "object", "properties": {"place": {"type": "string"}}, "required": ["place"]}
     tools = [{"type": "function", "function": {"name": name, "parameters": schema}} for name in TOOL_NAMES]
-    system = {"role": "system", "content": "You plan trips. Call all three tools at once, then answer briefly."}
+    booking = {"to": {"type": "string"}, "train": {"type": "string"}, "seats": {"type": "integer"}}
+    booking_schema = {"type": "object", "properties": booking, "required": ["to"]}
+    tools.append({"type": "function", "function": {"name": BOOKING_TOOL, "parameters": booking_schema}})
+    system = {
+        "role": "system",
+        "content": "You plan trips. Call all three trip tools at once, then answer briefly. "
+        f"To book a train, call {BOOKING_TOOL}: the user approves it first.",
+    }
+    approvals = decisions(request)  # before the run: one that does not verify is a 403
 
     async def agent(controller: RunController) -> None:
-        await run_chat_completion_agent(
-            controller,
-            AsyncOpenAI(),
-            messages=[system, *to_openai_messages(request)],
-            tool_functions={name: tool(name) for name in TOOL_NAMES},
-            model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"),
-            tools=tools,
-        )
+        async with AsyncOpenAI() as client:  # closed with the run, its connections too
+            await run_chat_completion_agent(
+                controller,
+                client,
+                messages=[system, *to_openai_messages(request)],
+                tool_functions={**{name: tool(name) for name in TOOL_NAMES}, BOOKING_TOOL: book_train},
+                needs_approval={BOOKING_TOOL},
+                approvals=approvals,
+                model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"),
+                tools=tools,
+            )
 
     return agent
 
