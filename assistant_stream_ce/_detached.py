@@ -83,6 +83,20 @@ def spawn(producer: Callable[[], Awaitable[None]]) -> None:
         task.add_done_callback(_asyncio_tasks.discard)
 
 
+def clock() -> Callable[[], float]:
+    """The running loop's clock (that of cancel scope deadlines), for a caller that reads it often.
+
+    ``anyio.current_time()`` looks the backend up on every call; this reads the loop's own clock.
+    """
+    if _backend() == "trio":
+        import trio
+
+        return trio.current_time
+    import asyncio
+
+    return asyncio.get_running_loop().time
+
+
 class EventLoop:
     """The running event loop, reachable from any thread: made on the loop's thread."""
 
@@ -97,13 +111,11 @@ class EventLoop:
             import trio
 
             self._call_soon = trio.lowlevel.current_trio_token().run_sync_soon
-            self.time = trio.current_time
         else:
             import asyncio
 
-            loop = asyncio.get_running_loop()
-            self._call_soon = loop.call_soon_threadsafe
-            self.time = loop.time
+            self._call_soon = asyncio.get_running_loop().call_soon_threadsafe
+        self.time = clock()
 
     def call_soon(self, fn: Callable[[], object]) -> bool:
         """Run ``fn()`` on the loop's thread soon (it must not raise); False if the loop has ended."""
