@@ -103,10 +103,11 @@ class Exchange:
         # garbage collector. One scope a round, none around them.
         self._attending: anyio.CancelScope | None = None
         self._written = False
-        # The writer and the attendant's keepalives take turns at ``send``: a semaphore rather
-        # than a lock, which would look its owner up twice a frame (each turn ends where it began).
-        self._send_turn = anyio.Semaphore(1, fast_acquire=True)
+        # The writer and the attendant's keepalives take turns at ``send``. The attendant writes only
+        # while no send is under way (it checks ``_sending`` first), so only the writer ever waits:
+        # for a keepalive's send, on this event, made then (no lock or semaphore per request).
         self._sending = False
+        self._sent: anyio.Event | None = None
         self._clock = _detached.clock()  # read at every send
         self._last_send = 0.0  # when the latest send started
         self._start_sent = False
@@ -192,13 +193,12 @@ class Exchange:
 
     async def _write(self, message: Message) -> bool:
         """Send ``message``; False (and the run cancelled) if the client is gone."""
-        turn = self._send_turn
-        try:
-            turn.acquire_nowait()
-        except anyio.WouldBlock:
+        if self._sending:
             # A keepalive is being sent: wait for it, but not longer than a send may take.
             with anyio.move_on_after(self._settings.send_timeout) as waited:
-                await turn.acquire()
+                while self._sending:
+                    self._sent = anyio.Event()
+                    await self._sent.wait()
             if waited.cancelled_caught:
                 self._stuck()
                 return False
@@ -208,7 +208,9 @@ class Exchange:
             return await self._send_or_gone(message)
         finally:
             self._sending = False
-            turn.release()
+            if self._sent is not None:
+                self._sent.set()
+                self._sent = None
 
     async def _send_last(self, body: bytes) -> bool:
         """Send the frame that ends the body; False if the client is gone or stuck."""
