@@ -449,23 +449,25 @@ class RunCore:
     async def _produce(self, callback: Callable[[], Awaitable[None]], shielded: bool) -> None:
         self.loop = EventLoop()
         self.merger.bind(self.loop)
-        self.scope = anyio.CancelScope(shield=shielded)
-        if self.cancelled:
-            self.scope.cancel()
         try:
-            with self.scope:
-                async with anyio.create_task_group() as tg:
-                    self.tg = tg  # the callback's children: tool tasks, substreams
-                    self._in_callback = True
-                    try:
-                        await self.guard(callback)
-                    finally:
-                        self._in_callback = False
-                if not self.cancelled:  # else the callback returned in its window, and nothing more goes out
-                    if self.error is None:
-                        self._finish_dangling_calls()
-                    self.merger.close()
-                    await self.merger.drained()
+            async with anyio.create_task_group() as tg:
+                # The group's own scope is the run's: one scope fewer per run. Nothing can be
+                # delivered to it before this line (no checkpoint since the group was entered).
+                self.tg, self.scope = tg, tg.cancel_scope  # the callback's children: tool tasks, substreams
+                tg.cancel_scope.shield = shielded
+                if self.cancelled:
+                    tg.cancel_scope.cancel()
+                self._in_callback = True
+                try:
+                    await self.guard(callback)
+                finally:
+                    self._in_callback = False
+            if not self.cancelled:  # else the callback returned in its window, and nothing more goes out
+                if self.error is None:
+                    self._finish_dangling_calls()
+                self.merger.close()
+                # Outside the run's scope: cancel() ends this wait by discarding what is left.
+                await self.merger.drained()
         except BaseException as exc:
             if (beyond := _beyond_cancellation(exc)) is None:
                 self.cancel()  # an enclosing scope was cancelled: same as the consumer leaving
