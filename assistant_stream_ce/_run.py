@@ -439,52 +439,50 @@ class RunCore:
 
         ``shielded``: only ``cancel()`` stops it, not the scopes it runs in.
         With tracing on, all of it is the run's span, which tells how the run ended.
+        One coroutine (with :meth:`guard`, two) between the task and the callback: every
+        resumption of the callback passes through each of them.
         """
-        with _telemetry.span(_telemetry.RUN_SPAN, lambda: {_telemetry.RUN_ID: self.run_id}) as self.span:
-            try:
-                await self._produce(callback, shielded)
-            finally:
-                _telemetry.ended(self.span, self.status, self.error and unwrap(self.error))
-
-    async def _produce(self, callback: Callable[[], Awaitable[None]], shielded: bool) -> None:
         self.loop = EventLoop()
         self.merger.bind(self.loop)
-        try:
-            async with anyio.create_task_group() as tg:
-                # The group's own scope is the run's: one scope fewer per run. Nothing can be
-                # delivered to it before this line (no checkpoint since the group was entered).
-                self.tg, self.scope = tg, tg.cancel_scope  # the callback's children: tool tasks, substreams
-                tg.cancel_scope.shield = shielded
-                if self.cancelled:
-                    tg.cancel_scope.cancel()
-                self._in_callback = True
-                try:
-                    await self.guard(callback)
-                finally:
-                    self._in_callback = False
-            if not self.cancelled:  # else the callback returned in its window, and nothing more goes out
-                if self.error is None:
-                    self._finish_dangling_calls()
-                self.merger.close()
-                # Outside the run's scope: cancel() ends this wait by discarding what is left.
-                await self.merger.drained()
-        except BaseException as exc:
-            if (beyond := _beyond_cancellation(exc)) is None:
-                self.cancel()  # an enclosing scope was cancelled: same as the consumer leaving
-                raise
-            # Anything else: a BaseException that is not cancellation (SystemExit, KeyboardInterrupt, an application's
-            # own) from the callback or a child, or a defect of the run machinery: the run fails with it,
-            # and the consumer raises it. The producer itself never raises it: in the ``async for`` form
-            # nobody would receive it (trio: TrioInternalError; asyncio: an unretrieved task exception).
-            self.fail(unwrap(beyond))
-        finally:
-            self.finishing = True
-            self.merger.close()
+        with _telemetry.span(_telemetry.RUN_SPAN, lambda: {_telemetry.RUN_ID: self.run_id}) as self.span:
             try:
-                if not self.confirms_delivery:  # else the consumer's ``end()`` reports, once the end was delivered
-                    await self.outcome.report(self.error, self.cancelled, self.grace_period)
+                async with anyio.create_task_group() as tg:
+                    # The group's own scope is the run's: one scope fewer per run. Nothing can be
+                    # delivered to it before this line (no checkpoint since the group was entered).
+                    self.tg, self.scope = tg, tg.cancel_scope  # the callback's children: tool tasks, substreams
+                    tg.cancel_scope.shield = shielded
+                    if self.cancelled:
+                        tg.cancel_scope.cancel()
+                    self._in_callback = True
+                    try:
+                        await self.guard(callback)
+                    finally:
+                        self._in_callback = False
+                if not self.cancelled:  # else the callback returned in its window, and nothing more goes out
+                    if self.error is None:
+                        self._finish_dangling_calls()
+                    self.merger.close()
+                    # Outside the run's scope: cancel() ends this wait by discarding what is left.
+                    await self.merger.drained()
+            except BaseException as exc:
+                if (beyond := _beyond_cancellation(exc)) is None:
+                    self.cancel()  # an enclosing scope was cancelled: same as the consumer leaving
+                    raise
+                # Anything else: a BaseException that is not cancellation (SystemExit, KeyboardInterrupt, an
+                # application's own) from the callback or a child, or a defect of the run machinery: the run
+                # fails with it, and the consumer raises it. The producer itself never raises it: in the
+                # ``async for`` form nobody would receive it (trio: TrioInternalError; asyncio: an
+                # unretrieved task exception).
+                self.fail(unwrap(beyond))
             finally:
-                self._done.set()
+                self.finishing = True
+                self.merger.close()
+                try:
+                    if not self.confirms_delivery:  # else the consumer's ``end()`` reports, once the end was delivered
+                        await self.outcome.report(self.error, self.cancelled, self.grace_period)
+                finally:
+                    self._done.set()
+                    _telemetry.ended(self.span, self.status, self.error and unwrap(self.error))
 
     def _finish_dangling_calls(self) -> None:
         for tool_call_id in self.merger.open_calls():
