@@ -290,7 +290,9 @@ class RunCore:
         # Set when the controller's cancellation is read: the callback may stop on its own.
         self.watches_cancellation = False
         self._in_callback = False
-        self._child_scopes: set[anyio.CancelScope] = set()  # of running tool calls and substreams
+        # Scopes of running tool calls and substreams; dicts used as sets, since an empty dict is
+        # not tracked by the garbage collector and an empty set is (most runs start no child).
+        self._child_scopes: dict[anyio.CancelScope, None] = {}
         self.outcome = Outcome()
         if on_finish is not None:
             self.add_hook(on_finish, "run")
@@ -305,7 +307,7 @@ class RunCore:
         self.cancellation = Flag()
         self.finishing = False
         self._done = Flag()
-        self._cleanups: set[anyio.CancelScope] = set()  # cleanup() blocks waiting for the run to stop
+        self._cleanups: dict[anyio.CancelScope, None] = {}  # cleanup() blocks waiting for the run to stop
         self._run_id: str | None = None
         self.span: Span | None = None  # the run's span while it runs, when tracing is on
 
@@ -377,11 +379,11 @@ class RunCore:
         with anyio.CancelScope() as scope:
             if self.cancelled:
                 scope.cancel()
-            self._child_scopes.add(scope)
+            self._child_scopes[scope] = None
             try:
                 yield
             finally:
-                self._child_scopes.discard(scope)
+                self._child_scopes.pop(scope, None)
 
     def fail(self, exc: BaseException, *, reported: bool = False) -> None:
         """A child raised: emit the error (unless ``reported``: it is out already), end the run's other work."""
@@ -408,12 +410,12 @@ class RunCore:
         if anyio.current_effective_deadline() == -math.inf:  # an enclosing scope is cancelled
             scope.deadline = anyio.current_time() + self.grace_period
         else:
-            self._cleanups.add(scope)
+            self._cleanups[scope] = None
         try:
             with scope:
                 yield scope
         finally:
-            self._cleanups.discard(scope)
+            self._cleanups.pop(scope, None)
 
     def _bound_cleanups(self) -> None:
         """The run is stopping: the cleanup blocks open now get ``grace_period`` from now."""
