@@ -29,11 +29,10 @@ as ``anyio.run`` does for a whole program.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import contextvars
 import threading
 import types
-from collections.abc import Awaitable, Callable, Generator, Iterator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -52,20 +51,22 @@ def _backend() -> str:
     return backend
 
 
-@contextlib.contextmanager
-def named_backend() -> Iterator[None]:
+class named_backend:
     """Name the running backend for sniffio (so AnyIO) in this task and the tasks it starts, if nothing has.
 
-    The same answer sniffio would work out on every call, at a fraction of the cost.
+    The same answer sniffio would work out on every call, at a fraction of the cost. A class rather
+    than a generator-based context manager: it lasts a whole request, and this is two objects fewer.
     """
-    if sniffio.current_async_library_cvar.get() is not None or sniffio.thread_local.name is not None:
-        yield
-        return
-    token = sniffio.current_async_library_cvar.set(_backend())
-    try:
-        yield
-    finally:
-        sniffio.current_async_library_cvar.reset(token)
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        named = sniffio.current_async_library_cvar.get() is not None or sniffio.thread_local.name is not None
+        self._token = None if named else sniffio.current_async_library_cvar.set(_backend())
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            sniffio.current_async_library_cvar.reset(self._token)
 
 
 def spawn(producer: Callable[[], Awaitable[None]]) -> None:
@@ -83,6 +84,20 @@ def spawn(producer: Callable[[], Awaitable[None]]) -> None:
         task.add_done_callback(_asyncio_tasks.discard)
 
 
+def clock() -> Callable[[], float]:
+    """The running loop's clock (that of cancel scope deadlines), for a caller that reads it often.
+
+    ``anyio.current_time()`` looks the backend up on every call; this reads the loop's own clock.
+    """
+    if _backend() == "trio":
+        import trio
+
+        return trio.current_time
+    import asyncio
+
+    return asyncio.get_running_loop().time
+
+
 class EventLoop:
     """The running event loop, reachable from any thread: made on the loop's thread."""
 
@@ -97,13 +112,11 @@ class EventLoop:
             import trio
 
             self._call_soon = trio.lowlevel.current_trio_token().run_sync_soon
-            self.time = trio.current_time
         else:
             import asyncio
 
-            loop = asyncio.get_running_loop()
-            self._call_soon = loop.call_soon_threadsafe
-            self.time = loop.time
+            self._call_soon = asyncio.get_running_loop().call_soon_threadsafe
+        self.time = clock()
 
     def call_soon(self, fn: Callable[[], object]) -> bool:
         """Run ``fn()`` on the loop's thread soon (it must not raise); False if the loop has ended."""

@@ -290,7 +290,9 @@ class RunCore:
         # Set when the controller's cancellation is read: the callback may stop on its own.
         self.watches_cancellation = False
         self._in_callback = False
-        self._child_scopes: set[anyio.CancelScope] = set()  # of running tool calls and substreams
+        # Scopes of running tool calls and substreams; dicts used as sets, since an empty dict is
+        # not tracked by the garbage collector and an empty set is (most runs start no child).
+        self._child_scopes: dict[anyio.CancelScope, None] = {}
         self.outcome = Outcome()
         if on_finish is not None:
             self.add_hook(on_finish, "run")
@@ -305,7 +307,7 @@ class RunCore:
         self.cancellation = Flag()
         self.finishing = False
         self._done = Flag()
-        self._cleanups: set[anyio.CancelScope] = set()  # cleanup() blocks waiting for the run to stop
+        self._cleanups: dict[anyio.CancelScope, None] = {}  # cleanup() blocks waiting for the run to stop
         self._run_id: str | None = None
         self.span: Span | None = None  # the run's span while it runs, when tracing is on
 
@@ -377,11 +379,11 @@ class RunCore:
         with anyio.CancelScope() as scope:
             if self.cancelled:
                 scope.cancel()
-            self._child_scopes.add(scope)
+            self._child_scopes[scope] = None
             try:
                 yield
             finally:
-                self._child_scopes.discard(scope)
+                self._child_scopes.pop(scope, None)
 
     def fail(self, exc: BaseException, *, reported: bool = False) -> None:
         """A child raised: emit the error (unless ``reported``: it is out already), end the run's other work."""
@@ -408,12 +410,12 @@ class RunCore:
         if anyio.current_effective_deadline() == -math.inf:  # an enclosing scope is cancelled
             scope.deadline = anyio.current_time() + self.grace_period
         else:
-            self._cleanups.add(scope)
+            self._cleanups[scope] = None
         try:
             with scope:
                 yield scope
         finally:
-            self._cleanups.discard(scope)
+            self._cleanups.pop(scope, None)
 
     def _bound_cleanups(self) -> None:
         """The run is stopping: the cleanup blocks open now get ``grace_period`` from now."""
@@ -439,23 +441,20 @@ class RunCore:
 
         ``shielded``: only ``cancel()`` stops it, not the scopes it runs in.
         With tracing on, all of it is the run's span, which tells how the run ended.
+        One coroutine (with :meth:`guard`, two) between the task and the callback: every
+        resumption of the callback passes through each of them.
         """
-        with _telemetry.span(_telemetry.RUN_SPAN, lambda: {_telemetry.RUN_ID: self.run_id}) as self.span:
-            try:
-                await self._produce(callback, shielded)
-            finally:
-                _telemetry.ended(self.span, self.status, self.error and unwrap(self.error))
-
-    async def _produce(self, callback: Callable[[], Awaitable[None]], shielded: bool) -> None:
         self.loop = EventLoop()
         self.merger.bind(self.loop)
-        self.scope = anyio.CancelScope(shield=shielded)
-        if self.cancelled:
-            self.scope.cancel()
-        try:
-            with self.scope:
+        with _telemetry.span(_telemetry.RUN_SPAN, lambda: {_telemetry.RUN_ID: self.run_id}) as self.span:
+            try:
                 async with anyio.create_task_group() as tg:
-                    self.tg = tg  # the callback's children: tool tasks, substreams
+                    # The group's own scope is the run's: one scope fewer per run. Nothing can be
+                    # delivered to it before this line (no checkpoint since the group was entered).
+                    self.tg, self.scope = tg, tg.cancel_scope  # the callback's children: tool tasks, substreams
+                    tg.cancel_scope.shield = shielded
+                    if self.cancelled:
+                        tg.cancel_scope.cancel()
                     self._in_callback = True
                     try:
                         await self.guard(callback)
@@ -465,24 +464,27 @@ class RunCore:
                     if self.error is None:
                         self._finish_dangling_calls()
                     self.merger.close()
+                    # Outside the run's scope: cancel() ends this wait by discarding what is left.
                     await self.merger.drained()
-        except BaseException as exc:
-            if (beyond := _beyond_cancellation(exc)) is None:
-                self.cancel()  # an enclosing scope was cancelled: same as the consumer leaving
-                raise
-            # Anything else: a BaseException that is not cancellation (SystemExit, KeyboardInterrupt, an application's
-            # own) from the callback or a child, or a defect of the run machinery: the run fails with it,
-            # and the consumer raises it. The producer itself never raises it: in the ``async for`` form
-            # nobody would receive it (trio: TrioInternalError; asyncio: an unretrieved task exception).
-            self.fail(unwrap(beyond))
-        finally:
-            self.finishing = True
-            self.merger.close()
-            try:
-                if not self.confirms_delivery:  # else the consumer's ``end()`` reports, once the end was delivered
-                    await self.outcome.report(self.error, self.cancelled, self.grace_period)
+            except BaseException as exc:
+                if (beyond := _beyond_cancellation(exc)) is None:
+                    self.cancel()  # an enclosing scope was cancelled: same as the consumer leaving
+                    raise
+                # Anything else: a BaseException that is not cancellation (SystemExit, KeyboardInterrupt, an
+                # application's own) from the callback or a child, or a defect of the run machinery: the run
+                # fails with it, and the consumer raises it. The producer itself never raises it: in the
+                # ``async for`` form nobody would receive it (trio: TrioInternalError; asyncio: an
+                # unretrieved task exception).
+                self.fail(unwrap(beyond))
             finally:
-                self._done.set()
+                self.finishing = True
+                self.merger.close()
+                try:
+                    if not self.confirms_delivery:  # else the consumer's ``end()`` reports, once the end was delivered
+                        await self.outcome.report(self.error, self.cancelled, self.grace_period)
+                finally:
+                    self._done.set()
+                    _telemetry.ended(self.span, self.status, self.error and unwrap(self.error))
 
     def _finish_dangling_calls(self) -> None:
         for tool_call_id in self.merger.open_calls():

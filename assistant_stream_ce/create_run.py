@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import functools
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
@@ -446,18 +446,18 @@ class RunController:
         return self._core.cleanup()
 
 
-async def _produce(
-    core: RunCore, callback: Callable[[RunController], Awaitable[None]], *, shielded: bool = False
-) -> None:
-    controller = RunController(core)
-    await core.produce(lambda: callback(controller), shielded=shielded)
+def _producer(
+    core: RunCore, callback: Callable[[RunController], Awaitable[None]], *, shielded: bool
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """What a task runs to produce the run: ``core.produce`` of the callback with its controller.
 
-
-# The structured form's producer is shielded from the caller's scopes: when one
-# of them is cancelled, the body of the ``async with`` leaves, and ``__aexit__``
-# cancels the run through ``core.cancel()``, so the callback's ``finally``
-# always sees ``is_cancelled``.
-_produce_structured = functools.partial(_produce, shielded=True)
+    No coroutine of its own around ``core.produce``: every resumption of the callback would
+    pass through it. ``shielded`` for the structured forms: their producer is shielded from the
+    caller's scopes; when one of them is cancelled, the body of the ``async with`` leaves, and
+    ``__aexit__`` cancels the run through ``core.cancel()``, so the callback's ``finally``
+    always sees ``is_cancelled``.
+    """
+    return functools.partial(core.produce, functools.partial(callback, RunController(core)), shielded=shielded)
 
 
 class _RunPhase(enum.Enum):
@@ -509,7 +509,7 @@ class Run:
         self._claim(_STRUCTURED)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(_produce_structured, self._core, self._callback)
+        self._tg.start_soon(_producer(self._core, self._callback, shielded=True))
         return self
 
     async def __aexit__(
@@ -537,7 +537,7 @@ class Run:
             self._core.cancellation.event()
             self._core.done_event()
             # The producer must not hold the Run: dropping the iterator is what cancels it.
-            _detached.spawn(functools.partial(_produce, self._core, self._callback))
+            _detached.spawn(_producer(self._core, self._callback, shielded=False))
         elif self._phase is _ENDED:
             raise StopAsyncIteration
         core = self._core
@@ -606,7 +606,7 @@ class Run:
         if tg is not None:
             self._claim(_STRUCTURED)
             self._core.confirms_delivery = True
-            tg.start_soon(_produce_structured, self._core, self._callback)
+            tg.start_soon(_producer(self._core, self._callback, shielded=True))
         return self
 
     def delivered(self, chunk: AssistantStreamChunk) -> None:

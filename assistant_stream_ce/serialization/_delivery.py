@@ -217,7 +217,8 @@ class Delivery:
             if not isinstance(last, ErrorChunk):
                 self._tail = (ErrorChunk(error=error_text(self._error_message, exc)),)
         finally:
-            await close_quietly(chunks, self._grace_period)
+            if self._status != "completed":  # else the chunks ended by themselves; their owner's end() closes them
+                await close_quietly(chunks, self._grace_period)
 
     async def _encode_stream(self, chunks: AsyncIterator[AssistantStreamChunk]) -> AsyncGenerator[bytes, None]:
         """An encoder with only ``encode_stream``: it writes the error and finish frames itself."""

@@ -52,6 +52,7 @@ import anyio
 import anyio.abc
 from starlette.types import Message, Receive, Send
 
+from .. import _detached
 from .._run import ErrorMessage, OnFinish, default_error_message, positive_seconds
 from ._delivery import Body, deliver
 from .stream_encoder import StreamEncoder
@@ -95,28 +96,35 @@ class Exchange:
         token = encoder.get_keepalive_token() if settings.heartbeat is not None else None
         self._keepalive = token.encode() if token else None
         self._tg: anyio.abc.TaskGroup | None = None
-        # Cancelled once the body is written. The attendant ends inside this scope rather than
-        # by cancelling the task group: a task ended by cancellation leaves a reference cycle
-        # behind (exception, traceback, frames) for the garbage collector.
-        self._attending = anyio.CancelScope()
-        # The writer and the attendant's keepalives take turns at ``send``: a semaphore rather
-        # than a lock, which would look its owner up twice a frame (each turn ends where it began).
-        self._send_turn = anyio.Semaphore(1, fast_acquire=True)
+        # The attendant's current round: its duty, then its wait on ``receive`` until the next duty
+        # (the scope's deadline). Cancelled once the body is written (``_written``): the attendant ends
+        # inside its own scope rather than by cancelling the task group, since a task ended by
+        # cancellation leaves a reference cycle behind (exception, traceback, frames) for the
+        # garbage collector. One scope a round, none around them.
+        self._attending: anyio.CancelScope | None = None
+        self._written = False
+        # The writer and the attendant's keepalives take turns at ``send``. The attendant writes only
+        # while no send is under way (it checks ``_sending`` first), so only the writer ever waits:
+        # for a keepalive's send, on this event, made then (no lock or semaphore per request).
         self._sending = False
+        self._sent: anyio.Event | None = None
+        self._clock = _detached.clock()  # read at every send
         self._last_send = 0.0  # when the latest send started
         self._start_sent = False
         self._ended = False  # every frame but the last ones was sent
         self._gone = False
 
     async def run(self) -> None:
-        self._last_send = anyio.current_time()
+        self._last_send = self._clock()
         delivered = False
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 tg.start_soon(self._attend)
                 await self._write_stream()
-                self._attending.cancel()
+                self._written = True
+                if self._attending is not None:
+                    self._attending.cancel()
             if self._ended and not self._gone:
                 delivered = await self._send_last(self._body.last_frames())
         except anyio.get_cancelled_exc_class():
@@ -130,16 +138,19 @@ class Exchange:
     # -- the two tasks ----------------------------------------------------------
 
     async def _attend(self) -> None:
-        with self._attending:
-            while (due := await self._keep_time()) is not None:
-                with anyio.CancelScope(deadline=due):
-                    try:
-                        while (await self._receive())["type"] != "http.disconnect":
-                            pass  # request body the route did not read: not ours to keep
-                    except Exception as exc:  # a wrapped receive may raise instead
-                        logger.debug("assistant_stream_ce: receive failed, the client is gone: %r", exc)
-                    self._client_gone()
+        while not self._written:
+            with anyio.CancelScope() as self._attending:
+                due = await self._keep_time()
+                if due is None:
                     return
+                self._attending.deadline = due
+                try:
+                    while (await self._receive())["type"] != "http.disconnect":
+                        pass  # request body the route did not read: not ours to keep
+                except Exception as exc:  # a wrapped receive may raise instead
+                    logger.debug("assistant_stream_ce: receive failed, the client is gone: %r", exc)
+                self._client_gone()
+                return
 
     async def _write_stream(self) -> None:
         try:
@@ -156,7 +167,7 @@ class Exchange:
         # later is stuck one send_timeout after it started at the earliest.
         nap = timeout if heartbeat is None else min(heartbeat, timeout)
         while True:
-            now = anyio.current_time()
+            now = self._clock()
             if self._sending:
                 if now >= self._last_send + timeout:
                     await self._drop_stuck_client()
@@ -182,23 +193,24 @@ class Exchange:
 
     async def _write(self, message: Message) -> bool:
         """Send ``message``; False (and the run cancelled) if the client is gone."""
-        turn = self._send_turn
-        try:
-            turn.acquire_nowait()
-        except anyio.WouldBlock:
+        if self._sending:
             # A keepalive is being sent: wait for it, but not longer than a send may take.
             with anyio.move_on_after(self._settings.send_timeout) as waited:
-                await turn.acquire()
+                while self._sending:
+                    self._sent = anyio.Event()
+                    await self._sent.wait()
             if waited.cancelled_caught:
                 self._stuck()
                 return False
         try:
             self._sending = True
-            self._last_send = anyio.current_time()
+            self._last_send = self._clock()
             return await self._send_or_gone(message)
         finally:
             self._sending = False
-            turn.release()
+            if self._sent is not None:
+                self._sent.set()
+                self._sent = None
 
     async def _send_last(self, body: bytes) -> bool:
         """Send the frame that ends the body; False if the client is gone or stuck."""
