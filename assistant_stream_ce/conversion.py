@@ -471,13 +471,23 @@ def to_ui_message(message: AssistantMessage, *, id: str) -> UIMessage:
 
     Its parts in order (text, reasoning, ``tool-<name>`` parts with their
     input and output or error, ``source-url``, ``source-document``, ``file``), then the run's data
-    as ``data-<kind>`` parts. A call that waited for approval keeps its ``approval``: in state
-    ``approval-requested`` while it waits, with the decision once continued (``output-denied``
-    when denied). ``id`` is the message's id (the stream's
-    ``messageId``).
+    as ``data-<kind>`` parts, with a ``step-start`` part where each step the stream announced
+    begins (``convertToModelMessages`` makes one model message per step). A call that waited
+    for approval keeps its ``approval``: in state ``approval-requested`` while it waits, with
+    the decision once continued (``output-denied`` when denied). ``id`` is the message's id
+    (the stream's ``messageId``). The ids the stream gave reasoning and data parts (``r1``,
+    ``d1``, ...) are kept, as ``useChat`` keeps them.
     """
-    parts = [_ui_part(part) for part in message.parts]
-    parts += [UIMessagePart(_data_type(data), data=data) for data in message.data]
+    parts: list[UIMessagePart] = []
+    reasoning = 0
+    for index, part in enumerate([*message.parts, None]):
+        parts += [UIMessagePart("step-start") for start in message.step_starts if start == index]
+        if part is not None:
+            parts.append(_ui_part(part))
+        if isinstance(part, ReasoningPart):
+            reasoning += 1
+            parts[-1].id = f"r{reasoning}"
+    parts += [UIMessagePart(_data_type(data), id=f"d{n}", data=data) for n, data in enumerate(message.data, 1)]
     return UIMessage(id=id, role="assistant", parts=parts)
 
 

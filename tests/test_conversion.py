@@ -443,7 +443,7 @@ async def test_ui_message_is_what_use_chat_built_from_the_stream() -> None:
     for part in shown:
         if part["type"] == "data":
             del part["id"]  # the stream's own data part ids
-    assert [_as_client_shows(part) for part in stored["parts"]] == shown
+    assert [_as_client_shows(part) for part in stored["parts"] if part["type"] != "step-start"] == shown
 
 
 async def test_ui_message_goes_back_in_as_the_next_use_chat_request() -> None:
@@ -452,8 +452,9 @@ async def test_ui_message_goes_back_in_as_the_next_use_chat_request() -> None:
     question = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "Weather?"}]}
     body = {"id": "c", "trigger": "submit-message", "messages": [question, msgspec.to_builtins(stored)]}
     messages = openai_messages(decode(body, ChatRequest))
-    assert [message["role"] for message in messages] == ["user", "assistant", "tool", "tool"]
-    assert messages[1]["content"] == "Checking. It is 21 C."
+    # One assistant message per step, as convertToModelMessages makes them: the text after the results is the next.
+    assert [message["role"] for message in messages] == ["user", "assistant", "tool", "tool", "assistant"]
+    assert (messages[1]["content"], messages[4]["content"]) == ("Checking. ", "It is 21 C.")
     assert messages[3] == {"role": "tool", "tool_call_id": "call-2", "content": "clock broke"}
     anthropic_messages(decode(body, ChatRequest))
 
@@ -514,6 +515,7 @@ async def test_a_document_source_is_stored_as_a_source_document_part() -> None:
             pass
     stored = msgspec.to_builtins(to_ui_message(outcomes[0].message, id="msg-1"))
     assert stored["parts"] == [
+        {"type": "step-start"},
         {"type": "source-url", "sourceId": "s1", "url": "https://example.com", "title": "Example"},
         {
             "type": "source-document",
@@ -630,7 +632,7 @@ async def test_a_call_waiting_for_approval_is_stored_as_use_chat_shows_it() -> N
     stored = msgspec.to_builtins(to_ui_message(outcome.message, id="msg-1"))
     [decoded] = await adecode("ui-message-stream", [body])
     shown = [part for part in decoded.clean()["parts"] if part["type"] != "step-start"]
-    assert [_as_client_shows(part) for part in stored["parts"]] == shown
+    assert [_as_client_shows(part) for part in stored["parts"] if part["type"] != "step-start"] == shown
     assert [part["state"] for part in shown if part["type"] == "tool-call"] == [
         "output-available",
         "approval-requested",
@@ -748,7 +750,10 @@ async def test_the_openai_agent_loop_continues_the_decided_call(anyio_backend: s
 
     # Stored after round 2: the call with its decision, as useChat shows it (output-denied for a denial).
     [outcome] = outcomes
-    booking, text = msgspec.to_builtins(to_ui_message(outcome.message, id="msg-1"))["parts"]
+    continued = msgspec.to_builtins(to_ui_message(outcome.message, id="msg-1"))["parts"]
+    booking, *steps, text = continued
+    # A step opens for the call's output, and the model's next turn is a step of its own.
+    assert steps == [{"type": "step-start"}] * 2
     decision = {"id": stored["parts"][-1]["approval"]["id"], "approved": approved}
     decision |= {"signature": stored["parts"][-1]["approval"]["signature"]} | ({} if approved else {"reason": REASON})
     assert (booking["toolCallId"], booking["approval"], text["text"]) == (call_id, decision, "Done.")
@@ -756,13 +761,13 @@ async def test_the_openai_agent_loop_continues_the_decided_call(anyio_backend: s
     assert booking.get("output") == (BOOKED if approved else None)
 
     # The client's message after round 2 goes back in: the call and its result, nothing left to run.
-    stored["parts"] = [*stored["parts"][:-1], booking, text]
+    stored["parts"] = [*stored["parts"][:-1], *continued]
     user = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": USER_TEXT}]}
     again = decode({"id": "c", "trigger": "submit-message", "messages": [user, stored]}, ChatRequest)
     assert again.tool_approvals() == []
     messages = openai_messages(again)
     assert {"role": "tool", "tool_call_id": call_id, "content": result[0]} in messages
-    assert [m["content"] for m in messages if m["role"] == "assistant"] == ["Booking it. Done."]
+    assert [m["content"] for m in messages if m["role"] == "assistant"] == ["Booking it. ", "Done."]
     anthropic_messages(again)
 
 
@@ -803,3 +808,90 @@ async def test_the_anthropic_agent_loop_runs_the_approved_call(anyio_backend: st
         }
     ]
     assert ("result", call_id, BOOKED, False) in trace_of(chunks)
+
+
+# -- the message useChat keeps, step by step --------------------------------------------
+
+
+async def text_only(controller: RunController) -> None:
+    controller.append_text("Hello ")
+    controller.append_text("there.")
+
+
+async def reasoning_then_text(controller: RunController) -> None:
+    controller.append_reasoning("Say hi.")
+    controller.append_text("Hi.")
+
+
+async def call_tool(controller: RunController, name: str, call_id: str, args: str, result: Any) -> None:
+    """A call with its arguments and result (an error if it is a string)."""
+    call = await controller.add_tool_call(name, call_id)
+    call.append_args_text(args)
+    call.set_response(result, is_error=isinstance(result, str))
+
+
+async def a_call_then_text(controller: RunController) -> None:
+    controller.append_text("Checking. ")
+    await call_tool(controller, "get_weather", "call-1", '{"city": "Lisbon"}', WEATHER)
+    controller.append_text("It is 21 C.")
+    await call_tool(controller, "get_time", "call-2", '{"zone": "WET"}', "clock broke")
+    controller.append_text("No clock.")
+
+
+async def parallel_calls(controller: RunController) -> None:
+    async with controller.tool_calls() as calls:
+        calls.start("get_weather", lambda tool: get_weather(**tool.args), args={"city": "Paris"}, tool_call_id="w1")
+        calls.start("get_weather", lambda tool: get_weather(**tool.args), args={"city": "Rome"}, tool_call_id="w2")
+    controller.append_text("Both 21 C.")
+
+
+async def sources(controller: RunController) -> None:
+    controller.append_text("See ")
+    controller.add_source("s1", "https://example.com/a", "A")
+    controller.add_document_source("d1", "Report", "application/pdf", "r.pdf")
+    controller.append_text("these.")
+
+
+async def an_error(controller: RunController) -> None:
+    controller.append_text("Trying.")
+    await call_tool(controller, "get_weather", "call-1", '{"city": "Lisbon"}', WEATHER)
+    controller.add_error("the model failed")
+
+
+async def explicit_steps(controller: RunController) -> None:
+    controller.add_step_start("step-1")
+    controller.append_text("One.")
+    controller.add_step_finish("stop")
+    controller.add_step_start("step-2")
+    controller.append_text("Two.")
+    controller.add_step_finish("stop")
+
+
+async def ui_run(agent: Any, message_id: str = "msg-1") -> tuple[RunOutcome, list[bytes]]:
+    """The run's outcome, and its UI message stream."""
+    outcomes: list[RunOutcome] = []
+    writer = UIMessageStreamEncoder(message_id).open()
+    pieces = [writer.encode(chunk) async for chunk in create_run(agent, on_finish=outcomes.append)]
+    pieces.append(writer.finish("completed"))
+    return outcomes[0], pieces
+
+
+async def kept_by_use_chat(body: list[bytes]) -> dict[str, Any]:
+    """The UIMessage the AI SDK's Chat keeps after reading ``body``."""
+    [decoded] = await adecode("ui-message-stream", [body])
+    decoded.clean()
+    assert decoded.features is not None
+    stored: dict[str, Any] = decoded.features["stored"]
+    return stored
+
+
+STEP_RUNS = [text_only, reasoning_then_text, a_call_then_text, parallel_calls, sources, an_error, explicit_steps]
+
+
+@pytest.mark.parametrize("agent", [*STEP_RUNS, answer, ask_to_book], ids=lambda agent: agent.__name__)
+async def test_ui_message_is_the_message_use_chat_keeps(agent: Any) -> None:
+    outcome, body = await ui_run(agent)
+    kept = await kept_by_use_chat(body)
+    stored = msgspec.to_builtins(to_ui_message(outcome.message, id="msg-1"))
+    assert stored["parts"] == kept["parts"]
+    assert (stored["id"], stored["role"]) == (kept["id"], kept["role"])
