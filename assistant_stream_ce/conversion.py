@@ -60,6 +60,7 @@ from .tool_calls import denial_text
 __all__ = [
     "AnthropicMessages",
     "ClientMessages",
+    "continue_ui_message",
     "to_agui_messages",
     "to_anthropic_messages",
     "to_model_messages",
@@ -489,6 +490,23 @@ def to_ui_message(message: AssistantMessage, *, id: str) -> UIMessage:
             parts[-1].id = f"r{reasoning}"
     parts += [UIMessagePart(_data_type(data), id=f"d{n}", data=data) for n, data in enumerate(message.data, 1)]
     return UIMessage(id=id, role="assistant", parts=parts)
+
+
+def continue_ui_message(stored: UIMessage, message: AssistantMessage) -> UIMessage:
+    """``stored`` (the ``UIMessage`` kept from an earlier run) continued by a run that carried its id
+    (``message_id=request.continued_message_id``), as ``useChat`` continues it after a tool approval.
+
+    A tool part of a call the run continued takes the call's new state (its output, or
+    ``output-denied``) in place; the run's other parts follow the stored ones.
+    """
+    parts = list(stored.parts)
+    where = {part.tool_call_id: index for index, part in enumerate(parts) if part.tool_call_id is not None}
+    for part in to_ui_message(message, id=stored.id).parts:
+        if part.tool_call_id in where:
+            parts[where[part.tool_call_id]] = part
+        else:
+            parts.append(part)
+    return UIMessage(id=stored.id, role="assistant", parts=parts, metadata=stored.metadata)
 
 
 def _ui_part(part: TextPart | ReasoningPart | ToolCallPart | SourcePart | FilePart) -> UIMessagePart:

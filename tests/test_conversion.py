@@ -20,7 +20,7 @@ import msgspec
 import openai.types.chat
 import pytest
 from anthropic import AsyncAnthropic
-from conformance_helpers import adecode
+from conformance_helpers import UI_CONTINUING, adecode, adecode_batch
 from openai import AsyncOpenAI
 from provider_fakes import (
     SDK_GENERATORS_ON_TRIO,
@@ -46,9 +46,11 @@ from assistant_stream_ce.chat_request import (
     ChatRequest,
     DataStreamRequest,
     RunAgentInput,
+    UIMessage,
 )
 from assistant_stream_ce.conversion import (
     ClientMessages,
+    continue_ui_message,
     to_agui_messages,
     to_anthropic_messages,
     to_model_messages,
@@ -761,7 +763,8 @@ async def test_the_openai_agent_loop_continues_the_decided_call(anyio_backend: s
     assert booking.get("output") == (BOOKED if approved else None)
 
     # The client's message after round 2 goes back in: the call and its result, nothing left to run.
-    stored["parts"] = [*stored["parts"][:-1], *continued]
+    stored = msgspec.to_builtins(continue_ui_message(decode(stored, UIMessage), outcome.message))
+    assert stored["parts"][-len(continued) :] == continued  # the booking's part, in place, then round 2's
     user = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": USER_TEXT}]}
     again = decode({"id": "c", "trigger": "submit-message", "messages": [user, stored]}, ChatRequest)
     assert again.tool_approvals() == []
@@ -876,9 +879,9 @@ async def ui_run(agent: Any, message_id: str = "msg-1") -> tuple[RunOutcome, lis
     return outcomes[0], pieces
 
 
-async def kept_by_use_chat(body: list[bytes]) -> dict[str, Any]:
-    """The UIMessage the AI SDK's Chat keeps after reading ``body``."""
-    [decoded] = await adecode("ui-message-stream", [body])
+async def kept_by_use_chat(body: list[bytes], messages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The UIMessage the AI SDK's Chat keeps after reading ``body`` (continuing ``messages``' last one, if given)."""
+    [decoded] = await adecode_batch([(UI_CONTINUING, body, messages)] if messages else [("ui-message-stream", body)])
     decoded.clean()
     assert decoded.features is not None
     stored: dict[str, Any] = decoded.features["stored"]
@@ -895,3 +898,29 @@ async def test_ui_message_is_the_message_use_chat_keeps(agent: Any) -> None:
     stored = msgspec.to_builtins(to_ui_message(outcome.message, id="msg-1"))
     assert stored["parts"] == kept["parts"]
     assert (stored["id"], stored["role"]) == (kept["id"], kept["role"])
+
+
+@pytest.mark.parametrize("case", ["approved", "denied with a reason"])
+async def test_a_continued_message_is_stored_as_use_chat_keeps_it(case: str) -> None:
+    first, body = await ui_run(ask_to_book)
+    kept = await kept_by_use_chat(body)
+    stored = to_ui_message(first.message, id="msg-1")  # what on_finish stored after round 1
+    # The person decides in useChat; its next request continues the message.
+    kept["parts"] = [*kept["parts"][:-1], decided_part(kept["parts"][-1], case)]
+    user = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": USER_TEXT}]}
+    request = decode({"id": "c", "trigger": "submit-message", "messages": [user, kept]}, ChatRequest)
+    [approval] = request.tool_approvals()
+
+    async def continue_booking(controller: RunController) -> None:
+        controller.start_tool_call("book_train", lambda tool: book_train(**tool.args), approval=approval)
+        controller.append_text("Done.")
+
+    assert request.continued_message_id == "msg-1"
+    second, body = await ui_run(continue_booking, request.continued_message_id)
+    kept = await kept_by_use_chat(body, [user, kept])
+    continued = msgspec.to_builtins(continue_ui_message(stored, second.message))
+    assert continued["parts"] == kept["parts"]
+    assert (continued["id"], continued["role"]) == (kept["id"], kept["role"])
+    # Round 1's step, then round 2's: a denial is an output sent before the text, which begins a step of its own.
+    steps = 3 if case.startswith("denied") else 2
+    assert [part["type"] for part in kept["parts"]].count("step-start") == steps
