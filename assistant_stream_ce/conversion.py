@@ -18,7 +18,8 @@ Out of a run: :func:`to_ui_message`, :func:`to_model_messages` and
 (``RunOutcome.message``, an :class:`AssistantMessage`) into what each client
 keeps and sends back on its next request, so ``on_finish`` can store what the
 client saw: a call that waits for approval keeps its approval request, and a
-decided call its decision.
+decided call its decision. :func:`continue_ui_message` merges a run that
+continued a ``useChat`` message (after a tool approval) into the stored one.
 """
 
 from __future__ import annotations
