@@ -482,15 +482,31 @@ def to_ui_message(message: AssistantMessage, *, id: str) -> UIMessage:
     """
     parts: list[UIMessagePart] = []
     reasoning = 0
-    for index, part in enumerate([*message.parts, None]):
-        parts += [UIMessagePart("step-start") for start in message.step_starts if start == index]
-        if part is not None:
-            parts.append(_ui_part(part))
-        if isinstance(part, ReasoningPart):
-            reasoning += 1
-            parts[-1].id = f"r{reasoning}"
+    for index, part in enumerate(message.parts):
+        for piece in _split_at_steps(part, sorted(offset for at, offset in message.step_starts if at == index)):
+            parts.append(piece)
+            if piece.type == "reasoning":
+                reasoning += 1
+                piece.id = f"r{reasoning}"
+    parts += [UIMessagePart("step-start") for at, _ in message.step_starts if at == len(message.parts)]
     parts += [UIMessagePart(_data_type(data), id=f"d{n}", data=data) for n, data in enumerate(message.data, 1)]
     return UIMessage(id=id, role="assistant", parts=parts)
+
+
+def _split_at_steps(
+    part: TextPart | ReasoningPart | ToolCallPart | SourcePart | FilePart, offsets: list[int]
+) -> list[UIMessagePart]:
+    """The UI parts of ``part``, with a ``step-start`` at each offset of its text where a step began."""
+    if not isinstance(part, TextPart | ReasoningPart):
+        return [*(UIMessagePart("step-start") for _ in offsets), _ui_part(part)]
+    pieces: list[UIMessagePart] = []
+    cut = 0
+    for offset in offsets:
+        if offset > cut:
+            pieces.append(_ui_part(type(part)(part.text[cut:offset])))
+            cut = offset
+        pieces.append(UIMessagePart("step-start"))
+    return [*pieces, _ui_part(type(part)(part.text[cut:]))]
 
 
 def continue_ui_message(stored: UIMessage, message: AssistantMessage) -> UIMessage:

@@ -195,8 +195,9 @@ class AssistantMessage(msgspec.Struct):
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     usage: Usage = msgspec.field(default_factory=Usage)
     #: Where the steps the UI message stream announces begin: for each, the index in ``parts`` of its
-    #: first part (``len(parts)`` for a step that has none yet).
-    step_starts: list[int] = msgspec.field(default_factory=list)
+    #: first part (``len(parts)`` for a step that has none yet) and the offset in that part's text
+    #: (not 0 when text went on across the step's start, into the same part, as the other clients keep it).
+    step_starts: list[tuple[int, int]] = msgspec.field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -320,7 +321,7 @@ class MessageBuilder:
                 message.usage.add(UsageChunk(chunk.input_tokens, chunk.output_tokens))
 
     def _start_step(self) -> None:
-        self.message.step_starts.append(len(self.message.parts))
+        self.message.step_starts.append((len(self.message.parts), 0))
         self._step_open, self._step_has_output = True, False
 
     def _new_part(self) -> None:
@@ -342,8 +343,14 @@ class MessageBuilder:
     def _append(self, cls: type[TextPart] | type[ReasoningPart], delta: str, parent_id: str | None) -> None:
         parts = self.message.parts
         last = parts[-1] if parts else None
-        in_step = self._step_open and self.message.step_starts[-1] < len(parts)
-        if type(last) is cls and last.parent_id == parent_id and in_step:
+        if type(last) is cls and last.parent_id == parent_id:
+            if not self._step_open:
+                self._start_step()
+            starts = self.message.step_starts
+            for index in range(len(starts) - 1, -1, -1):  # steps begun after the part: inside its text
+                if starts[index] != (len(parts), 0):
+                    break
+                starts[index] = (len(parts) - 1, len(last.text))
             last.text += delta
         else:
             self._new_part()

@@ -20,7 +20,7 @@ import msgspec
 import openai.types.chat
 import pytest
 from anthropic import AsyncAnthropic
-from conformance_helpers import UI_CONTINUING, adecode, adecode_batch
+from conformance_helpers import UI_CONTINUING, adecode, adecode_batch, client_view, encode, encoder_for, expected_view
 from openai import AsyncOpenAI
 from provider_fakes import (
     SDK_GENERATORS_ON_TRIO,
@@ -867,7 +867,9 @@ async def explicit_steps(controller: RunController) -> None:
     controller.add_step_finish("stop")
     controller.add_step_start("step-2")
     controller.append_text("Two.")
+    controller.append_reasoning("Next.")
     controller.add_step_finish("stop")
+    controller.append_reasoning("Three.")  # a step begins with the next part
 
 
 async def ui_run(agent: Any, message_id: str = "msg-1") -> tuple[RunOutcome, list[bytes]]:
@@ -898,6 +900,18 @@ async def test_ui_message_is_the_message_use_chat_keeps(agent: Any) -> None:
     stored = msgspec.to_builtins(to_ui_message(outcome.message, id="msg-1"))
     assert stored["parts"] == kept["parts"]
     assert (stored["id"], stored["role"]) == (kept["id"], kept["role"])
+
+
+# (the conformance views have no document sources)
+@pytest.mark.parametrize("agent", [run for run in STEP_RUNS if run is not sources], ids=lambda agent: agent.__name__)
+async def test_steps_leave_the_parts_the_other_clients_show(agent: Any) -> None:
+    """Text that goes on across a step start stays one part for assistant-ui and AG-UI (the message's parts)."""
+    outcomes: list[RunOutcome] = []
+    chunks = await collect(create_run(agent, on_finish=outcomes.append))
+    formats = ["data-stream", "ag-ui"]
+    decoded = await adecode_batch([(fmt, encode(encoder_for(fmt), chunks, "completed")) for fmt in formats])
+    for fmt, shown in zip(formats, decoded, strict=True):
+        assert client_view(fmt, shown) == expected_view(fmt, outcomes[0].message, "completed"), fmt
 
 
 @pytest.mark.parametrize("case", ["approved", "denied with a reason"])
