@@ -39,7 +39,14 @@ from .assistant_stream_chunk import (
     UsageChunk,
     WarningChunk,
 )
-from .conversion import to_agui_messages, to_anthropic_messages, to_model_messages, to_openai_messages, to_ui_message
+from .conversion import (
+    continue_ui_message,
+    to_agui_messages,
+    to_anthropic_messages,
+    to_model_messages,
+    to_openai_messages,
+    to_ui_message,
+)
 from .create_run import CancellationSignal, Run, RunController, RunOutcome, create_run
 from .message import AssistantMessage
 from .serialization import (
@@ -125,6 +132,7 @@ __all__ = [
     "to_model_messages",
     "to_openai_messages",
     "to_ui_message",
+    "continue_ui_message",
 ]
 
 # The langgraph extra is exported from the package root, as in assistant-stream 0.0.36,

@@ -18,7 +18,8 @@ Out of a run: :func:`to_ui_message`, :func:`to_model_messages` and
 (``RunOutcome.message``, an :class:`AssistantMessage`) into what each client
 keeps and sends back on its next request, so ``on_finish`` can store what the
 client saw: a call that waits for approval keeps its approval request, and a
-decided call its decision.
+decided call its decision. :func:`continue_ui_message` merges a run that
+continued a ``useChat`` message (after a tool approval) into the stored one.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from .tool_calls import denial_text
 __all__ = [
     "AnthropicMessages",
     "ClientMessages",
+    "continue_ui_message",
     "to_agui_messages",
     "to_anthropic_messages",
     "to_model_messages",
@@ -471,14 +473,57 @@ def to_ui_message(message: AssistantMessage, *, id: str) -> UIMessage:
 
     Its parts in order (text, reasoning, ``tool-<name>`` parts with their
     input and output or error, ``source-url``, ``source-document``, ``file``), then the run's data
-    as ``data-<kind>`` parts. A call that waited for approval keeps its ``approval``: in state
-    ``approval-requested`` while it waits, with the decision once continued (``output-denied``
-    when denied). ``id`` is the message's id (the stream's
-    ``messageId``).
+    as ``data-<kind>`` parts, with a ``step-start`` part where each step the stream announced
+    begins (``convertToModelMessages`` makes one model message per step). A call that waited
+    for approval keeps its ``approval``: in state ``approval-requested`` while it waits, with
+    the decision once continued (``output-denied`` when denied). ``id`` is the message's id
+    (the stream's ``messageId``). The ids the stream gave reasoning and data parts (``r1``,
+    ``d1``, ...) are kept, as ``useChat`` keeps them.
     """
-    parts = [_ui_part(part) for part in message.parts]
-    parts += [UIMessagePart(_data_type(data), data=data) for data in message.data]
+    parts: list[UIMessagePart] = []
+    reasoning = 0
+    for index, part in enumerate(message.parts):
+        for piece in _split_at_steps(part, sorted(offset for at, offset in message.step_starts if at == index)):
+            parts.append(piece)
+            if piece.type == "reasoning":
+                reasoning += 1
+                piece.id = f"r{reasoning}"
+    parts += [UIMessagePart("step-start") for at, _ in message.step_starts if at == len(message.parts)]
+    parts += [UIMessagePart(_data_type(data), id=f"d{n}", data=data) for n, data in enumerate(message.data, 1)]
     return UIMessage(id=id, role="assistant", parts=parts)
+
+
+def _split_at_steps(
+    part: TextPart | ReasoningPart | ToolCallPart | SourcePart | FilePart, offsets: list[int]
+) -> list[UIMessagePart]:
+    """The UI parts of ``part``, with a ``step-start`` at each offset of its text where a step began."""
+    if not isinstance(part, TextPart | ReasoningPart):
+        return [*(UIMessagePart("step-start") for _ in offsets), _ui_part(part)]
+    pieces: list[UIMessagePart] = []
+    cut = 0
+    for offset in offsets:
+        if offset > cut:
+            pieces.append(_ui_part(type(part)(part.text[cut:offset])))
+            cut = offset
+        pieces.append(UIMessagePart("step-start"))
+    return [*pieces, _ui_part(type(part)(part.text[cut:]))]
+
+
+def continue_ui_message(stored: UIMessage, message: AssistantMessage) -> UIMessage:
+    """``stored`` (the ``UIMessage`` kept from an earlier run) continued by a run that carried its id
+    (``message_id=request.continued_message_id``), as ``useChat`` continues it after a tool approval.
+
+    A tool part of a call the run continued takes the call's new state (its output, or
+    ``output-denied``) in place; the run's other parts follow the stored ones.
+    """
+    parts = list(stored.parts)
+    where = {part.tool_call_id: index for index, part in enumerate(parts) if part.tool_call_id is not None}
+    for part in to_ui_message(message, id=stored.id).parts:
+        if part.tool_call_id in where:
+            parts[where[part.tool_call_id]] = part
+        else:
+            parts.append(part)
+    return UIMessage(id=stored.id, role="assistant", parts=parts, metadata=stored.metadata)
 
 
 def _ui_part(part: TextPart | ReasoningPart | ToolCallPart | SourcePart | FilePart) -> UIMessagePart:

@@ -194,6 +194,10 @@ class AssistantMessage(msgspec.Struct):
     warnings: list[RunWarning] = msgspec.field(default_factory=list)
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     usage: Usage = msgspec.field(default_factory=Usage)
+    #: Where the steps the UI message stream announces begin: for each, the index in ``parts`` of its
+    #: first part (``len(parts)`` for a step that has none yet) and the offset in that part's text
+    #: (not 0 when text went on across the step's start, into the same part, as the other clients keep it).
+    step_starts: list[tuple[int, int]] = msgspec.field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -213,6 +217,10 @@ class AssistantMessage(msgspec.Struct):
 class MessageBuilder:
     """Folds chunks into an :class:`AssistantMessage`, the way the clients do.
 
+    Steps begin where the UI message stream writer begins them: at an explicit
+    step start, and at the first new part after tool outputs (the next model
+    turn) once no call in the step still streams its arguments.
+
     State updates change ``initial_state`` in place: pass a tree that nothing else holds.
     """
 
@@ -220,6 +228,8 @@ class MessageBuilder:
         self.message = AssistantMessage(state=initial_state)
         self._tools: dict[str, ToolCallPart] = {}
         self._writing: TextPart | ReasoningPart | None = None  # the part the previous chunk wrote to
+        self._step_open = False
+        self._step_has_output = False  # a tool output was sent in the open step
 
     def add(self, chunk: AssistantStreamChunk) -> None:
         writing, self._writing = self._writing, None
@@ -230,10 +240,12 @@ class MessageBuilder:
             case ReasoningDeltaChunk(reasoning_delta=delta, parent_id=parent_id):
                 self._append(ReasoningPart, delta, parent_id)
             case ReasoningPartStartChunk(unstable_summary=str(summary), parent_id=parent_id):
+                self._new_part()
                 parts.append(ReasoningPart("", parent_id, unstable_summary=summary))
             case ToolCallBeginChunk():
                 part = ToolCallPart(chunk.tool_call_id, chunk.tool_name, parent_id=chunk.parent_id)
                 self._tools[part.tool_call_id] = part
+                self._new_part()  # with the call streaming its arguments: a call never begins a step
                 parts.append(part)
             case ToolCallDeltaChunk():
                 self._tools[chunk.tool_call_id].args_text += chunk.args_text_delta
@@ -251,6 +263,9 @@ class MessageBuilder:
                 parts.append(part)
             case ToolResultChunk():
                 tool = self._tools[chunk.tool_call_id]
+                if tool.approval is not None and tool.approval.approved is not None and not self._step_open:
+                    self._start_step()  # the output of a call an earlier run announced
+                self._step_has_output = True
                 tool.args_finished = tool.has_result = True
                 tool.result, tool.artifact, tool.is_error = chunk.result, chunk.artifact, chunk.is_error
             case PreliminaryToolResultChunk():
@@ -264,12 +279,15 @@ class MessageBuilder:
                     writing.provider_metadata = chunk.provider_metadata
                     self._writing = writing
             case SourceChunk():
+                self._new_part()
                 parts.append(SourcePart(chunk.id, chunk.url, chunk.source_type, chunk.title, chunk.parent_id))
             case DocumentSourceChunk():
+                self._new_part()
                 parts.append(
                     SourcePart(chunk.id, "", "document", chunk.title, chunk.parent_id, chunk.media_type, chunk.filename)
                 )
             case DataPartChunk(transient=False):
+                self._new_part()
                 self._data_part(chunk)
             case WarningChunk():
                 message.warnings.append(RunWarning(chunk.error, chunk.severity, chunk.code))
@@ -278,8 +296,10 @@ class MessageBuilder:
             case UsageChunk():
                 message.usage.add(chunk)
             case FileChunk():
+                self._new_part()
                 parts.append(FilePart(chunk.data, chunk.mime_type, chunk.parent_id))
             case DataChunk():
+                self._new_part()
                 message.data.append(chunk.data)
             case AnnotationsChunk():
                 message.annotations.extend(chunk.annotations)
@@ -289,7 +309,9 @@ class MessageBuilder:
                 message.state = fold_operations(message.state, chunk.operations)
             case StepStartChunk():
                 message.steps.append(Step(message_id=chunk.message_id))
+                self._start_step()
             case StepFinishChunk():
+                self._step_open = False
                 if not message.steps or message.steps[-1].finish_reason is not None:
                     message.steps.append(Step())
                 step = message.steps[-1]
@@ -297,6 +319,18 @@ class MessageBuilder:
                 step.input_tokens, step.output_tokens = chunk.input_tokens, chunk.output_tokens
                 step.is_continued = chunk.is_continued
                 message.usage.add(UsageChunk(chunk.input_tokens, chunk.output_tokens))
+
+    def _start_step(self) -> None:
+        self.message.step_starts.append((len(self.message.parts), 0))
+        self._step_open, self._step_has_output = True, False
+
+    def _new_part(self) -> None:
+        """Before a new part: a new step if none is open, or if the open one has tool outputs
+        and no call in it still streams its arguments."""
+        if self._step_open and self._step_has_output:
+            self._step_open = any(not tool.args_finished for tool in self._tools.values())
+        if not self._step_open:
+            self._start_step()
 
     def _data_part(self, chunk: DataPartChunk) -> None:
         if chunk.id is not None:
@@ -310,8 +344,16 @@ class MessageBuilder:
         parts = self.message.parts
         last = parts[-1] if parts else None
         if type(last) is cls and last.parent_id == parent_id:
+            if not self._step_open:
+                self._start_step()
+            starts = self.message.step_starts
+            for index in range(len(starts) - 1, -1, -1):  # steps begun after the part: inside its text
+                if starts[index] != (len(parts), 0):
+                    break
+                starts[index] = (len(parts) - 1, len(last.text))
             last.text += delta
         else:
+            self._new_part()
             last = cls(text=delta, parent_id=parent_id)
             parts.append(last)
         self._writing = last

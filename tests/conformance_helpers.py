@@ -58,6 +58,8 @@ NODE_DIR = Path(__file__).parent / "conformance"
 DECODE_SCRIPT = NODE_DIR / "decode.mjs"
 NODE_FORMATS = ("data-stream", "assistant-transport", "ui-message-stream", "ag-ui", "openai-npm")
 FORMATS = (*NODE_FORMATS, "openai")
+#: useChat continuing the last of the messages given as the client state (after a tool approval).
+UI_CONTINUING = "ui-message-stream-continuing"
 
 Body = bytes | Sequence[bytes]
 #: ``(format, body)``, or ``(format, body, client_state)`` for AG-UI: the state the client holds before the run.
@@ -101,7 +103,7 @@ def _pieces(body: Body) -> list[bytes]:
 def _request(items: Sequence[Item]) -> bytes:
     lines = []
     for format_name, body, *client_state in items:
-        if format_name not in NODE_FORMATS:
+        if format_name not in (*NODE_FORMATS, UI_CONTINUING):
             raise ValueError(f"{format_name!r} is not decoded in node; those are: {', '.join(NODE_FORMATS)}")
         line: dict[str, Any] = {
             "format": format_name,

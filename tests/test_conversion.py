@@ -20,7 +20,7 @@ import msgspec
 import openai.types.chat
 import pytest
 from anthropic import AsyncAnthropic
-from conformance_helpers import adecode
+from conformance_helpers import UI_CONTINUING, adecode, adecode_batch, client_view, encode, encoder_for, expected_view
 from openai import AsyncOpenAI
 from provider_fakes import (
     SDK_GENERATORS_ON_TRIO,
@@ -46,9 +46,11 @@ from assistant_stream_ce.chat_request import (
     ChatRequest,
     DataStreamRequest,
     RunAgentInput,
+    UIMessage,
 )
 from assistant_stream_ce.conversion import (
     ClientMessages,
+    continue_ui_message,
     to_agui_messages,
     to_anthropic_messages,
     to_model_messages,
@@ -443,7 +445,7 @@ async def test_ui_message_is_what_use_chat_built_from_the_stream() -> None:
     for part in shown:
         if part["type"] == "data":
             del part["id"]  # the stream's own data part ids
-    assert [_as_client_shows(part) for part in stored["parts"]] == shown
+    assert [_as_client_shows(part) for part in stored["parts"] if part["type"] != "step-start"] == shown
 
 
 async def test_ui_message_goes_back_in_as_the_next_use_chat_request() -> None:
@@ -452,8 +454,9 @@ async def test_ui_message_goes_back_in_as_the_next_use_chat_request() -> None:
     question = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "Weather?"}]}
     body = {"id": "c", "trigger": "submit-message", "messages": [question, msgspec.to_builtins(stored)]}
     messages = openai_messages(decode(body, ChatRequest))
-    assert [message["role"] for message in messages] == ["user", "assistant", "tool", "tool"]
-    assert messages[1]["content"] == "Checking. It is 21 C."
+    # One assistant message per step, as convertToModelMessages makes them: the text after the results is the next.
+    assert [message["role"] for message in messages] == ["user", "assistant", "tool", "tool", "assistant"]
+    assert (messages[1]["content"], messages[4]["content"]) == ("Checking. ", "It is 21 C.")
     assert messages[3] == {"role": "tool", "tool_call_id": "call-2", "content": "clock broke"}
     anthropic_messages(decode(body, ChatRequest))
 
@@ -514,6 +517,7 @@ async def test_a_document_source_is_stored_as_a_source_document_part() -> None:
             pass
     stored = msgspec.to_builtins(to_ui_message(outcomes[0].message, id="msg-1"))
     assert stored["parts"] == [
+        {"type": "step-start"},
         {"type": "source-url", "sourceId": "s1", "url": "https://example.com", "title": "Example"},
         {
             "type": "source-document",
@@ -630,7 +634,7 @@ async def test_a_call_waiting_for_approval_is_stored_as_use_chat_shows_it() -> N
     stored = msgspec.to_builtins(to_ui_message(outcome.message, id="msg-1"))
     [decoded] = await adecode("ui-message-stream", [body])
     shown = [part for part in decoded.clean()["parts"] if part["type"] != "step-start"]
-    assert [_as_client_shows(part) for part in stored["parts"]] == shown
+    assert [_as_client_shows(part) for part in stored["parts"] if part["type"] != "step-start"] == shown
     assert [part["state"] for part in shown if part["type"] == "tool-call"] == [
         "output-available",
         "approval-requested",
@@ -748,7 +752,10 @@ async def test_the_openai_agent_loop_continues_the_decided_call(anyio_backend: s
 
     # Stored after round 2: the call with its decision, as useChat shows it (output-denied for a denial).
     [outcome] = outcomes
-    booking, text = msgspec.to_builtins(to_ui_message(outcome.message, id="msg-1"))["parts"]
+    continued = msgspec.to_builtins(to_ui_message(outcome.message, id="msg-1"))["parts"]
+    booking, *steps, text = continued
+    # A step opens for the call's output, and the model's next turn is a step of its own.
+    assert steps == [{"type": "step-start"}] * 2
     decision = {"id": stored["parts"][-1]["approval"]["id"], "approved": approved}
     decision |= {"signature": stored["parts"][-1]["approval"]["signature"]} | ({} if approved else {"reason": REASON})
     assert (booking["toolCallId"], booking["approval"], text["text"]) == (call_id, decision, "Done.")
@@ -756,13 +763,14 @@ async def test_the_openai_agent_loop_continues_the_decided_call(anyio_backend: s
     assert booking.get("output") == (BOOKED if approved else None)
 
     # The client's message after round 2 goes back in: the call and its result, nothing left to run.
-    stored["parts"] = [*stored["parts"][:-1], booking, text]
+    stored = msgspec.to_builtins(continue_ui_message(decode(stored, UIMessage), outcome.message))
+    assert stored["parts"][-len(continued) :] == continued  # the booking's part, in place, then round 2's
     user = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": USER_TEXT}]}
     again = decode({"id": "c", "trigger": "submit-message", "messages": [user, stored]}, ChatRequest)
     assert again.tool_approvals() == []
     messages = openai_messages(again)
     assert {"role": "tool", "tool_call_id": call_id, "content": result[0]} in messages
-    assert [m["content"] for m in messages if m["role"] == "assistant"] == ["Booking it. Done."]
+    assert [m["content"] for m in messages if m["role"] == "assistant"] == ["Booking it. ", "Done."]
     anthropic_messages(again)
 
 
@@ -803,3 +811,130 @@ async def test_the_anthropic_agent_loop_runs_the_approved_call(anyio_backend: st
         }
     ]
     assert ("result", call_id, BOOKED, False) in trace_of(chunks)
+
+
+# -- the message useChat keeps, step by step --------------------------------------------
+
+
+async def text_only(controller: RunController) -> None:
+    controller.append_text("Hello ")
+    controller.append_text("there.")
+
+
+async def reasoning_then_text(controller: RunController) -> None:
+    controller.append_reasoning("Say hi.")
+    controller.append_text("Hi.")
+
+
+async def call_tool(controller: RunController, name: str, call_id: str, args: str, result: Any) -> None:
+    """A call with its arguments and result (an error if it is a string)."""
+    call = await controller.add_tool_call(name, call_id)
+    call.append_args_text(args)
+    call.set_response(result, is_error=isinstance(result, str))
+
+
+async def a_call_then_text(controller: RunController) -> None:
+    controller.append_text("Checking. ")
+    await call_tool(controller, "get_weather", "call-1", '{"city": "Lisbon"}', WEATHER)
+    controller.append_text("It is 21 C.")
+    await call_tool(controller, "get_time", "call-2", '{"zone": "WET"}', "clock broke")
+    controller.append_text("No clock.")
+
+
+async def parallel_calls(controller: RunController) -> None:
+    async with controller.tool_calls() as calls:
+        calls.start("get_weather", lambda tool: get_weather(**tool.args), args={"city": "Paris"}, tool_call_id="w1")
+        calls.start("get_weather", lambda tool: get_weather(**tool.args), args={"city": "Rome"}, tool_call_id="w2")
+    controller.append_text("Both 21 C.")
+
+
+async def sources(controller: RunController) -> None:
+    controller.append_text("See ")
+    controller.add_source("s1", "https://example.com/a", "A")
+    controller.add_document_source("d1", "Report", "application/pdf", "r.pdf")
+    controller.append_text("these.")
+
+
+async def an_error(controller: RunController) -> None:
+    controller.append_text("Trying.")
+    await call_tool(controller, "get_weather", "call-1", '{"city": "Lisbon"}', WEATHER)
+    controller.add_error("the model failed")
+
+
+async def explicit_steps(controller: RunController) -> None:
+    controller.add_step_start("step-1")
+    controller.append_text("One.")
+    controller.add_step_finish("stop")
+    controller.add_step_start("step-2")
+    controller.append_text("Two.")
+    controller.append_reasoning("Next.")
+    controller.add_step_finish("stop")
+    controller.append_reasoning("Three.")  # a step begins with the next part
+
+
+async def ui_run(agent: Any, message_id: str = "msg-1") -> tuple[RunOutcome, list[bytes]]:
+    """The run's outcome, and its UI message stream."""
+    outcomes: list[RunOutcome] = []
+    writer = UIMessageStreamEncoder(message_id).open()
+    pieces = [writer.encode(chunk) async for chunk in create_run(agent, on_finish=outcomes.append)]
+    pieces.append(writer.finish("completed"))
+    return outcomes[0], pieces
+
+
+async def kept_by_use_chat(body: list[bytes], messages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The UIMessage the AI SDK's Chat keeps after reading ``body`` (continuing ``messages``' last one, if given)."""
+    [decoded] = await adecode_batch([(UI_CONTINUING, body, messages)] if messages else [("ui-message-stream", body)])
+    decoded.clean()
+    assert decoded.features is not None
+    stored: dict[str, Any] = decoded.features["stored"]
+    return stored
+
+
+STEP_RUNS = [text_only, reasoning_then_text, a_call_then_text, parallel_calls, sources, an_error, explicit_steps]
+
+
+@pytest.mark.parametrize("agent", [*STEP_RUNS, answer, ask_to_book], ids=lambda agent: agent.__name__)
+async def test_ui_message_is_the_message_use_chat_keeps(agent: Any) -> None:
+    outcome, body = await ui_run(agent)
+    kept = await kept_by_use_chat(body)
+    stored = msgspec.to_builtins(to_ui_message(outcome.message, id="msg-1"))
+    assert stored["parts"] == kept["parts"]
+    assert (stored["id"], stored["role"]) == (kept["id"], kept["role"])
+
+
+# (the conformance views have no document sources)
+@pytest.mark.parametrize("agent", [run for run in STEP_RUNS if run is not sources], ids=lambda agent: agent.__name__)
+async def test_steps_leave_the_parts_the_other_clients_show(agent: Any) -> None:
+    """Text that goes on across a step start stays one part for assistant-ui and AG-UI (the message's parts)."""
+    outcomes: list[RunOutcome] = []
+    chunks = await collect(create_run(agent, on_finish=outcomes.append))
+    formats = ["data-stream", "ag-ui"]
+    decoded = await adecode_batch([(fmt, encode(encoder_for(fmt), chunks, "completed")) for fmt in formats])
+    for fmt, shown in zip(formats, decoded, strict=True):
+        assert client_view(fmt, shown) == expected_view(fmt, outcomes[0].message, "completed"), fmt
+
+
+@pytest.mark.parametrize("case", ["approved", "denied with a reason"])
+async def test_a_continued_message_is_stored_as_use_chat_keeps_it(case: str) -> None:
+    first, body = await ui_run(ask_to_book)
+    kept = await kept_by_use_chat(body)
+    stored = to_ui_message(first.message, id="msg-1")  # what on_finish stored after round 1
+    # The person decides in useChat; its next request continues the message.
+    kept["parts"] = [*kept["parts"][:-1], decided_part(kept["parts"][-1], case)]
+    user = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": USER_TEXT}]}
+    request = decode({"id": "c", "trigger": "submit-message", "messages": [user, kept]}, ChatRequest)
+    [approval] = request.tool_approvals()
+
+    async def continue_booking(controller: RunController) -> None:
+        controller.start_tool_call("book_train", lambda tool: book_train(**tool.args), approval=approval)
+        controller.append_text("Done.")
+
+    assert request.continued_message_id == "msg-1"
+    second, body = await ui_run(continue_booking, request.continued_message_id)
+    kept = await kept_by_use_chat(body, [user, kept])
+    continued = msgspec.to_builtins(continue_ui_message(stored, second.message))
+    assert continued["parts"] == kept["parts"]
+    assert (continued["id"], continued["role"]) == (kept["id"], kept["role"])
+    # Round 1's step, then round 2's: a denial is an output sent before the text, which begins a step of its own.
+    steps = 3 if case.startswith("denied") else 2
+    assert [part["type"] for part in kept["parts"]].count("step-start") == steps

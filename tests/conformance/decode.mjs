@@ -4,7 +4,8 @@
 // stdin: one JSON object per line: {"format": ..., "chunks": [base64, ...], "clientState": ...}
 //   (chunks are the body's pieces as they arrive, so split points are exercised;
 //   clientState, optional, is the state the client holds before the run: AG-UI's agent
-//   state, the state assistant-ui seeds its message accumulator with)
+//   state, the state assistant-ui seeds its message accumulator with; for the format
+//   "ui-message-stream-continuing", the chat's messages, the last of which the body continues)
 // stdout: one JSON object per input line, in order:
 //   {"message": {...} | null, "features": {...} | null, "warnings": [...], "error": str | null}
 // "warnings" holds every console.warn / console.error the clients wrote while
@@ -178,6 +179,7 @@ const loadAi = async () => {
   class Chat extends AbstractChat {
     constructor(init) {
       const state = new PlainChatState();
+      state.messages = init.messages ?? [];
       super({ ...init, state });
       this.plainState = state;
     }
@@ -261,7 +263,9 @@ const uiFeaturePart = (p) => {
   return { type: p.type };
 };
 
-const decodeUiMessageStream = async (chunks, warnings) => {
+// messages, optional: the messages the chat holds before the run, whose last one the run
+// continues (as `sendMessage()` continues it after a tool approval).
+const decodeUiMessageStream = async (chunks, warnings, messages) => {
   ai ??= await loadAi();
   const { Chat, DefaultChatTransport } = ai;
   const frames = sseData(chunks);
@@ -270,6 +274,7 @@ const decodeUiMessageStream = async (chunks, warnings) => {
   const toolCalls = []; // the calls useChat hands to onToolCall (to run them in the browser)
   const onData = []; // every data part useChat hands to onData, transient ones included
   const chat = new Chat({
+    messages: messages ?? [],
     onToolCall: ({ toolCall }) => void toolCalls.push(toolCall.toolCallId),
     onData: (part) => void onData.push(structuredClone(part)),
     transport: new DefaultChatTransport({
@@ -283,7 +288,7 @@ const decodeUiMessageStream = async (chunks, warnings) => {
       finish = options;
     },
   });
-  await chat.sendMessage({ text: "hi" });
+  await (messages ? chat.sendMessage() : chat.sendMessage({ text: "hi" }));
   const chatState = chat.plainState;
   const error = chat.error;
   // An `error` frame surfaces as a plain Error with the frame's text; anything
@@ -300,6 +305,7 @@ const decodeUiMessageStream = async (chunks, warnings) => {
     onToolCall: toolCalls,
     features: {
       metadata: opt(message.metadata),
+      stored: structuredClone(message), // the UIMessage as useChat keeps it
       parts: message.parts.map(uiFeaturePart),
       onData,
       preliminary: chatState.preliminary,
@@ -401,7 +407,9 @@ const DECODERS = {
   "data-stream": (chunks, warnings, clientState) => decodeAssistantUi("DataStreamDecoder", chunks, clientState),
   "assistant-transport": (chunks, warnings, clientState) =>
     decodeAssistantUi("AssistantTransportDecoder", chunks, clientState),
-  "ui-message-stream": decodeUiMessageStream,
+  "ui-message-stream": (chunks, warnings) => decodeUiMessageStream(chunks, warnings),
+  // clientState: the chat's messages, the last of which the stream continues
+  "ui-message-stream-continuing": decodeUiMessageStream,
   "ag-ui": decodeAgUi,
   "openai-npm": decodeOpenAi,
 };
