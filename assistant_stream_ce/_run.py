@@ -1,8 +1,11 @@
-"""The life of one run: its task group, cancellation, errors and outcome.
+"""The life of one run: its scope and children, cancellation, errors and outcome.
 
-A run is a task group: the callback runs in its body, and its tool tasks and
-substreams are its children. It ends in exactly one outcome (completed, error
-or cancelled), after which no chunk is emitted. The run owns that outcome
+A run is a scope in its producer's task: the callback runs in it, and its tool
+tasks and substreams are its children (:class:`Children`), tasks of the task
+group the producer runs in (a response's, ``async with``'s; ``async for`` opens
+one), which the run waits for as a task group of its own would. It ends in
+exactly one outcome (completed, error or cancelled), after which no chunk is
+emitted. The run owns that outcome
 (:class:`Outcome`: the message as delivered, the ``on_finish`` hooks, one
 rule for the status in :func:`finish_status`): it reports from its shielded,
 time-limited ``finally``, or, when its consumer says what it delivered (a
@@ -26,12 +29,13 @@ period), and how an iterator a run or a response reads is closed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import logging
 import math
 import secrets
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeGuard, runtime_checkable
 
@@ -271,6 +275,53 @@ def error_text(error_message: ErrorMessage, exc: BaseException) -> str:
     return text
 
 
+class TaskStarter(Protocol):
+    """What starts a run's children: a task group, or the run's :class:`Children`."""
+
+    def start_soon(self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: object = None) -> object: ...
+
+
+class Children:
+    """A run's tool tasks and substreams: tasks of the task group its producer runs in.
+
+    Each is shielded as the run's scope is (``cancel()`` and ``fail()`` stop them
+    through their :meth:`RunCore.child_scope`) and counted, so that the run ends
+    only once they have: a task group's guarantee, without a task group per run.
+    """
+
+    __slots__ = ("_core", "_host", "_left", "_none_left", "_shielded")
+
+    def __init__(self, core: RunCore, host: anyio.abc.TaskGroup, shielded: bool) -> None:
+        self._core = core
+        self._host = host
+        self._shielded = shielded
+        self._left = 0
+        self._none_left: anyio.Event | None = None
+
+    def start_soon(self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: object = None) -> None:
+        """Start ``func(*args)`` as a child of the run; what it raises fails the run."""
+        self._left += 1
+        self._host.start_soon(self._child, functools.partial(func, *args), name=name)
+
+    async def _child(self, child: Callable[[], Awaitable[None]]) -> None:
+        try:
+            with anyio.CancelScope(shield=self._shielded):
+                await self._core.guard(child)
+        finally:
+            self._left -= 1
+            if not self._left and self._none_left is not None:
+                self._none_left.set()
+
+    async def ended(self) -> None:
+        """Wait until every child has ended (shielded as they are)."""
+        if not self._left:
+            return  # no scope to enter: most runs start no child
+        with anyio.CancelScope(shield=self._shielded):
+            while self._left:
+                self._none_left = anyio.Event()
+                await self._none_left.wait()
+
+
 class RunCore:
     """State shared by a run's controller(s), its producer and its consumer."""
 
@@ -298,7 +349,7 @@ class RunCore:
             self.add_hook(on_finish, "run")
         self.loop: EventLoop | None = None  # the loop the run runs on, once it has started
         self.scope: anyio.CancelScope | None = None
-        self.tg: anyio.abc.TaskGroup | None = None
+        self.children: Children | None = None  # while the run runs
         self.sequencer: ToolCallSequencer | None = None
         self.error: BaseException | None = None
         # A consumer that forwards chunks (a response, a resumable producer) says which it delivered,
@@ -377,7 +428,7 @@ class RunCore:
     def child_scope(self) -> Iterator[None]:
         """A scope for one tool call or substream, which ``cancel()`` cancels at once."""
         with anyio.CancelScope() as scope:
-            if self.cancelled:
+            if self.cancelled or self.error is not None:  # a child that starts once the run has stopped
                 scope.cancel()
             self._child_scopes[scope] = None
             try:
@@ -394,8 +445,10 @@ class RunCore:
         if self.merger.mode is Mode.OPEN and not reported:
             self.merger.chunk(ErrorChunk(error=error_text(self.error_message, exc)))
         self.merger.seal()
-        if self.tg is not None:
-            self.tg.cancel_scope.cancel()
+        for scope in self._child_scopes:
+            scope.cancel()
+        if self.scope is not None:
+            self.scope.cancel()
         self._bound_cleanups()
 
     @contextlib.contextmanager
@@ -436,9 +489,13 @@ class RunCore:
                 raise
             self.fail(unwrap(beyond))  # SystemExit, KeyboardInterrupt, an application's own: the consumer raises it
 
-    async def produce(self, callback: Callable[[], Awaitable[None]], *, shielded: bool = False) -> None:
+    async def produce(
+        self, callback: Callable[[], Awaitable[None]], host: anyio.abc.TaskGroup | None, *, shielded: bool = False
+    ) -> None:
         """The producer: runs the callback and its children, then ends the run.
 
+        ``host``: the task group the producer runs in (a response's, ``async with``'s), which the
+        children join too (the run opens no task group of its own); None: the run opens one.
         ``shielded``: only ``cancel()`` stops it, not the scopes it runs in.
         With tracing on, all of it is the run's span, which tells how the run ended.
         One coroutine (with :meth:`guard`, two) between the task and the callback: every
@@ -448,18 +505,11 @@ class RunCore:
         self.merger.bind(self.loop)
         with _telemetry.span(_telemetry.RUN_SPAN, lambda: {_telemetry.RUN_ID: self.run_id}) as self.span:
             try:
-                async with anyio.create_task_group() as tg:
-                    # The group's own scope is the run's: one scope fewer per run. Nothing can be
-                    # delivered to it before this line (no checkpoint since the group was entered).
-                    self.tg, self.scope = tg, tg.cancel_scope  # the callback's children: tool tasks, substreams
-                    tg.cancel_scope.shield = shielded
-                    if self.cancelled:
-                        tg.cancel_scope.cancel()
-                    self._in_callback = True
-                    try:
-                        await self.guard(callback)
-                    finally:
-                        self._in_callback = False
+                if host is None:
+                    async with anyio.create_task_group() as tg:
+                        await self._run_callback(callback, tg, shielded)
+                else:
+                    await self._run_callback(callback, host, shielded)
                 if not self.cancelled:  # else the callback returned in its window, and nothing more goes out
                     if self.error is None:
                         self._finish_dangling_calls()
@@ -485,6 +535,24 @@ class RunCore:
                 finally:
                     self._done.set()
                     _telemetry.ended(self.span, self.status, self.error and unwrap(self.error))
+
+    async def _run_callback(
+        self, callback: Callable[[], Awaitable[None]], host: anyio.abc.TaskGroup, shielded: bool
+    ) -> None:
+        """The callback in the run's scope, then its children's end."""
+        children = self.children = Children(self, host, shielded)
+        with anyio.CancelScope(shield=shielded) as self.scope:
+            if self.cancelled:
+                self.scope.cancel()
+            self._in_callback = True
+            try:
+                await self.guard(callback)
+            finally:
+                self._in_callback = False
+                try:
+                    await children.ended()
+                finally:
+                    self.children = None  # no cycle left behind for the collector
 
     def _finish_dangling_calls(self) -> None:
         for tool_call_id in self.merger.open_calls():

@@ -24,6 +24,7 @@ from ._json import copy_json_tree, encoded_size
 from ._run import (
     DEFAULT_GRACE_PERIOD,
     CancellationSignal,
+    Children,
     OnFinish,
     ReadOnlyCancellationSignal,
     RunCore,
@@ -172,7 +173,7 @@ class RunController:
         ``fn`` if approved, sending the denial if not.
         """
         core = self._core
-        tg = self._running_task_group("start_tool_call()")
+        tg = self._running_children("start_tool_call()")
         if core.sequencer is None:
             core.sequencer = ToolCallSequencer(self._merger, "call")
         return start_tool_call(
@@ -201,8 +202,8 @@ class RunController:
 
     def add_stream(self, stream: AsyncIterable[AssistantStreamChunk]) -> None:
         """Merge a stream of chunks into the run; it is read only as fast as the client reads."""
-        tg = self._running_task_group("add_stream()")
-        tg.start_soon(self._core.guard, lambda: self._pump(stream))
+        tg = self._running_children("add_stream()")
+        tg.start_soon(self._pump, stream)
 
     async def _pump(self, stream: AsyncIterable[AssistantStreamChunk]) -> None:
         iterator = aiter(stream)
@@ -266,10 +267,10 @@ class RunController:
             case _:
                 raise TypeError(f"add_stream() got {type(chunk).__name__}, which is not an assistant stream chunk")
 
-    def _running_task_group(self, what: str) -> anyio.abc.TaskGroup:
+    def _running_children(self, what: str) -> Children:
         self._merger._writable(what)
-        assert self._core.tg is not None
-        return self._core.tg
+        assert self._core.children is not None
+        return self._core.children
 
     # -- other parts ---------------------------------------------------------
 
@@ -447,17 +448,22 @@ class RunController:
 
 
 def _producer(
-    core: RunCore, callback: Callable[[RunController], Awaitable[None]], *, shielded: bool
+    core: RunCore,
+    callback: Callable[[RunController], Awaitable[None]],
+    host: anyio.abc.TaskGroup | None,
+    *,
+    shielded: bool,
 ) -> Callable[[], Coroutine[Any, Any, None]]:
     """What a task runs to produce the run: ``core.produce`` of the callback with its controller.
 
     No coroutine of its own around ``core.produce``: every resumption of the callback would
-    pass through it. ``shielded`` for the structured forms: their producer is shielded from the
-    caller's scopes; when one of them is cancelled, the body of the ``async with`` leaves, and
-    ``__aexit__`` cancels the run through ``core.cancel()``, so the callback's ``finally``
-    always sees ``is_cancelled``.
+    pass through it. ``host``: the task group the producer's task joins, which the run's
+    children join too (None: the run opens its own). ``shielded`` for the structured forms:
+    their producer is shielded from the caller's scopes; when one of them is cancelled, the
+    body of the ``async with`` leaves, and ``__aexit__`` cancels the run through
+    ``core.cancel()``, so the callback's ``finally`` always sees ``is_cancelled``.
     """
-    return functools.partial(core.produce, functools.partial(callback, RunController(core)), shielded=shielded)
+    return functools.partial(core.produce, functools.partial(callback, RunController(core)), host, shielded=shielded)
 
 
 class _RunPhase(enum.Enum):
@@ -509,7 +515,7 @@ class Run:
         self._claim(_STRUCTURED)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        self._tg.start_soon(_producer(self._core, self._callback, shielded=True))
+        self._tg.start_soon(_producer(self._core, self._callback, self._tg, shielded=True))
         return self
 
     async def __aexit__(
@@ -537,7 +543,7 @@ class Run:
             self._core.cancellation.event()
             self._core.done_event()
             # The producer must not hold the Run: dropping the iterator is what cancels it.
-            _detached.spawn(_producer(self._core, self._callback, shielded=False))
+            _detached.spawn(_producer(self._core, self._callback, None, shielded=False))
         elif self._phase is _ENDED:
             raise StopAsyncIteration
         core = self._core
@@ -606,7 +612,7 @@ class Run:
         if tg is not None:
             self._claim(_STRUCTURED)
             self._core.confirms_delivery = True
-            tg.start_soon(_producer(self._core, self._callback, shielded=True))
+            tg.start_soon(_producer(self._core, self._callback, tg, shielded=True))
         return self
 
     def delivered(self, chunk: AssistantStreamChunk) -> None:

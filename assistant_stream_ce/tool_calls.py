@@ -37,7 +37,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from . import _telemetry
 from ._json import encoded_size
 from ._merger import HIGH_WATER, Merger
-from ._run import RunCore, error_text, positive_seconds
+from ._run import RunCore, TaskStarter, error_text, positive_seconds
 from .approval import ToolApproval, ToolApprovalError, approval_request, canonical_json
 from .assistant_stream_chunk import (
     PreliminaryToolResultChunk,
@@ -305,7 +305,7 @@ async def _run_call(
 
 def start_tool_call(
     core: RunCore,
-    tg: anyio.abc.TaskGroup,
+    tg: TaskStarter,
     sequencer: ToolCallSequencer,
     parent_id: str | None,
     tool_name: str,
@@ -354,7 +354,7 @@ def start_tool_call(
 
 def _start(
     core: RunCore,
-    tg: anyio.abc.TaskGroup,
+    tg: TaskStarter,
     sequencer: ToolCallSequencer,
     fn: ToolFunction,
     tool_call_id: str,
@@ -386,7 +386,7 @@ def denial_text(reason: str | None) -> str:
 
 def _continue_call(
     core: RunCore,
-    tg: anyio.abc.TaskGroup,
+    tg: TaskStarter,
     sequencer: ToolCallSequencer,
     parent_id: str | None,
     tool_name: str,
