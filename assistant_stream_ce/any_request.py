@@ -107,7 +107,11 @@ class AnyChatRequest:
         return None if isinstance(request, ChatRequest | ChatCompletionRequest) else request.state
 
     def respond(
-        self, stream: AsyncIterable[AssistantStreamChunk], **options: Unpack[ResponseOptions]
+        self,
+        stream: AsyncIterable[AssistantStreamChunk],
+        *,
+        message_id: str | None = None,
+        **options: Unpack[ResponseOptions],
     ) -> AssistantStreamResponse:
         """Stream ``stream`` (a ``create_run(...)``) in this client's format.
 
@@ -115,13 +119,20 @@ class AnyChatRequest:
         message streams continue the request's last assistant message, if any;
         OpenAI-style chunks carry its ``model``. Each format keeps its own
         heartbeat default unless ``heartbeat`` is given.
+
+        ``message_id`` names the assistant message a ``useChat`` client builds
+        from the answer (the ``start`` frame's ``messageId``, a random one when
+        not given), so the app can store the answer under the id the client
+        keeps and sends back. An answer that continues a message keeps that
+        message's id (``ChatRequest.continued_message_id``) instead: a new one
+        would make ``useChat`` add a second message. The other formats ignore it.
         """
         request = self.request
         match request:
             case AssistantTransportRequest():
                 return AssistantTransportResponse(stream, **options)
             case ChatRequest():
-                return UIMessageStreamResponse(stream, message_id=request.continued_message_id, **options)
+                return UIMessageStreamResponse(stream, message_id=request.continued_message_id or message_id, **options)
             case RunAgentInput():
                 return AGUIResponse(
                     stream, thread_id=request.thread_id, run_id=request.run_id, state=request.state, **options

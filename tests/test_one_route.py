@@ -17,14 +17,15 @@ import subprocess
 from typing import Any
 
 import httpx
+import msgspec
 import openai
 import pytest
-from conformance_helpers import NODE_DIR, adecode_batch, client_view, decode_openai, expected_view
+from conformance_helpers import NODE_DIR, UI_CONTINUING, adecode_batch, client_view, decode_openai, expected_view
 from fastapi import FastAPI, Request
 from provider_fakes import SDK_GENERATORS_ON_TRIO
 from starlette.responses import Response
 
-from assistant_stream_ce import RunController, RunOutcome, create_run
+from assistant_stream_ce import RunController, RunOutcome, continue_ui_message, create_run, to_ui_message
 from assistant_stream_ce.any_request import AnyChatRequest, read_any_chat_request
 from assistant_stream_ce.chat_request import (
     AssistantTransportRequest,
@@ -135,7 +136,8 @@ def make_app(outcomes: list[RunOutcome], seen: list[AnyChatRequest]) -> FastAPI:
         async def keep(outcome: RunOutcome) -> None:
             outcomes.append(outcome)
 
-        return incoming.respond(create_run(run, state=incoming.state), on_finish=keep)
+        # Only a useChat answer carries the message id; the other formats take it and leave it out.
+        return incoming.respond(create_run(run, state=incoming.state), message_id="answer-1", on_finish=keep)
 
     # The same handler; the OpenAI SDK posts to {base_url}/chat/completions.
     app.add_api_route("/api/chat", chat, methods=["POST"])
@@ -186,6 +188,9 @@ async def test_each_client_body_is_answered_in_its_format(
     # The client holds the state it sent, and its decoder starts from it (this run changes none).
     [decoded] = await adecode_batch([(wire_format, response.content, seen[0].state)])
     assert client_view(wire_format, decoded) == expected_view(wire_format, outcome.message, outcome.status)
+    if wire_format == "ui-message-stream":
+        assert decoded.features is not None
+        assert decoded.features["stored"]["id"] == "answer-1"
 
 
 async def test_ag_ui_answer_carries_the_inputs_thread_run_and_state(recorded: dict[str, dict[str, Any]]) -> None:
@@ -235,6 +240,77 @@ async def test_openai_sdk_streams_from_the_same_route() -> None:
         + b"data: [DONE]\n\n"
     )
     assert client_view("openai", decode_openai(body)) == expected_view("openai", outcome.message, outcome.status)
+
+
+# -- the id of the answer ------------------------------------------------------------
+
+
+def storing_app(saved: dict[str, Any], seen: list[AnyChatRequest]) -> FastAPI:
+    """A route that names each useChat answer and stores it, continued ones under the id they continue."""
+    app = FastAPI()
+
+    async def book_train(to: str) -> dict[str, Any]:
+        return {"booked": True, "to": to}
+
+    @app.post("/api/chat")
+    async def chat(request: Request) -> Response:
+        incoming = await read_any_chat_request(request)
+        seen.append(incoming)
+        body = incoming.request
+        assert isinstance(body, ChatRequest)
+        approvals = body.tool_approvals()
+        new_id = f"answer-{len(saved)}"
+
+        async def run(controller: RunController) -> None:
+            if approvals:
+                [approval] = approvals
+                controller.start_tool_call("book_train", lambda tool: book_train(**tool.args), approval=approval)
+                controller.append_text("Booked.")
+            else:
+                controller.append_text("Booking it. ")
+                controller.start_tool_call(
+                    "book_train", lambda tool: book_train(**tool.args), args={"to": "Paris"}, needs_approval=True
+                )
+
+        async def store(outcome: RunOutcome) -> None:
+            continued = body.continued_message_id
+            if continued is None:
+                saved[new_id] = to_ui_message(outcome.message, id=new_id)
+            else:
+                saved[continued] = continue_ui_message(saved[continued], outcome.message)
+
+        return incoming.respond(create_run(run), message_id=new_id, on_finish=store)
+
+    return app
+
+
+async def test_use_chat_keeps_the_id_the_app_gave_and_continues_it_after_an_approval() -> None:
+    saved: dict[str, Any] = {}
+    seen: list[AnyChatRequest] = []
+    app = storing_app(saved, seen)
+    user = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "Book a train to Paris"}]}
+    first = await post(app, {"id": "chat-1", "trigger": "submit-message", "messages": [user]})
+    [decoded] = await adecode_batch([("ui-message-stream", first.content)])
+    assert decoded.features is not None
+    kept = decoded.features["stored"]
+    assert kept["id"] == "answer-0"
+    stored = msgspec.to_builtins(saved["answer-0"])
+    assert (stored["id"], stored["role"], stored["parts"]) == (kept["id"], kept["role"], kept["parts"])
+
+    # The person approves in useChat; its next request sends the message back to be continued.
+    part = kept["parts"][-1]
+    decided = {**part, "state": "approval-responded", "approval": {**part["approval"], "approved": True}}
+    kept = {**kept, "parts": [*kept["parts"][:-1], decided]}
+    messages = [user, kept]
+    second = await post(app, {"id": "chat-1", "trigger": "submit-message", "messages": messages})
+    assert seen[1].request.continued_message_id == "answer-0"  # type: ignore[union-attr]
+    [decoded] = await adecode_batch([(UI_CONTINUING, second.content, messages)])
+    assert decoded.features is not None
+    continued = decoded.features["stored"]
+    assert continued["id"] == "answer-0"
+    assert list(saved) == ["answer-0"]
+    stored = msgspec.to_builtins(saved["answer-0"])
+    assert (stored["id"], stored["parts"]) == (continued["id"], continued["parts"])
 
 
 # -- what is refused ---------------------------------------------------------------
