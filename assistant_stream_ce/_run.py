@@ -2,8 +2,8 @@
 
 A run is a scope in its producer's task: the callback runs in it, and its tool
 tasks and substreams are its children (:class:`Children`), tasks of the task
-group the producer runs in (a response's, ``async with``'s; ``async for`` opens
-one), which the run waits for as a task group of its own would. It ends in
+group its consumer gives it (a response's, ``async with``'s; ``async for``
+opens one), which the run waits for as a task group of its own would. It ends in
 exactly one outcome (completed, error or cancelled), after which no chunk is
 emitted. The run owns that outcome
 (:class:`Outcome`: the message as delivered, the ``on_finish`` hooks, one
@@ -282,7 +282,7 @@ class TaskStarter(Protocol):
 
 
 class Children:
-    """A run's tool tasks and substreams: tasks of the task group its producer runs in.
+    """A run's tool tasks and substreams: tasks of the task group its consumer gave it (its host).
 
     Each is shielded as the run's scope is (``cancel()`` and ``fail()`` stop them
     through their :meth:`RunCore.child_scope`) and counted, so that the run ends
@@ -494,8 +494,8 @@ class RunCore:
     ) -> None:
         """The producer: runs the callback and its children, then ends the run.
 
-        ``host``: the task group the producer runs in (a response's, ``async with``'s), which the
-        children join too (the run opens no task group of its own); None: the run opens one.
+        ``host``: the task group the children join (a response's, ``async with``'s: the run opens
+        no task group of its own); None: the run opens one.
         ``shielded``: only ``cancel()`` stops it, not the scopes it runs in.
         With tracing on, all of it is the run's span, which tells how the run ended.
         One coroutine (with :meth:`guard`, two) between the task and the callback: every

@@ -457,8 +457,8 @@ def _producer(
     """What a task runs to produce the run: ``core.produce`` of the callback with its controller.
 
     No coroutine of its own around ``core.produce``: every resumption of the callback would
-    pass through it. ``host``: the task group the producer's task joins, which the run's
-    children join too (None: the run opens its own). ``shielded`` for the structured forms:
+    pass through it. ``host``: the task group the run's children join (None: the run opens
+    its own). ``shielded`` for the structured forms:
     their producer is shielded from the caller's scopes; when one of them is cancelled, the
     body of the ``async with`` leaves, and ``__aexit__`` cancels the run through
     ``core.cancel()``, so the callback's ``finally`` always sees ``is_cancelled``.
@@ -471,7 +471,7 @@ class _RunPhase(enum.Enum):
 
     NEW = "new"
     DETACHED = "detached"  # async for: the producer runs in a task the run owns
-    STRUCTURED = "structured"  # async with: the producer runs in the caller's task group
+    STRUCTURED = "structured"  # async with, or a consumer's open_stream: the children join the caller's task group
     ENDED = "ended"
 
 
@@ -602,17 +602,24 @@ class Run:
         """The run's chunks for a consumer that says which it delivered and ends with :meth:`end`.
 
         With ``tg`` (the consumer's own task group, a response's), the run's
-        producer joins it (one task group less than ``async with``), a chunk is
+        children join it (one task group less than ``async with``), a chunk is
         part of the run's message once the consumer calls :meth:`delivered`, and
         the outcome is reported by :meth:`end`. Without, the run streams as in
         ``async for``. ``on_finish`` gets the run's outcome too.
+
+        The producer runs in a task of its own started on the backend (as in
+        ``async for``; an AnyIO task in ``tg`` costs a response more than the
+        rest of its setup), which the consumer waits for: the chunks end only
+        once the run has, and :meth:`end` (its ``aclose()``) waits for the
+        run's end in every other case. The consumer calls :meth:`end` before it
+        leaves ``tg``, so the children never outlive the group they join.
         """
         if on_finish is not None:
             self._core.add_hook(on_finish, "response")
         if tg is not None:
             self._claim(_STRUCTURED)
             self._core.confirms_delivery = True
-            tg.start_soon(_producer(self._core, self._callback, tg, shielded=True))
+            _detached.spawn(_producer(self._core, self._callback, tg, shielded=True))
         return self
 
     def delivered(self, chunk: AssistantStreamChunk) -> None:

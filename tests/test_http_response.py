@@ -394,6 +394,72 @@ async def test_a_send_the_server_shields_still_times_out_the_run() -> None:
     assert outcomes.only.status == "cancelled"
 
 
+class CountsReceives(Client):
+    """Counts the calls of ``receive`` and how many are still waiting; a receive takes a few turns of
+    the event loop to leave (as a server's may), so that one left behind is seen."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.calls = self.waiting = 0
+
+    async def receive(self) -> Message:
+        self.calls += 1
+        self.waiting += 1
+        try:
+            return await super().receive()
+        finally:
+            with anyio.CancelScope(shield=True):
+                for _ in range(5):
+                    await anyio.lowlevel.checkpoint()
+            self.waiting -= 1
+
+
+ENDINGS = ["completed", "completed, not a run", "disconnect", "send fails", "send_timeout", "cancelled from outside"]
+
+
+@pytest.mark.parametrize("ending", ENDINGS)
+async def test_the_response_stops_waiting_on_receive_before_it_returns(ending: str) -> None:
+    """The disconnect watch is a task of the response's: however the response ends, that task has ended
+    (its wait on ``receive`` left) by the time the response returns, and it watched while it streamed."""
+    client = CountsReceives(
+        fail_send_after=3 if ending == "send fails" else None, stall_after=3 if ending == "send_timeout" else None
+    )
+    cleanup = Cleanup()
+    stream: AsyncIterator[AssistantStreamChunk]
+    if ending == "completed, not a run":
+
+        async def chunks() -> AsyncIterator[AssistantStreamChunk]:
+            for word in ["a", "b", "c"]:
+                yield TextDeltaChunk(text_delta=word)
+                await anyio.lowlevel.checkpoint()
+
+        stream = chunks()
+    else:
+        stream = create_run(text_run(["a", "b", "c"]) if ending == "completed" else endless_run_with_tools(cleanup))
+    response = AssistantStreamResponse(stream, LineEncoder(), send_timeout=0.05)
+    returned = False
+    async with anyio.create_task_group() as tg:
+
+        async def serve_then_count() -> None:
+            nonlocal returned
+            await serve(response, client)
+            returned = True
+            assert client.waiting == 0
+
+        tg.start_soon(serve_then_count)
+        if ending in ("disconnect", "cancelled from outside"):
+            await client.wait_for(lambda: client.body.count(b'"text-delta"') >= 3)
+            if ending == "disconnect":
+                client.disconnected.set()
+            else:
+                tg.cancel_scope.cancel()
+    assert returned is (ending != "cancelled from outside")
+    assert client.calls >= 1
+    assert client.waiting == 0
+    if ending.startswith("completed"):
+        assert client.lines[-1] == "end:completed"
+
+
 async def test_disconnect_during_a_plain_iterable_closes_it() -> None:
     closed = anyio.Event()
     client = Client()

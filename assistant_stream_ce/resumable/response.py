@@ -167,7 +167,7 @@ def _run_source(
 
         stored = True
         try:
-            async with anyio.create_task_group() as tg:  # the run's producer joins it
+            async with anyio.create_task_group() as tg:  # the run's children join it
                 stored = await deliver(delivery, tg, store)
         finally:
             # The end goes to the store however the run ended (a cancelled one too), so that readers end;

@@ -64,7 +64,10 @@ class ChunkSource(Protocol):
     def open_stream(
         self, tg: TaskGroup | None, on_finish: OnFinish | None = None
     ) -> AsyncIterator[AssistantStreamChunk]:
-        """The chunks, once; what produces them joins ``tg`` if given. ``on_finish`` gets the outcome too."""
+        """The chunks, once; what produces them starts now, its tasks in ``tg`` if given.
+
+        ``on_finish`` gets the outcome too.
+        """
         ...
 
     def delivered(self, chunk: AssistantStreamChunk) -> None:

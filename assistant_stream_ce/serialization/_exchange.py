@@ -1,8 +1,8 @@
 """One HTTP exchange of a streaming response: the body, the client, and the wire between them.
 
-Two tasks share one task group that lives in the response's ``__call__``
-(a run's producer joins them there, so that a request opens no task group
-of the run's own):
+Two tasks serve one exchange, beside a run's producer (a task of the
+run's; its tool tasks join the task group that lives in the response's
+``__call__``, so that a request opens no task group of the run's own):
 
 - the writer, the response's own task, sends the frames of a
   :class:`~._delivery.Body` (a delivery of chunks, or a resumable stream's
@@ -15,11 +15,15 @@ of the run's own):
   send that has taken ``send_timeout``, and waits again. One task for both
   keeps the cost per request down (a task, a cancel scope and a cancellation
   fewer); servers leave ``receive`` ready to be called again after a
-  cancellation, which is how Starlette's own responses stop it too.
+  cancellation, which is how Starlette's own responses stop it too. It is a
+  :class:`~.._detached.Companion`, a task started on the backend itself (an
+  AnyIO task in the task group was the largest fixed cost of a request),
+  which the writer stops and joins once the body is written, whichever way.
 
 The client is gone when the attendant sees a disconnect, when a send fails,
 or when a send takes longer than ``send_timeout``: the body is told
-(``hang_up``: a run cancels itself) and the task group is cancelled. Some
+(``hang_up``: a run cancels itself) and the task group is cancelled (the
+writer and a run's producer in it). Some
 servers shield their socket writes from cancellation (hypercorn's trio
 worker): the attendant then closes the body itself (the run ends and reports
 its outcome) while the writer waits for its send.
@@ -120,11 +124,14 @@ class Exchange:
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                tg.start_soon(self._attend)
-                await self._write_stream()
-                self._written = True
-                if self._attending is not None:
-                    self._attending.cancel()
+                attendant = _detached.Companion(self._attend)
+                try:
+                    await self._write_stream()
+                finally:
+                    self._written = True
+                    if self._attending is not None:
+                        self._attending.cancel()
+                    await attendant.join()
             if self._ended and not self._gone:
                 delivered = await self._send_last(self._body.last_frames())
         except anyio.get_cancelled_exc_class():
