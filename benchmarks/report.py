@@ -240,18 +240,16 @@ def _versus_ref_goals(results: dict[str, Any]) -> list[Goal]:
             continue
         for streams in results["http_sizes"]["concurrency"]:
             for key, what, unit in checks:
-                ours = _http(results, "ours", stack, f"concurrent_{streams}").get(key)
-                ref = _http(results, "ref", stack, f"concurrent_{streams}").get(key)
-                ratio = None if ours is None or not ref else ours / ref
-                out.append(
-                    Goal(
-                        f"{streams:,} paced streams: {what} ({stack})",
-                        f"{_fmt(ours)} vs {_fmt(ref)} {unit} ({_fmt(ratio)}x 0.0.36's)",
-                        None if ratio is None else ratio <= 1,
-                        stack=stack,
-                    )
-                )
+                figures = (_http(results, lib, stack, f"concurrent_{streams}").get(key) for lib in ("ours", "ref"))
+                out.append(_at_most_ref(f"{streams:,} paced streams: {what} ({stack})", *figures, unit, stack))
     return out
+
+
+def _at_most_ref(goal: str, ours: float | None, ref: float | None, unit: str, stack: str, note: str = "") -> Goal:
+    """The goal that ours is at most 0.0.36's figure (lower is better)."""
+    ratio = None if ours is None or not ref else ours / ref
+    measured = f"{_fmt(ours)} vs {_fmt(ref)} {unit} ({_fmt(ratio)}x 0.0.36's{note})"
+    return Goal(goal, measured, None if ratio is None else ratio <= 1, stack=stack)
 
 
 def _server_floor_goals(results: dict[str, Any], streams: int) -> list[Goal]:
@@ -275,16 +273,9 @@ def _server_floor_goals(results: dict[str, Any], streams: int) -> list[Goal]:
         if not has_ref:
             continue
         ref = _http(results, "ref", stack, f"concurrent_{streams}").get("ttfb_ms_p99")
-        ratio = None if ours is None or not ref else ours / ref
         ref_factor = None if ref is None or not bare else ref / bare
-        out.append(
-            Goal(
-                f"{streams:,} concurrent streams, p99 first byte ≤ 0.0.36's ({stack})",
-                f"{_fmt(ours)} vs {_fmt(ref)} ms ({_fmt(ratio)}x 0.0.36's; 0.0.36 is {_fmt(ref_factor)}x the floor)",
-                None if ratio is None else ratio <= 1,
-                stack=stack,
-            )
-        )
+        goal = f"{streams:,} concurrent streams, p99 first byte ≤ 0.0.36's ({stack})"
+        out.append(_at_most_ref(goal, ours, ref, "ms", stack, f"; 0.0.36 is {_fmt(ref_factor)}x the floor"))
     return out
 
 
