@@ -1,10 +1,11 @@
-"""Process memory figures, from the standard library only (Linux /proc, else getrusage)."""
+"""Process memory and CPU figures, from the standard library only (Linux /proc and clocks, else getrusage)."""
 
 from __future__ import annotations
 
 import os
 import resource
 import sys
+import time
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -27,10 +28,19 @@ def max_rss() -> int:
 
 
 def cpu_seconds(pid: int | None = None) -> float:
-    """User plus system CPU time of ``pid`` (default: this process) so far, in seconds."""
+    """User plus system CPU time of ``pid`` (default: this process) so far, in seconds.
+
+    Another process's is read from its CPU-time clock (Linux, nanoseconds): /proc's figure counts
+    10 ms ticks, which is 0.1 ms a stream when 100 streams share it.
+    """
     if pid is None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return usage.ru_utime + usage.ru_stime
+    try:
+        # What clock_getcpuclockid(pid) returns on Linux: the process-wide clock of ``pid``'s CPU time.
+        return time.clock_gettime(((~pid) << 3) | 2)
+    except (OSError, AttributeError):
+        pass
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
