@@ -609,10 +609,11 @@ class Run:
 
         The producer runs in a task of its own started on the backend (as in
         ``async for``; an AnyIO task in ``tg`` costs a response more than the
-        rest of its setup), which the consumer waits for: the chunks end only
-        once the run has, and :meth:`end` (its ``aclose()``) waits for the
-        run's end in every other case. The consumer calls :meth:`end` before it
-        leaves ``tg``, so the children never outlive the group they join.
+        rest of its setup). The consumer leaves ``tg`` only once the run has
+        ended, so the children never outlive the group they join: the chunks
+        end only once the run has, and a consumer that stops reading before
+        closes them (``aclose()``, which waits for the run's end) or calls
+        :meth:`end` inside ``tg``.
         """
         if on_finish is not None:
             self._core.add_hook(on_finish, "response")

@@ -23,8 +23,7 @@ run's; its tool tasks join the task group that lives in the response's
 The client is gone when the attendant sees a disconnect, when a send fails,
 or when a send takes longer than ``send_timeout``: the body is told
 (``hang_up``: a run cancels itself) and the task group is cancelled (the
-writer and a run's producer in it). Some
-servers shield their socket writes from cancellation (hypercorn's trio
+writer and a run's tool tasks in it). Some servers shield their socket writes from cancellation (hypercorn's trio
 worker): the attendant then closes the body itself (the run ends and reports
 its outcome) while the writer waits for its send.
 
