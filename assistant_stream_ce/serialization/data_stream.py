@@ -43,7 +43,7 @@ from ..assistant_stream_chunk import (
     WarningChunk,
 )
 from ..state import StateProxy
-from ._frames import GENERIC_ERROR, MAX_FRAME_BYTES, Usage, delta_frames, dumps
+from ._frames import GENERIC_ERROR, Usage, delta_frames, dumps
 from ._tools import EMPTY_ARGS, UNFINISHED_ARGS_ERROR, Approval, ToolCalls, WireToolCall, finish_reason
 from .assistant_stream_response import AssistantStreamResponse
 from .heartbeat import DATA_STREAM_KEEPALIVE_LINE, HeartbeatOption
@@ -159,6 +159,11 @@ def _line(prefix: bytes, value: Any) -> bytes:
     return prefix + dumps(value) + b"\n"
 
 
+def _text_line(text: str) -> bytes:
+    """The frame of an unparented text delta (a function of its own: the commonest frame)."""
+    return b"0:" + dumps(text) + b"\n"
+
+
 class _DataStreamWriter:
     def __init__(self) -> None:
         self._tools = ToolCalls()
@@ -171,15 +176,13 @@ class _DataStreamWriter:
         """Frames for ``chunk``; an object of a type this format does not know gets none."""
         if self._finished:
             return b""
-        if type(chunk) is TextDeltaChunk and not chunk.parent_id:  # the common frame, without the match
-            frame = b"0:" + dumps(chunk.text_delta) + b"\n"
-            if len(frame) <= MAX_FRAME_BYTES:
-                return frame
+        if type(chunk) is TextDeltaChunk and not chunk.parent_id:  # the commonest chunk, ahead of the match
+            return delta_frames(chunk.text_delta, _text_line)
         match chunk:
             case TextDeltaChunk(text_delta=delta, parent_id=str(parent)) if parent:
                 return delta_frames(delta, lambda piece: _line(b"aui-text-delta:", _ParentedText(piece, parent)))
             case TextDeltaChunk():
-                return delta_frames(chunk.text_delta, lambda piece: _line(b"0:", piece))
+                return delta_frames(chunk.text_delta, _text_line)
             case ReasoningDeltaChunk(reasoning_delta=delta, parent_id=str(parent)) if parent:
                 return delta_frames(
                     delta, lambda piece: _line(b"aui-reasoning-delta:", _ParentedReasoning(piece, parent))
