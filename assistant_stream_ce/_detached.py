@@ -16,12 +16,14 @@ is how such calls get back to the loop's thread (AnyIO's own tokens for this
 need a newer AnyIO than the project requires).
 
 A response's run gets its producer the same way (the response waits for
-the run's end), and the response's attendant (its disconnect watcher and
-timekeeper) is such a task too (:class:`Companion`), joined by the response
-before it returns: an AnyIO task costs a task group's bookkeeping, its own
-cancel scope, an event and a wrapper coroutine, which at two per request
-were the largest fixed cost of a streamed response (together about 90 us
-of server CPU per stream over HTTP on uvicorn).
+the run's end), and the response's writer (which sends the frames) is such
+a task too (:class:`Companion`), joined by the response before it returns:
+an AnyIO task costs a task group's bookkeeping, its own cancel scope, an
+event and a wrapper coroutine, which at two per request were the largest
+fixed cost of a streamed response (together about 90 us of server CPU per
+stream over HTTP on uvicorn). A task started here also starts at the top
+of its own stack: the writer wakes once a frame, and in the response's own
+task each wake-up resumed every middleware and server frame above it too.
 
 The per-frame paths (a run's reader, a response's sends) use the running
 backend's own primitives, looked up once (:func:`native`): AnyIO's generic
@@ -98,7 +100,7 @@ class Companion:
     """``fn()`` running in a task beside the caller's, started on the running backend; the caller
     must :meth:`join` it. What ``fn`` raises (but cancellation) is raised by :meth:`join`.
 
-    ``fn`` must end once told to (a response's attendant: by cancelling its scope); nothing outside
+    ``fn`` must end once told to (a response's writer: by cancelling its scope); nothing outside
     cancels it, as a task group would, until its event loop shuts down.
     """
 

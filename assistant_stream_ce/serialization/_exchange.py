@@ -4,28 +4,33 @@ Two tasks serve one exchange, beside a run's producer (a task of the
 run's; its tool tasks join the task group that lives in the response's
 ``__call__``, so that a request opens no task group of the run's own):
 
-- the writer, the response's own task, sends the frames of a
-  :class:`~._delivery.Body` (a delivery of chunks, or a resumable stream's
-  stored frames) through :func:`~._delivery.deliver`, so that it pulls the
-  next chunk only once the previous frame left (a run's merger coalesces
-  meanwhile);
-- the attendant, the only caller of ``receive``, waits for
-  ``http.disconnect``; whenever something is due it stops waiting, writes the
-  encoder's keepalive into a silence of ``heartbeat`` seconds or notices a
-  send that has taken ``send_timeout``, and waits again. One task for both
-  keeps the cost per request down (a task, a cancel scope and a cancellation
-  fewer); servers leave ``receive`` ready to be called again after a
-  cancellation, which is how Starlette's own responses stop it too. It is a
+- the writer sends the frames of a :class:`~._delivery.Body` (a delivery of
+  chunks, or a resumable stream's stored frames) through
+  :func:`~._delivery.deliver`, so that it pulls the next chunk only once the
+  previous frame left (a run's merger coalesces meanwhile). It is a
   :class:`~.._detached.Companion`, a task started on the backend itself (an
-  AnyIO task in the task group was the largest fixed cost of a request),
-  which the writer stops and joins once the body is written, whichever way.
+  AnyIO task in the task group was the largest fixed cost of a request), and
+  it wakes once a frame: started at the top of its own stack, each wake-up
+  resumes a few frames of this package rather than every middleware and
+  server frame above the response;
+- the attendant, the response's own task and the only caller of ``receive``,
+  waits for ``http.disconnect``; whenever something is due it stops waiting,
+  writes the encoder's keepalive into a silence of ``heartbeat`` seconds or
+  notices a send that has taken ``send_timeout``, and waits again. One task
+  for both keeps the cost per request down (a task, a cancel scope and a
+  cancellation fewer); servers leave ``receive`` ready to be called again
+  after a cancellation, which is how Starlette's own responses stop it too.
+  The writer stops it once the body is written, whichever way; the attendant
+  then joins the writer.
 
 The client is gone when the attendant sees a disconnect, when a send fails,
 or when a send takes longer than ``send_timeout``: the body is told
-(``hang_up``: a run cancels itself) and the task group is cancelled (the
-writer and a run's tool tasks in it). Some servers shield their socket writes from cancellation (hypercorn's trio
-worker): the attendant then closes the body itself (the run ends and reports
-its outcome) while the writer waits for its send.
+(``hang_up``: a run cancels itself), the writer's scope is cancelled, and so
+is the task group (the attendant and a run's tool tasks in it). Some servers
+shield their socket writes from cancellation (hypercorn's trio worker): the
+attendant then closes the body itself (the run ends and reports its
+outcome) while the writer waits for its send. A request cancelled from
+outside stops the attendant, which cancels the writer and joins it.
 
 The last frame, which ends the body, is sent once the attendant has stopped,
 so no disconnect can interrupt it: over HTTP/1.0 (no chunked encoding) the
@@ -101,10 +106,12 @@ class Exchange:
         self._tg: anyio.abc.TaskGroup | None = None
         # The attendant's current round: its duty, then its wait on ``receive`` until the next duty
         # (the scope's deadline). Cancelled once the body is written (``_written``): the attendant ends
-        # inside its own scope rather than by cancelling the task group, since a task ended by
-        # cancellation leaves a reference cycle behind (exception, traceback, frames) for the
-        # garbage collector. One scope a round, none around them.
+        # inside its own scope rather than by cancelling the task group, since the cancellation of a
+        # task group leaves a reference cycle behind (exception, traceback, frames) for the garbage
+        # collector. One scope a round, none around them.
         self._attending: anyio.CancelScope | None = None
+        # The writer's scope, made here so that it can be cancelled before the writer has started.
+        self._writing = anyio.CancelScope()
         self._written = False
         # The writer and the attendant's keepalives take turns at ``send``. The attendant writes only
         # while no send is under way (it checks ``_sending`` first), so only the writer ever waits:
@@ -123,14 +130,12 @@ class Exchange:
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                attendant = _detached.Companion(self._attend)
+                writer = _detached.Companion(self._write_stream)
                 try:
-                    await self._write_stream()
+                    await self._attend()
                 finally:
-                    self._written = True
-                    if self._attending is not None:
-                        self._attending.cancel()
-                    await attendant.join()
+                    self._writing.cancel()  # a no-op once the writer is done
+                    await writer.join()
             if self._ended and not self._gone:
                 delivered = await self._send_last(self._body.last_frames())
         except anyio.get_cancelled_exc_class():
@@ -160,10 +165,16 @@ class Exchange:
 
     async def _write_stream(self) -> None:
         try:
-            self._ended = await deliver(self._body, self._tg, self._send_frame, opened=self._send_start)
+            with self._writing:
+                try:
+                    self._ended = await deliver(self._body, self._tg, self._send_frame, opened=self._send_start)
+                finally:
+                    if self._gone:  # the run is over and nothing more will be sent: report now
+                        await self._body.close(False)
         finally:
-            if self._gone:  # the run is over and nothing more will be sent: report now
-                await self._body.close(False)
+            self._written = True
+            if self._attending is not None:
+                self._attending.cancel()
 
     async def _keep_time(self) -> float | None:
         """Do what is due now: the time of the next duty, or None once a stuck client was dropped."""
@@ -259,6 +270,7 @@ class Exchange:
         if not self._gone:
             self._gone = True
             self._body.hang_up(why)
+        self._writing.cancel()
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 
