@@ -2,8 +2,8 @@
 
 A run is a scope in its producer's task: the callback runs in it, and its tool
 tasks and substreams are its children (:class:`Children`), tasks of the task
-group its consumer gives it (a response's, ``async with``'s; ``async for``
-opens one), which the run waits for as a task group of its own would. It ends in
+group its consumer gives it (``async with``'s) or of one the run opens when
+it starts its first child, which the run waits for. It ends in
 exactly one outcome (completed, error or cancelled), after which no chunk is
 emitted. The run owns that outcome
 (:class:`Outcome`: the message as delivered, the ``on_finish`` hooks, one
@@ -29,6 +29,7 @@ period), and how an iterator a run or a response reads is closed.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import inspect
 import logging
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeGuard, runtime_che
 import anyio
 import anyio.abc
 
-from . import _telemetry
+from . import _detached, _telemetry
 from ._detached import EventLoop
 from ._json import copy_json_tree
 from ._merger import Merger, Mode
@@ -282,26 +283,52 @@ class TaskStarter(Protocol):
 
 
 class Children:
-    """A run's tool tasks and substreams: tasks of the task group its consumer gave it (its host).
+    """A run's tool tasks and substreams: tasks of a task group, counted.
 
-    Each is shielded as the run's scope is (``cancel()`` and ``fail()`` stop them
-    through their :meth:`RunCore.child_scope`) and counted, so that the run ends
-    only once they have: a task group's guarantee, without a task group per run.
+    The task group is the one its consumer gave it (``async with``'s), or one
+    the run opens in a task of its own when it starts its first child (most
+    runs start none, and a request pays for no task group then). Each child is
+    shielded as the run's scope is (``cancel()`` and ``fail()`` stop them
+    through their :meth:`RunCore.child_scope`) and counted, so that the run
+    ends only once they have.
     """
 
-    __slots__ = ("_core", "_host", "_left", "_none_left", "_shielded")
+    __slots__ = ("_core", "_holder", "_host", "_left", "_none_left", "_queued", "_release", "_shielded")
 
-    def __init__(self, core: RunCore, host: anyio.abc.TaskGroup, shielded: bool) -> None:
+    def __init__(self, core: RunCore, host: anyio.abc.TaskGroup | None, shielded: bool) -> None:
         self._core = core
         self._host = host
         self._shielded = shielded
         self._left = 0
         self._none_left: anyio.Event | None = None
+        # The run's own task group, when it opens one: the task that holds it open, the children
+        # started before it was open, and what lets it close once they all have ended.
+        self._holder: _detached.Companion | None = None
+        self._queued: list[tuple[contextvars.Context, Callable[[], Coroutine[Any, Any, None]], object]] = []
+        self._release: anyio.Event | None = None
 
     def start_soon(self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: object = None) -> None:
         """Start ``func(*args)`` as a child of the run; what it raises fails the run."""
         self._left += 1
-        self._host.start_soon(self._child, functools.partial(func, *args), name=name)
+        child = functools.partial(self._child, functools.partial(func, *args))
+        if self._host is not None:
+            self._host.start_soon(child, name=name)
+            return
+        # Started once the group is open, with the context vars it would have had if started now.
+        self._queued.append((contextvars.copy_context(), child, name))
+        if self._holder is None:
+            self._release = anyio.Event()
+            self._holder = _detached.Companion(self._hold)
+
+    async def _hold(self) -> None:
+        """The run's own task group, open until :meth:`ended` lets it close."""
+        assert self._release is not None
+        async with anyio.create_task_group() as tg:
+            for context, child, name in self._queued:
+                context.run(functools.partial(tg.start_soon, child, name=name))
+            self._queued.clear()
+            self._host = tg
+            await self._release.wait()
 
     async def _child(self, child: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -313,13 +340,19 @@ class Children:
                 self._none_left.set()
 
     async def ended(self) -> None:
-        """Wait until every child has ended (shielded as they are)."""
-        if not self._left:
+        """Wait until every child has ended (shielded as they are), then close the run's own group."""
+        if not self._left and self._holder is None:
             return  # no scope to enter: most runs start no child
-        with anyio.CancelScope(shield=self._shielded):
-            while self._left:
-                self._none_left = anyio.Event()
-                await self._none_left.wait()
+        try:
+            with anyio.CancelScope(shield=self._shielded):
+                while self._left:
+                    self._none_left = anyio.Event()
+                    await self._none_left.wait()
+        finally:
+            if self._holder is not None:
+                assert self._release is not None
+                self._release.set()
+                await self._holder.join()  # shielded: the group waits for any child still ending
 
 
 class RunCore:
@@ -494,8 +527,8 @@ class RunCore:
     ) -> None:
         """The producer: runs the callback and its children, then ends the run.
 
-        ``host``: the task group the children join (a response's, ``async with``'s: the run opens
-        no task group of its own); None: the run opens one.
+        ``host``: the task group the children join (``async with``'s); None: the run opens one
+        when it starts its first child.
         ``shielded``: only ``cancel()`` stops it, not the scopes it runs in.
         With tracing on, all of it is the run's span, which tells how the run ended.
         One coroutine (with :meth:`guard`, two) between the task and the callback: every
@@ -505,11 +538,7 @@ class RunCore:
         self.merger.bind(self.loop)
         with _telemetry.span(_telemetry.RUN_SPAN, lambda: {_telemetry.RUN_ID: self.run_id}) as self.span:
             try:
-                if host is None:
-                    async with anyio.create_task_group() as tg:
-                        await self._run_callback(callback, tg, shielded)
-                else:
-                    await self._run_callback(callback, host, shielded)
+                await self._run_callback(callback, host, shielded)
                 if not self.cancelled:  # else the callback returned in its window, and nothing more goes out
                     if self.error is None:
                         self._finish_dangling_calls()
@@ -537,7 +566,7 @@ class RunCore:
                     _telemetry.ended(self.span, self.status, self.error and unwrap(self.error))
 
     async def _run_callback(
-        self, callback: Callable[[], Awaitable[None]], host: anyio.abc.TaskGroup, shielded: bool
+        self, callback: Callable[[], Awaitable[None]], host: anyio.abc.TaskGroup | None, shielded: bool
     ) -> None:
         """The callback in the run's scope, then its children's end."""
         children = self.children = Children(self, host, shielded)

@@ -458,7 +458,7 @@ def _producer(
 
     No coroutine of its own around ``core.produce``: every resumption of the callback would
     pass through it. ``host``: the task group the run's children join (None: the run opens
-    its own). ``shielded`` for the structured forms:
+    one when it starts its first child). ``shielded`` for the structured forms:
     their producer is shielded from the caller's scopes; when one of them is cancelled, the
     body of the ``async with`` leaves, and ``__aexit__`` cancels the run through
     ``core.cancel()``, so the callback's ``finally`` always sees ``is_cancelled``.
@@ -471,7 +471,7 @@ class _RunPhase(enum.Enum):
 
     NEW = "new"
     DETACHED = "detached"  # async for: the producer runs in a task the run owns
-    STRUCTURED = "structured"  # async with, or a consumer's open_stream: the children join the caller's task group
+    STRUCTURED = "structured"  # async with, or a consumer's open_stream: the consumer ends the run
     ENDED = "ended"
 
 
@@ -597,30 +597,28 @@ class Run:
     # -- delivery: a consumer that forwards the chunks (a response, a resumable producer) ------
 
     def open_stream(
-        self, tg: anyio.abc.TaskGroup | None, on_finish: OnFinish | None = None
+        self, on_finish: OnFinish | None = None, *, confirmed: bool = True
     ) -> AsyncIterator[AssistantStreamChunk]:
         """The run's chunks for a consumer that says which it delivered and ends with :meth:`end`.
 
-        With ``tg`` (the consumer's own task group, a response's), the run's
-        children join it (one task group less than ``async with``), a chunk is
-        part of the run's message once the consumer calls :meth:`delivered`, and
-        the outcome is reported by :meth:`end`. Without, the run streams as in
+        ``confirmed``: a chunk is part of the run's message once the consumer
+        calls :meth:`delivered`, and the outcome is reported by :meth:`end`
+        (a response, a resumable producer); False: the run streams as in
         ``async for``. ``on_finish`` gets the run's outcome too.
 
         The producer runs in a task of its own started on the backend (as in
-        ``async for``; an AnyIO task in ``tg`` costs a response more than the
-        rest of its setup). The consumer leaves ``tg`` only once the run has
-        ended, so the children never outlive the group they join: the chunks
-        end only once the run has, and a consumer that stops reading before
-        closes them (``aclose()``, which waits for the run's end) or calls
-        :meth:`end` inside ``tg``.
+        ``async for``; an AnyIO task costs a response more than the rest of
+        its setup), and the run opens a task group only if it starts a child.
+        The chunks end only once the run has; a consumer that stops reading
+        before closes them (``aclose()``, which waits for the run's end) or
+        calls :meth:`end`.
         """
         if on_finish is not None:
             self._core.add_hook(on_finish, "response")
-        if tg is not None:
+        if confirmed:
             self._claim(_STRUCTURED)
             self._core.confirms_delivery = True
-            _detached.spawn(_producer(self._core, self._callback, tg, shielded=True))
+            _detached.spawn(_producer(self._core, self._callback, None, shielded=True))
         return self
 
     def delivered(self, chunk: AssistantStreamChunk) -> None:

@@ -7,6 +7,7 @@ args-finished, exactly one result, nothing after it.
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import json
 import random
@@ -33,6 +34,7 @@ from assistant_stream_ce import (
     create_run,
 )
 from assistant_stream_ce.message import MessageBuilder
+from assistant_stream_ce.serialization import DataStreamResponse
 
 if TYPE_CHECKING:
     from conftest import Consume
@@ -521,3 +523,45 @@ async def test_a_compatible_call_left_open_is_closed_and_warned_about(anyio_back
     wire = check_wire(chunks)
     assert wire.calls["open"].phase == "finished"
     assert chunks[-1] == ToolCallArgsFinishChunk("open")
+
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("REQUEST_ID")
+
+
+@pytest.mark.parametrize("through", ["async with", "async for", "response"])
+async def test_each_tool_sees_the_context_vars_of_the_moment_it_was_started(anyio_backend: str, through: str) -> None:
+    # Started back to back, before the run has any task group for them: each still gets the values
+    # its start saw, as a task started in a task group does.
+    seen: dict[str, str] = {}
+
+    async def lookup(tool: ToolCall) -> str:
+        await anyio.lowlevel.checkpoint()
+        seen[tool.tool_call_id] = REQUEST_ID.get()
+        return "found"
+
+    async def callback(controller: RunController) -> None:
+        for n in range(3):
+            REQUEST_ID.set(f"request-{n}")
+            controller.start_tool_call("lookup", lookup, args={}, tool_call_id=f"call-{n}")
+
+    run = create_run(callback)
+    with anyio.fail_after(5):
+        if through == "async with":
+            async with run as chunks:
+                results = [chunk async for chunk in chunks if isinstance(chunk, ToolResultChunk)]
+        elif through == "async for":
+            results = [chunk async for chunk in run if isinstance(chunk, ToolResultChunk)]
+        else:
+            body: list[bytes] = []
+
+            async def receive() -> dict[str, Any]:
+                await anyio.sleep_forever()
+                raise AssertionError("unreachable")
+
+            async def send(message: dict[str, Any]) -> None:
+                body.append(message.get("body", b""))
+
+            await DataStreamResponse(run)({"type": "http", "asgi": {"version": "3.0"}}, receive, send)
+            results = [line for line in b"".join(body).decode().splitlines() if line.startswith("a:")]
+    assert len(results) == 3
+    assert seen == {f"call-{n}": f"request-{n}" for n in range(3)}

@@ -167,8 +167,7 @@ def _run_source(
 
         stored = True
         try:
-            async with anyio.create_task_group() as tg:  # the run's children join it
-                stored = await deliver(delivery, tg, store)
+            stored = await deliver(delivery, store)
         finally:
             # The end goes to the store however the run ended (a cancelled one too), so that readers end;
             # the outcome is reported once it is stored. A store failure (frames lost, lease lost) makes it an error.

@@ -25,7 +25,6 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaita
 from typing import TYPE_CHECKING, Protocol, cast
 
 import anyio
-import anyio.abc
 
 from .._run import (
     DEFAULT_GRACE_PERIOD,
@@ -55,18 +54,18 @@ __all__ = [
 
 logger = logging.getLogger("assistant_stream_ce")
 
-TaskGroup = anyio.abc.TaskGroup
-
 
 class ChunkSource(Protocol):
     """A stream of chunks that owns its outcome: what a :class:`Delivery` reads (a run implements it)."""
 
     def open_stream(
-        self, tg: TaskGroup | None, on_finish: OnFinish | None = None
+        self, on_finish: OnFinish | None = None, *, confirmed: bool = True
     ) -> AsyncIterator[AssistantStreamChunk]:
-        """The chunks, once; what produces them starts now, its tasks in ``tg`` if given.
+        """The chunks, once; what produces them starts now.
 
-        ``on_finish`` gets the outcome too.
+        ``on_finish`` gets the outcome too. ``confirmed``: the reader says
+        what it delivered (:meth:`delivered`) and ends the stream (:meth:`end`);
+        False: the chunks are read as a plain async iterator.
         """
         ...
 
@@ -99,7 +98,7 @@ class IterableSource:
         self._outcome = Outcome()
 
     def open_stream(
-        self, tg: TaskGroup | None, on_finish: OnFinish | None = None
+        self, on_finish: OnFinish | None = None, *, confirmed: bool = True
     ) -> AsyncIterator[AssistantStreamChunk]:
         if on_finish is not None:
             self._outcome.add_hook(on_finish, "response")
@@ -129,8 +128,8 @@ def as_source(stream: AsyncIterable[AssistantStreamChunk], grace_period: float) 
 class Body(Protocol):
     """What a transport sends: frames, then the frames that end the body."""
 
-    def frames(self, tg: TaskGroup | None) -> AsyncIterator[bytes]:
-        """The frames up to the end, to be closed by the caller; what produces them starts now, in ``tg`` if given."""
+    def frames(self) -> AsyncIterator[bytes]:
+        """The frames up to the end, to be closed by the caller; what produces them starts now."""
         ...
 
     def last_frames(self) -> bytes:
@@ -172,7 +171,9 @@ class Delivery:
     well-formed: an error frame (worded by ``error_message``, unless the
     stream sent an error chunk just before raising, as a run does), then the
     finish frames for "error". An encoder with only ``encode_stream``
-    (0.0.36 style) writes those itself.
+    (0.0.36 style) writes those itself. ``confirmed``: the stream's owner
+    counts only what this delivery says reached the reader (False: it is read
+    as a plain async iterator, :meth:`StreamEncoder.encode_stream`'s way).
     """
 
     def __init__(
@@ -183,8 +184,10 @@ class Delivery:
         on_finish: OnFinish | None = None,
         error_message: ErrorMessage = default_error_message,
         grace_period: float = DEFAULT_GRACE_PERIOD,
+        confirmed: bool = True,
     ) -> None:
         self._source = source
+        self._confirmed = confirmed
         self._encoder = encoder
         self._writer = _open_writer(encoder)
         self._on_finish = on_finish
@@ -196,8 +199,8 @@ class Delivery:
         self._error: BaseException | None = None  # what failed the stream here (it raised, or its encoding did)
         self._closed = False
 
-    def frames(self, tg: TaskGroup | None) -> AsyncIterator[bytes]:
-        chunks = self._source.open_stream(tg, self._on_finish)  # now: a run's producer starts in ``tg``
+    def frames(self) -> AsyncIterator[bytes]:
+        chunks = self._source.open_stream(self._on_finish, confirmed=self._confirmed)  # a run's producer starts now
         if self._writer is None:
             return self._encode_stream(chunks)
         return self._encode(self._writer, chunks)
@@ -316,7 +319,7 @@ class EncodedFrames:
         # The frames ended; the reader went away; closed (once).
         self._ended = self._hung_up = self._closed = False
 
-    async def frames(self, tg: TaskGroup | None) -> AsyncGenerator[bytes, None]:
+    async def frames(self) -> AsyncGenerator[bytes, None]:
         iterator = aiter(self._frames)
         try:
             async for frame in iterator:
@@ -347,19 +350,18 @@ class EncodedFrames:
 
 async def deliver(
     body: Body,
-    tg: TaskGroup | None,
     send: Callable[[bytes], Awaitable[bool]],
     *,
     opened: Callable[[], Awaitable[bool]] | None = None,
 ) -> bool:
     """Send each of ``body``'s frames: True once all went, False as soon as ``send`` says the reader is gone.
 
-    What produces the frames starts first (in ``tg``), then ``opened()`` (a
-    response's start) if given, False if the reader is gone already. The
-    frames are closed before this returns, inside ``tg``. The last frames
-    are not sent: each sink sends those in its own way (:meth:`Body.last_frames`).
+    What produces the frames starts first, then ``opened()`` (a response's
+    start) if given, False if the reader is gone already. The frames are
+    closed before this returns. The last frames are not sent: each sink
+    sends those in its own way (:meth:`Body.last_frames`).
     """
-    frames = body.frames(tg)
+    frames = body.frames()
     try:
         if opened is not None and not await opened():
             return False

@@ -1,15 +1,14 @@
 """One HTTP exchange of a streaming response: the body, the client, and the wire between them.
 
 Two tasks serve one exchange, beside a run's producer (a task of the
-run's; its tool tasks join the task group that lives in the response's
-``__call__``, so that a request opens no task group of the run's own):
+run's, which opens a task group for its tool tasks only if it starts one):
 
 - the writer sends the frames of a :class:`~._delivery.Body` (a delivery of
   chunks, or a resumable stream's stored frames) through
   :func:`~._delivery.deliver`, so that it pulls the next chunk only once the
   previous frame left (a run's merger coalesces meanwhile). It is a
   :class:`~.._detached.Companion`, a task started on the backend itself (an
-  AnyIO task in the task group was the largest fixed cost of a request), and
+  AnyIO task in a task group was the largest fixed cost of a request), and
   it wakes once a frame: started at the top of its own stack, each wake-up
   resumes a few frames of this package rather than every middleware and
   server frame above the response;
@@ -25,12 +24,12 @@ run's; its tool tasks join the task group that lives in the response's
 
 The client is gone when the attendant sees a disconnect, when a send fails,
 or when a send takes longer than ``send_timeout``: the body is told
-(``hang_up``: a run cancels itself), the writer's scope is cancelled, and so
-is the task group (the attendant and a run's tool tasks in it). Some servers
-shield their socket writes from cancellation (hypercorn's trio worker): the
-attendant then closes the body itself (the run ends and reports its
-outcome) while the writer waits for its send. A request cancelled from
-outside stops the attendant, which cancels the writer and joins it.
+(``hang_up``: a run cancels itself), and the scopes of the writer and of
+the attendant's wait are cancelled. Some servers shield their socket writes
+from cancellation (hypercorn's trio worker): the attendant then closes the
+body itself (the run ends and reports its outcome) while the writer waits
+for its send. A request cancelled from outside stops the attendant, which
+cancels the writer and joins it.
 
 The last frame, which ends the body, is sent once the attendant has stopped,
 so no disconnect can interrupt it: over HTTP/1.0 (no chunked encoding) the
@@ -57,7 +56,6 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import anyio
-import anyio.abc
 from starlette.types import Message, Receive, Send
 
 from .. import _detached
@@ -103,12 +101,9 @@ class Exchange:
         self._send_asgi = send
         token = encoder.get_keepalive_token() if settings.heartbeat is not None else None
         self._keepalive = token.encode() if token else None
-        self._tg: anyio.abc.TaskGroup | None = None
         # The attendant's current round: its duty, then its wait on ``receive`` until the next duty
-        # (the scope's deadline). Cancelled once the body is written (``_written``): the attendant ends
-        # inside its own scope rather than by cancelling the task group, since the cancellation of a
-        # task group leaves a reference cycle behind (exception, traceback, frames) for the garbage
-        # collector. One scope a round, none around them.
+        # (the scope's deadline). Cancelled once the body is written (``_written``) or the client is
+        # gone (``_gone``). One scope a round, none around them.
         self._attending: anyio.CancelScope | None = None
         # The writer's scope, made here so that it can be cancelled before the writer has started.
         self._writing = anyio.CancelScope()
@@ -128,18 +123,16 @@ class Exchange:
         self._last_send = self._clock()
         delivered = False
         try:
-            async with anyio.create_task_group() as tg:
-                self._tg = tg
-                writer = _detached.Companion(self._write_stream)
-                try:
-                    await self._attend()
-                finally:
-                    self._writing.cancel()  # a no-op once the writer is done
-                    await writer.join()
+            writer = _detached.Companion(self._write_stream)
+            try:
+                await self._attend()
+            finally:
+                self._writing.cancel()  # a no-op once the writer is done
+                await writer.join()
             if self._ended and not self._gone:
                 delivered = await self._send_last(self._body.last_frames())
         except anyio.get_cancelled_exc_class():
-            # Only a cancellation from outside gets here: the task group absorbs the exchange's own.
+            # Only a cancellation from outside gets here: the exchange's own scopes absorb its own.
             if not (self._gone or delivered):
                 await self._end_cancelled()
             raise
@@ -149,7 +142,7 @@ class Exchange:
     # -- the two tasks ----------------------------------------------------------
 
     async def _attend(self) -> None:
-        while not self._written:
+        while not (self._written or self._gone):
             with anyio.CancelScope() as self._attending:
                 due = await self._keep_time()
                 if due is None:
@@ -167,7 +160,7 @@ class Exchange:
         try:
             with self._writing:
                 try:
-                    self._ended = await deliver(self._body, self._tg, self._send_frame, opened=self._send_start)
+                    self._ended = await deliver(self._body, self._send_frame, opened=self._send_start)
                 finally:
                     if self._gone:  # the run is over and nothing more will be sent: report now
                         await self._body.close(False)
@@ -271,8 +264,8 @@ class Exchange:
             self._gone = True
             self._body.hang_up(why)
         self._writing.cancel()
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
+        if self._attending is not None:
+            self._attending.cancel()
 
 
 def resolve_heartbeat(heartbeat: float | bool | None, default: float) -> float | None:

@@ -72,7 +72,7 @@ class AssistantStreamResponse(Response):
     """Stream ``stream`` to the client through ``stream_encoder``; usable from FastAPI and Starlette
     routes, or mounted as an ASGI app.
 
-    The run lives in the task group of this response's ``__call__``: pass
+    The run lives in this response's ``__call__``, which returns once it has ended: pass
     ``create_run(cb)`` (consumed in its structured form) or any async iterable
     of chunks (which then owns its outcome as a run does). When the client
     disconnects, a send fails, or a send takes longer than ``send_timeout``

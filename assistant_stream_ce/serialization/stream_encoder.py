@@ -82,8 +82,8 @@ class StreamEncoder(ABC):
         """
         if not writes_frames(self):
             self.open()  # raises: an encoder needs a frame writer or its own encode_stream
-        delivery = Delivery(as_source(stream, DEFAULT_GRACE_PERIOD), self)
-        frames = delivery.frames(None)
+        delivery = Delivery(as_source(stream, DEFAULT_GRACE_PERIOD), self, confirmed=False)
+        frames = delivery.frames()
         delivered = False
         try:
             async for data in frames:
