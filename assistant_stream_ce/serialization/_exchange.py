@@ -31,10 +31,14 @@ body itself (the run ends and reports its outcome) while the writer waits
 for its send. A request cancelled from outside stops the attendant, which
 cancels the writer and joins it.
 
-The last frame, which ends the body, is sent once the attendant has stopped,
-so no disconnect can interrupt it: over HTTP/1.0 (no chunked encoding) the
-body ends when the server closes the connection, and hypercorn's trio worker
-closes it inside that very send (a cancellation there leaves it open).
+The last frame, which ends the body, is sent once the attendant no longer
+acts on a disconnect, so no disconnect can interrupt it: over HTTP/1.0 (no
+chunked encoding) the body ends when the server closes the connection, and
+hypercorn's trio worker closes it inside that very send (a cancellation
+there leaves it open). The attendant still keeps time, so that send too is
+dropped after ``send_timeout``; servers then end its wait on ``receive``
+themselves (the body is complete), and the writer cancels it only if they
+have not.
 
 A request cancelled from outside (a server ends the requests still open at
 the end of its graceful timeout; a shutdown's deadline does the same) still
@@ -116,58 +120,78 @@ class Exchange:
         self._clock = _detached.clock()  # read at every send
         self._last_send = 0.0  # when the latest send started
         self._start_sent = False
-        self._ended = False  # every frame but the last ones was sent
+        self._finishing = False  # the last frame is being sent
+        self._delivered = False  # the last frame was sent
+        self._attended = False  # the attendant has returned
         self._gone = False
+        self._checkpoint = _detached.native().checkpoint
 
     async def run(self) -> None:
         self._last_send = self._clock()
-        delivered = False
         try:
             writer = _detached.Companion(self._write_stream)
             try:
                 await self._attend()
+            except BaseException:
+                self._writing.cancel()  # cancelled from outside: the writer stops too
+                raise
             finally:
-                self._writing.cancel()  # a no-op once the writer is done
                 await writer.join()
-            if self._ended and not self._gone:
-                delivered = await self._send_last(self._body.last_frames())
         except anyio.get_cancelled_exc_class():
             # Only a cancellation from outside gets here: the exchange's own scopes absorb its own.
-            if not (self._gone or delivered):
+            if not (self._gone or self._delivered):
                 await self._end_cancelled()
             raise
         finally:
-            await self._body.close(delivered)
+            await self._body.close(self._delivered)
 
     # -- the two tasks ----------------------------------------------------------
 
     async def _attend(self) -> None:
-        while not (self._written or self._gone):
-            with anyio.CancelScope() as self._attending:
-                due = await self._keep_time()
-                if due is None:
+        try:
+            while not (self._written or self._gone):
+                with anyio.CancelScope() as self._attending:
+                    due = await self._keep_time()
+                    if due is None:
+                        return
+                    self._attending.deadline = due
+                    try:
+                        while (await self._receive())["type"] != "http.disconnect":
+                            pass  # request body the route did not read: not ours to keep
+                    except Exception as exc:  # a wrapped receive may raise instead
+                        logger.debug("assistant_stream_ce: receive failed, the client is gone: %r", exc)
+                    if not self._finishing:
+                        self._client_gone()
+                        return
+                    # The last frame is being sent: a disconnect cannot cut it. Until it has gone (the
+                    # server's own wake-up once the body is complete), keep time: bound that send.
+                    if not self._written:
+                        await anyio.sleep_forever()  # until this round's deadline, or the writer's end
                     return
-                self._attending.deadline = due
-                try:
-                    while (await self._receive())["type"] != "http.disconnect":
-                        pass  # request body the route did not read: not ours to keep
-                except Exception as exc:  # a wrapped receive may raise instead
-                    logger.debug("assistant_stream_ce: receive failed, the client is gone: %r", exc)
-                self._client_gone()
-                return
+        finally:
+            self._attended = True
 
     async def _write_stream(self) -> None:
         try:
             with self._writing:
                 try:
-                    self._ended = await deliver(self._body, self._send_frame, opened=self._send_start)
+                    if await deliver(self._body, self._send_frame, opened=self._send_start):
+                        self._finishing = True
+                        last = {"type": "http.response.body", "body": self._body.last_frames(), "more_body": False}
+                        self._delivered = await self._write(last)
                 finally:
                     if self._gone:  # the run is over and nothing more will be sent: report now
                         await self._body.close(False)
         finally:
             self._written = True
-            if self._attending is not None:
-                self._attending.cancel()
+            if not self._attended:
+                if self._finishing:
+                    # Servers wake a ``receive`` still waiting once the body is complete (with
+                    # ``http.disconnect``): let that happen rather than cancel it (a cancellation
+                    # costs far more on asyncio).
+                    await self._checkpoint()
+                if not self._attended and self._attending is not None:
+                    self._attending.cancel()
 
     async def _keep_time(self) -> float | None:
         """Do what is due now: the time of the next duty, or None once a stuck client was dropped."""
@@ -221,13 +245,6 @@ class Exchange:
             if self._sent is not None:
                 self._sent.set()
                 self._sent = None
-
-    async def _send_last(self, body: bytes) -> bool:
-        """Send the frame that ends the body; False if the client is gone or stuck."""
-        with anyio.move_on_after(self._settings.send_timeout):
-            return await self._send_or_gone({"type": "http.response.body", "body": body, "more_body": False})
-        self._stuck()  # reached only when the send took send_timeout
-        return False
 
     async def _send_or_gone(self, message: Message) -> bool:
         """The server's ``send``; False (and the run cancelled) if it reports the client gone."""
