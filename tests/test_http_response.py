@@ -368,6 +368,39 @@ async def test_a_client_that_stops_reading_before_the_last_frame_is_dropped_afte
     assert "end:completed" not in client.lines
 
 
+class ReportsTheEndInsideTheLastSend(Client):
+    """A server that reports ``http.disconnect`` from inside the send of the last frame (hypercorn does,
+    once the body is complete), then returns from that send, or never does (``stall``)."""
+
+    def __init__(self, *, stall: bool) -> None:
+        super().__init__()
+        self.stall = stall
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.body" and not message["more_body"]:
+            self.disconnected.set()
+            for _ in range(3):
+                await anyio.lowlevel.checkpoint()  # the response sees the disconnect while this send is under way
+            if self.stall:
+                await anyio.sleep_forever()
+        await super().send(message)
+
+
+@pytest.mark.parametrize("stall", [False, True], ids=["returns", "stalls"])
+async def test_a_disconnect_reported_inside_the_last_send_does_not_cut_it(stall: bool) -> None:
+    client, outcomes = ReportsTheEndInsideTheLastSend(stall=stall), Outcomes()
+    response = AssistantStreamResponse(
+        create_run(text_run(["a", "b"])), LineEncoder(), on_finish=outcomes, send_timeout=0.05
+    )
+    await serve(response, client)
+    if stall:  # still dropped after send_timeout
+        assert outcomes.only.status == "cancelled"
+        assert "end:completed" not in client.lines
+    else:
+        assert outcomes.only.status == "completed"
+        assert client.lines[-1] == "end:completed"
+
+
 async def test_a_send_the_server_shields_still_times_out_the_run() -> None:
     """Some servers (hypercorn on trio) shield their socket writes: the run is cancelled on time anyway."""
     release = anyio.Event()

@@ -124,7 +124,8 @@ class Exchange:
         self._delivered = False  # the last frame was sent
         self._attended = False  # the attendant has returned
         self._gone = False
-        self._checkpoint = _detached.native().checkpoint
+        self._native = _detached.native()
+        self._after_last: _detached.Parking | None = None  # where the attendant waits for the last send
 
     async def run(self) -> None:
         self._last_send = self._clock()
@@ -163,10 +164,15 @@ class Exchange:
                     if not self._finishing:
                         self._client_gone()
                         return
-                    # The last frame is being sent: a disconnect cannot cut it. Until it has gone (the
-                    # server's own wake-up once the body is complete), keep time: bound that send.
+                    # The last frame is being sent: a disconnect cannot cut it (servers also send one once
+                    # the body is complete, some before their send returns). Until that send has
+                    # returned, keep time: this round's deadline bounds it.
                     if not self._written:
-                        await anyio.sleep_forever()  # until this round's deadline, or the writer's end
+                        self._after_last = parked = self._native.parking()
+                        try:
+                            await parked.wait()  # woken by the writer's end
+                        finally:
+                            self._after_last = None
                     return
         finally:
             self._attended = True
@@ -184,12 +190,14 @@ class Exchange:
                         await self._body.close(False)
         finally:
             self._written = True
-            if not self._attended:
+            # Servers wake a ``receive`` still waiting once the body is complete (with
+            # ``http.disconnect``): let that end the attendant rather than cancel it (a
+            # cancellation costs far more on asyncio).
+            if self._after_last is not None:
+                self._after_last.wake()  # it had its wake-up already, and waits for this send
+            elif not self._attended:
                 if self._finishing:
-                    # Servers wake a ``receive`` still waiting once the body is complete (with
-                    # ``http.disconnect``): let that happen rather than cancel it (a cancellation
-                    # costs far more on asyncio).
-                    await self._checkpoint()
+                    await self._native.checkpoint()
                 if not self._attended and self._attending is not None:
                     self._attending.cancel()
 
