@@ -223,32 +223,30 @@ class _FutureParking:
 
 
 class _TaskParking:
-    """trio: the sleeper parks its task, which ``wake()`` reschedules."""
+    """trio: the sleeper parks its task, which ``wake()`` reschedules (no coroutine of its own either)."""
 
-    __slots__ = ("_task",)
+    __slots__ = ("_lowlevel", "_task")
 
     def __init__(self) -> None:
+        import trio.lowlevel
+
+        self._lowlevel = trio.lowlevel
         self._task: Any = None
 
     def _abort(self, _: object) -> Any:
-        import trio
-
         self._task = None
-        return trio.lowlevel.Abort.SUCCEEDED
+        return self._lowlevel.Abort.SUCCEEDED
 
-    async def wait(self) -> None:
-        import trio
-
-        self._task = trio.lowlevel.current_task()
-        await trio.lowlevel.wait_task_rescheduled(self._abort)
+    def wait(self) -> Awaitable[None]:
+        self._task = self._lowlevel.current_task()
+        sleeping: Awaitable[None] = self._lowlevel.wait_task_rescheduled(self._abort)
+        return sleeping
 
     def wake(self) -> None:
         task = self._task
         if task is not None:
-            import trio
-
             self._task = None
-            trio.lowlevel.reschedule(task)
+            self._lowlevel.reschedule(task)
 
 
 @dataclass(frozen=True)

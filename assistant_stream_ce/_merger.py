@@ -234,13 +234,15 @@ class Merger:
             tail.pieces.append(delta)
             size = len(delta)
             tail.cost += size
-            self.cost += size
-            if self._reader is not None:
-                self._reader.wake()
-                self._reader = None
-        else:
-            run = _TextRun(reasoning, parent_id, delta)
-            self._push(run)
+        else:  # what _push() does, inline: this runs once a delta
+            tail = _TextRun(reasoning, parent_id, delta)
+            queue.append(tail)
+            self._text_last = True
+            size = tail.cost
+        self.cost += size
+        if self._reader is not None:
+            self._reader.wake()
+            self._reader = None
 
     def state(self, op: ObjectStreamOperation) -> None:
         if get_ident() != self._thread:

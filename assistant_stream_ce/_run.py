@@ -425,11 +425,6 @@ class RunCore:
     def done_event(self) -> anyio.Event:
         return self._done.event()
 
-    def took(self, chunk: AssistantStreamChunk) -> None:
-        """The consumer took ``chunk``: delivered, unless the consumer says itself what it delivered."""
-        if not self.confirms_delivery and self.outcome.builder is not None:
-            self.outcome.delivered(chunk)
-
     async def end(self, delivered: bool, failure: BaseException | None) -> None:
         """A consumer that confirms delivery is done: report the outcome (once), after the run has ended.
 

@@ -555,7 +555,9 @@ class Run:
             self._abandon()
             raise
         if chunk is not None:
-            core.took(chunk)
+            # Taken is delivered, unless the consumer says itself what it delivered.
+            if not core.confirms_delivery and core.outcome.builder is not None:
+                core.outcome.delivered(chunk)
             return chunk
         if self._phase is _DETACHED:
             self._phase = _ENDED
