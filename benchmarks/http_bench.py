@@ -299,7 +299,7 @@ def _median_figures(rounds: list[Figures]) -> Figures:
 def run_stack(libs: list[str], stack: str, sizes: dict[str, Any]) -> dict[str, Figures]:
     """Every HTTP workload against one fresh server per library on ``stack``, all of them up at once.
 
-    The concurrent-streams workloads run ``sizes["rounds"]`` times, the libraries
+    The concurrent-streams workloads run ``sizes["rounds"][streams]`` times, the libraries
     taking turns (who goes first rotates), and each figure is the median over
     the rounds: this machine's speed drifts over minutes, and taking turns
     spreads the drift over every library alike.
@@ -314,7 +314,7 @@ def run_stack(libs: list[str], stack: str, sizes: dict[str, Any]) -> dict[str, F
                 figures[lib]["first_byte"] = await first_byte(port, sizes["ttfb_requests"])
             for streams in sizes["concurrency"]:
                 rounds: dict[str, list[Figures]] = {lib: [] for lib in libs}
-                for n in range(sizes["rounds"]):
+                for n in range(sizes["rounds"][streams]):
                     for lib in libs[n % len(libs) :] + libs[: n % len(libs)]:
                         port, pid = servers[lib]
                         rounds[lib].append(await concurrent(port, pid, streams, sizes["stream_deltas"], sizes["pace"]))

@@ -484,6 +484,11 @@ def _http_value(value: float | None, figures: dict[str, Any], key: str) -> str:
     return _fmt(value)
 
 
+def _rounds(sizes: dict[str, Any]) -> str:
+    """How many rounds each number of concurrent streams ran (keys are strings once read from JSON)."""
+    return ", ".join(f"{rounds} rounds at {int(streams):,} streams" for streams, rounds in sizes["rounds"].items())
+
+
 def _machine(results: dict[str, Any]) -> str:
     m = results["machine"]
     packages = ", ".join(f"{name} {version}" for name, version in m["packages"].items())
@@ -570,7 +575,7 @@ def markdown(results: dict[str, Any], analysis: str | None) -> str:
             "faster than this floor. Throughput: one "
             f"stream of {sizes['deltas']:,} deltas with a checkpoint after each. Concurrent streams: all opened at "
             f"once, {sizes['stream_deltas']} deltas each, {sizes['pace'] * 1000:g} ms apart (a model at "
-            f"{1 / sizes['pace']:g} tokens/s); each figure is the median of {sizes['rounds']} rounds in "
+            f"{1 / sizes['pace']:g} tokens/s); each figure is the median of {_rounds(sizes)} in "
             "which the libraries take turns, so that the machine's drift over minutes falls on all of them alike. "
             "Disconnect: the client closes the socket after the first bytes of a "
             "stream that sends a delta every 5 ms; the server records `time.monotonic()` in the callback's "

@@ -139,7 +139,7 @@ def test_http_workloads_run_against_the_server_floor() -> None:
         "stream_deltas": 3,
         "pace": 0.001,
         "disconnects": 1,
-        "rounds": 2,
+        "rounds": {5: 2},
     }
     (figures,) = http_bench.run_stack(["bare"], "uvicorn", sizes).values()
     assert figures["concurrent_5"]["streams"] == 5
