@@ -127,7 +127,9 @@ class _Plain:
         return self.chunk
 
 
-_Entry = _TextRun | _ArgsRun | _StateRun | _Plain
+_Run = _TextRun | _ArgsRun | _StateRun | _Plain
+# A bare str is the commonest entry: one delta of unparented text, taken as it is (no object for it).
+_Entry = str | _Run
 
 
 def _supersedes(chunk: PreliminaryToolResultChunk | DataPartChunk, before: AssistantStreamChunk) -> bool:
@@ -210,7 +212,7 @@ class Merger:
             raise RuntimeError(f"{what}: the run has ended; a controller can only be used while its run is running")
         return False
 
-    def _push(self, entry: _Entry) -> None:
+    def _push(self, entry: _Run) -> None:
         self._queue.append(entry)
         self._text_last = type(entry) is _TextRun
         self.cost += entry.cost
@@ -230,15 +232,21 @@ class Merger:
                 return
         queue = self._queue
         tail = queue[-1] if queue else None
+        plain = parent_id is None and not reasoning
         if type(tail) is _TextRun and tail.reasoning is reasoning and tail.parent_id == parent_id:
             tail.pieces.append(delta)
             size = len(delta)
             tail.cost += size
+        elif type(tail) is str and plain:  # a second delta before the first was taken: they join
+            queue[-1] = joined = _TextRun(False, None, tail)
+            joined.pieces.append(delta)
+            size = len(delta)
+            joined.cost += size
         else:  # what _push() does, inline: this runs once a delta
-            tail = _TextRun(reasoning, parent_id, delta)
-            queue.append(tail)
+            entry = delta if plain else _TextRun(reasoning, parent_id, delta)
+            queue.append(entry)
             self._text_last = True
-            size = tail.cost
+            size = ENTRY_COST + len(delta)
         self.cost += size
         if self._reader is not None:
             self._reader.wake()
@@ -467,10 +475,15 @@ class Merger:
             self._reader = self._parking
             await self._parking.wait()
         entry = queue.popleft()
-        self.cost -= entry.cost
-        if type(entry) is _ArgsRun and self._open_args.get(entry.tool_call_id) is entry:
-            del self._open_args[entry.tool_call_id]
-        chunk = entry.build()
+        chunk: AssistantStreamChunk
+        if isinstance(entry, str):
+            self.cost -= ENTRY_COST + len(entry)
+            chunk = TextDeltaChunk(text_delta=entry)
+        else:
+            self.cost -= entry.cost
+            if type(entry) is _ArgsRun and self._open_args.get(entry.tool_call_id) is entry:
+                del self._open_args[entry.tool_call_id]
+            chunk = entry.build()
         if self._room is not None and (self.cost < HIGH_WATER // 2 or not queue):
             self._room.set()
             self._room = None
