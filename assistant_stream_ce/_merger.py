@@ -233,15 +233,12 @@ class Merger:
         queue = self._queue
         tail = queue[-1] if queue else None
         plain = parent_id is None and not reasoning
+        if type(tail) is str and plain:  # a second delta before the first was taken: they join
+            queue[-1] = tail = _TextRun(False, None, tail)
         if type(tail) is _TextRun and tail.reasoning is reasoning and tail.parent_id == parent_id:
             tail.pieces.append(delta)
             size = len(delta)
             tail.cost += size
-        elif type(tail) is str and plain:  # a second delta before the first was taken: they join
-            queue[-1] = joined = _TextRun(False, None, tail)
-            joined.pieces.append(delta)
-            size = len(delta)
-            joined.cost += size
         else:  # what _push() does, inline: this runs once a delta
             entry = delta if plain else _TextRun(reasoning, parent_id, delta)
             queue.append(entry)
