@@ -68,9 +68,7 @@ def positive_seconds(value: object, name: str) -> float:
     The one check of every option in seconds: ints and floats pass; a bool
     (not a duration), NaN, infinity, 0 and less do not.
     """
-    if (type(value) is float or type(value) is int) and 0 < value < math.inf:  # NaN fails too
-        return float(value)  # the common case, checked once per response: no calls
-    if _finite_number(value) and value > 0:  # subclasses of int and float
+    if _finite_number(value) and value > 0:
         return float(value)
     raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
 
