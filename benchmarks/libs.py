@@ -15,9 +15,17 @@ Callback = Callable[[Any], Awaitable[None]]
 
 
 class Wire(Protocol):
-    """The frames of one run, read one at a time; None once the stream has ended."""
+    """The frames of one run: ``frame(item)`` of each item ``items`` yields, then ``last()``.
 
-    async def next(self) -> bytes | None: ...
+    The consumer reads ``items`` itself, as a response's writer does: no coroutine of the
+    harness's own between it and the library (the hand-off floor has none either).
+    """
+
+    items: AsyncIterator[Any]
+
+    def frame(self, item: Any) -> bytes: ...
+
+    def last(self) -> bytes: ...
 
 
 class Library(Protocol):
@@ -34,21 +42,13 @@ class _OursWire:
     """Chunks of a structured run through a data-stream frame writer, as our response does."""
 
     def __init__(self, chunks: AsyncIterator[Any], writer: Any) -> None:
-        self._chunks = chunks
+        self.items = chunks
+        self.frame = writer.encode
         self._writer = writer
-        self._ended = False
 
-    async def next(self) -> bytes | None:
-        if self._ended:
-            return None
-        try:
-            chunk = await anext(self._chunks)
-        except StopAsyncIteration:
-            self._ended = True
-            frame: bytes = self._writer.finish("completed")
-            return frame
-        encoded: bytes = self._writer.encode(chunk)
-        return encoded
+    def last(self) -> bytes:
+        frame: bytes = self._writer.finish("completed")
+        return frame
 
 
 class Ours:
@@ -77,14 +77,11 @@ class _RefWire:
     """0.0.36's ``encode_stream`` strings, encoded to bytes as its StreamingResponse does."""
 
     def __init__(self, frames: AsyncIterator[str]) -> None:
-        self._frames = frames
+        self.items = frames
+        self.frame = str.encode
 
-    async def next(self) -> bytes | None:
-        try:
-            frame = await anext(self._frames)
-        except StopAsyncIteration:
-            return None
-        return frame.encode("utf-8")
+    def last(self) -> bytes:
+        return b""
 
 
 class Ref:

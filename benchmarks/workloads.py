@@ -61,11 +61,15 @@ def tokens(n: int) -> list[str]:
 async def drain(lib: Library, callback: Callback, state: Any = None) -> tuple[int, int]:
     """Read a run's whole wire stream: (frames, bytes)."""
     frames = size = 0
-    async with lib.wire(callback, state) as stream:
-        while (frame := await stream.next()) is not None:
-            if frame:
+    async with lib.wire(callback, state) as wire:
+        encode = wire.frame
+        async for item in wire.items:
+            if frame := encode(item):
                 frames += 1
                 size += len(frame)
+        if frame := wire.last():
+            frames += 1
+            size += len(frame)
     return frames, size
 
 
@@ -191,11 +195,13 @@ async def stalled(lib: Library, *, seconds: float, delta_bytes: int = 1024, read
     before = rss()
     peak = before
     consumed = consumed_bytes = 0
-    async with lib.wire(callback) as stream:
-        while not finished and (frame := await stream.next()) is not None:
+    async with lib.wire(callback) as wire:
+        async for item in wire.items:
             consumed += 1
-            consumed_bytes += len(frame)
+            consumed_bytes += len(wire.frame(item))
             peak = max(peak, rss())
+            if finished:
+                break
             await anyio.sleep(read_every)
         # The producer is done: what is still buffered is what a stalled client costs.
         peak = max(peak, rss(), max_rss())

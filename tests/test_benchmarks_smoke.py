@@ -57,9 +57,10 @@ async def test_text_workload_delivers_every_delta(pattern: str) -> None:
             if pattern == "yield":
                 await anyio.lowlevel.checkpoint()
 
-    async with libs.Ours().wire(callback) as stream:
-        while (frame := await stream.next()) is not None:
-            frames.append(frame)
+    async with libs.Ours().wire(callback) as wire:
+        async for item in wire.items:
+            frames.append(wire.frame(item))
+        frames.append(wire.last())
     lines = b"".join(frames).decode().splitlines()
     text = "".join(json.loads(line[2:]) for line in lines if line.startswith("0:"))
     assert text == "".join(items)
