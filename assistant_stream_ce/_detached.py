@@ -258,6 +258,10 @@ class Native:
     #: Raise the cancellation if the task's scope is cancelled; else return without yielding.
     checkpoint_if_cancelled: Callable[[], Awaitable[None]]
     parking: Callable[[], Parking]
+    #: Whether a reader about to sleep should first let ready tasks run once: worth it where they run
+    #: in the order they became ready (asyncio), so that a writer that yielded writes again first.
+    #: trio shuffles its ready tasks: there that checkpoint costs the task switch it would save.
+    look_ahead: bool
 
 
 @types.coroutine
@@ -274,12 +278,13 @@ def native() -> Native:
     backend = _backend()
     found = _natives.get(backend)
     if found is None:
-        if_cancelled = get_async_backend(backend).checkpoint_if_cancelled
         if backend == "trio":
             import trio
 
-            found = Native(trio.lowlevel.checkpoint, if_cancelled, _TaskParking)
+            found = Native(trio.lowlevel.checkpoint, trio.lowlevel.checkpoint_if_cancelled, _TaskParking, False)
         else:
-            found = Native(_asyncio_checkpoint, if_cancelled, _FutureParking)
+            found = Native(
+                _asyncio_checkpoint, get_async_backend(backend).checkpoint_if_cancelled, _FutureParking, True
+            )
         _natives[backend] = found
     return found

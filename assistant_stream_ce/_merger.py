@@ -19,9 +19,9 @@ from __future__ import annotations
 import enum
 import functools
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from threading import get_ident
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -130,6 +130,7 @@ class _Plain:
 _Run = _TextRun | _ArgsRun | _StateRun | _Plain
 # A bare str is the commonest entry: one delta of unparented text, taken as it is (no object for it).
 _Entry = str | _Run
+_TEXT_ENTRIES = (str, _TextRun)
 
 
 def _supersedes(chunk: PreliminaryToolResultChunk | DataPartChunk, before: AssistantStreamChunk) -> bool:
@@ -163,6 +164,10 @@ class Mode(enum.Enum):
 # On Python 3.11 every ``Mode.OPEN`` costs a descriptor call (~0.25 us): the per-write paths use these.
 _OPEN, _CLOSED = Mode.OPEN, Mode.CLOSED
 _ARGS = CallPhase.ARGS
+
+
+async def _no_more() -> NoReturn:
+    raise StopAsyncIteration
 
 
 class Merger:
@@ -231,20 +236,20 @@ class Merger:
             if not self._writable(what) or not delta:  # an empty delta carries nothing: it costs nothing
                 return
         queue = self._queue
-        tail = queue[-1] if queue else None
         plain = parent_id is None and not reasoning
-        if type(tail) is str and plain:  # a second delta before the first was taken: they join
-            queue[-1] = tail = _TextRun(False, None, tail)
-        if type(tail) is _TextRun and tail.reasoning is reasoning and tail.parent_id == parent_id:
-            tail.pieces.append(delta)
-            size = len(delta)
-            tail.cost += size
-        else:  # what _push() does, inline: this runs once a delta
-            entry = delta if plain else _TextRun(reasoning, parent_id, delta)
-            queue.append(entry)
-            self._text_last = True
-            size = ENTRY_COST + len(delta)
-        self.cost += size
+        if queue and type(tail := queue[-1]) in _TEXT_ENTRIES:  # text not taken yet: this delta may join it
+            if type(tail) is str and plain:  # a second delta before the first was taken
+                queue[-1] = tail = _TextRun(False, None, tail)
+            if type(tail) is _TextRun and tail.reasoning is reasoning and tail.parent_id == parent_id:
+                tail.pieces.append(delta)
+                size = len(delta)
+                tail.cost += size
+                self.cost += size
+                return  # the reader, if asleep, was woken by the entry's first delta
+        # What _push() does, inline: this runs once a delta.
+        queue.append(delta if plain else _TextRun(reasoning, parent_id, delta))
+        self._text_last = True
+        self.cost += ENTRY_COST + len(delta)
         if self._reader is not None:
             self._reader.wake()
             self._reader = None
@@ -440,8 +445,9 @@ class Merger:
                 self._room = self._new_event()
             await self._room.wait()
 
-    async def get(self) -> AssistantStreamChunk | None:
-        """Take the next chunk in order, or None once the run has ended and all is read.
+    async def get(self, end: Callable[[], Awaitable[NoReturn]] = _no_more) -> AssistantStreamChunk:
+        """Take the next chunk in order; once the run has ended and all is read, ``await end()``,
+        which raises (StopAsyncIteration, or what the run's reader must see instead).
 
         Notices the reader's cancellation even when output is ready: a run that
         always has output must not keep a cancelled consumer reading forever.
@@ -454,7 +460,7 @@ class Merger:
             self._parking = native.parking()
         if queue:
             await native.checkpoint_if_cancelled()
-        elif self.mode is _OPEN:
+        elif native.look_ahead and self.mode is _OPEN:
             # Look ahead: let ready tasks run once before sleeping. A producer that yields
             # between writes has usually written again by then, and no wake-up is needed.
             # A paced producer (a model's tokens) has not, so after a look-ahead that found
@@ -468,7 +474,7 @@ class Merger:
         while not queue:
             if self.mode is not _OPEN:
                 await native.checkpoint_if_cancelled()
-                return None
+                await end()
             self._reader = self._parking
             await self._parking.wait()
         entry = queue.popleft()

@@ -38,7 +38,8 @@ import secrets
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeGuard, runtime_checkable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol, TypeGuard, runtime_checkable
 
 import anyio
 import anyio.abc
@@ -260,6 +261,33 @@ def _beyond_cancellation(exc: BaseException) -> BaseException | None:
     return None if isinstance(exc, cancelled) else exc
 
 
+class _Failing:
+    """A block of a run's whose exception fails the run instead of propagating; cancellation propagates.
+
+    A context manager rather than a coroutine around the block: the callback's every
+    resumption would pass through that coroutine.
+    """
+
+    __slots__ = ("_core",)
+
+    def __init__(self, core: RunCore) -> None:
+        self._core = core
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if isinstance(exc, Exception):
+            self._core.fail(exc)
+            return True
+        if exc is None or (beyond := _beyond_cancellation(exc)) is None:
+            return False
+        self._core.fail(unwrap(beyond))  # SystemExit, KeyboardInterrupt, an application's own: the consumer raises it
+        return True
+
+
 def error_text(error_message: ErrorMessage, exc: BaseException) -> str:
     """What ``error_message`` makes of ``exc`` (unwrapped); the default text if the hook fails.
 
@@ -385,6 +413,7 @@ class RunCore:
         self.children: Children | None = None  # while the run runs
         self.sequencer: ToolCallSequencer | None = None
         self.error: BaseException | None = None
+        self.error_raised = False  # the consumer has raised ``error``
         # A consumer that forwards chunks (a response, a resumable producer) says which it delivered,
         # and when the stream's end was delivered: the run reports its outcome then, not when it ends.
         self.confirms_delivery = False
@@ -422,6 +451,15 @@ class RunCore:
 
     def done_event(self) -> anyio.Event:
         return self._done.event()
+
+    async def stream_end(self) -> NoReturn:
+        """What the consumer gets after the last chunk, once the run has ended: its error (the first
+        time it asks), else StopAsyncIteration."""
+        await self._done.event().wait()
+        if self.error is not None and not self.error_raised:
+            self.error_raised = True
+            raise self.error
+        raise StopAsyncIteration
 
     async def end(self, delivered: bool, failure: BaseException | None) -> None:
         """A consumer that confirms delivery is done: report the outcome (once), after the run has ended.
@@ -508,32 +546,36 @@ class RunCore:
 
     async def guard(self, child: Callable[[], Awaitable[None]]) -> None:
         """Run one child of the run; an exception fails the run instead of the task group."""
-        try:
+        with _Failing(self):
             await child()
-        except Exception as exc:
-            self.fail(exc)
-        except BaseException as exc:
-            if (beyond := _beyond_cancellation(exc)) is None:
-                raise
-            self.fail(unwrap(beyond))  # SystemExit, KeyboardInterrupt, an application's own: the consumer raises it
 
     async def produce(
         self, callback: Callable[[], Awaitable[None]], host: anyio.abc.TaskGroup | None, *, shielded: bool = False
     ) -> None:
-        """The producer: runs the callback and its children, then ends the run.
+        """The producer: runs the callback in the run's scope, then waits for its children, then ends the run.
 
         ``host``: the task group the children join (``async with``'s); None: the run opens one
         when it starts its first child.
         ``shielded``: only ``cancel()`` stops it, not the scopes it runs in.
         With tracing on, all of it is the run's span, which tells how the run ended.
-        One coroutine (with :meth:`guard`, two) between the task and the callback: every
-        resumption of the callback passes through each of them.
+        No coroutine between the task and the callback: every resumption of the callback
+        would pass through it.
         """
         self.loop = EventLoop()
         self.merger.bind(self.loop)
+        children = self.children = Children(self, host, shielded)
         with _telemetry.span(_telemetry.RUN_SPAN, lambda: {_telemetry.RUN_ID: self.run_id}) as self.span:
             try:
-                await self._run_callback(callback, host, shielded)
+                with anyio.CancelScope(shield=shielded) as self.scope:
+                    if self.cancelled:
+                        self.scope.cancel()
+                    self._in_callback = True
+                    try:
+                        with _Failing(self):
+                            await callback()
+                    finally:
+                        self._in_callback = False
+                        await children.ended()
                 if not self.cancelled:  # else the callback returned in its window, and nothing more goes out
                     if self.error is None:
                         self._finish_dangling_calls()
@@ -551,6 +593,7 @@ class RunCore:
                 # unretrieved task exception).
                 self.fail(unwrap(beyond))
             finally:
+                self.children = None  # no cycle left behind for the collector
                 self.finishing = True
                 self.merger.close()
                 try:
@@ -559,24 +602,6 @@ class RunCore:
                 finally:
                     self._done.set()
                     _telemetry.ended(self.span, self.status, self.error and unwrap(self.error))
-
-    async def _run_callback(
-        self, callback: Callable[[], Awaitable[None]], host: anyio.abc.TaskGroup | None, shielded: bool
-    ) -> None:
-        """The callback in the run's scope, then its children's end."""
-        children = self.children = Children(self, host, shielded)
-        with anyio.CancelScope(shield=shielded) as self.scope:
-            if self.cancelled:
-                self.scope.cancel()
-            self._in_callback = True
-            try:
-                await self.guard(callback)
-            finally:
-                self._in_callback = False
-                try:
-                    await children.ended()
-                finally:
-                    self.children = None  # no cycle left behind for the collector
 
     def _finish_dangling_calls(self) -> None:
         for tool_call_id in self.merger.open_calls():

@@ -497,7 +497,9 @@ class Run:
         self._core = core
         self._phase = _NEW
         self._tg: anyio.abc.TaskGroup | None = None
-        self._error_raised = False
+        # Each chunk goes to the consumer as the merger gives it: no step of the run's own (below).
+        self._passes_on = False
+        self._end = core.stream_end
 
     @property
     def run_id(self) -> str:
@@ -516,6 +518,7 @@ class Run:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(_producer(self._core, self._callback, self._tg, shielded=True))
+        self._passes_on = self._core.outcome.builder is None
         return self
 
     async def __aexit__(
@@ -524,6 +527,7 @@ class Run:
         assert self._tg is not None
         self._leave()
         self._phase = _ENDED
+        self._passes_on = False
         # Exit without the body's exception so that it propagates as itself, not in a group.
         await self._tg.__aexit__(None, None, None)
 
@@ -537,7 +541,16 @@ class Run:
             raise RuntimeError("a run's stream can be consumed only once")
         self._phase = phase
 
-    async def __anext__(self) -> AssistantStreamChunk:
+    def __anext__(self) -> Awaitable[AssistantStreamChunk]:
+        if self._passes_on:
+            # The merger's own coroutine is the whole step: no frame of the run's in the reader's
+            # every sleep and wake-up.
+            return self._core.merger.get(self._end)
+        return self._next()
+
+    async def _next(self) -> AssistantStreamChunk:
+        """A step that does more than take a chunk: it starts or ends the ``async for`` form,
+        or records the chunk as delivered (nobody confirms delivery, and ``on_finish`` wants the message)."""
         if self._phase is _NEW:
             self._claim(_DETACHED)
             self._core.cancellation.event()
@@ -548,26 +561,19 @@ class Run:
             raise StopAsyncIteration
         core = self._core
         try:
-            chunk = await core.merger.get()
-            if chunk is None:
-                await core.done_event().wait()
-        except BaseException:
+            chunk = await core.merger.get(self._end)
+        except BaseException:  # the end, the run's error, or the consumer's cancellation
             self._abandon()
             raise
-        if chunk is not None:
-            # Taken is delivered, unless the consumer says itself what it delivered.
-            if not core.confirms_delivery and core.outcome.builder is not None:
-                core.outcome.delivered(chunk)
-            return chunk
-        if self._phase is _DETACHED:
-            self._phase = _ENDED
-        if core.error is not None and not self._error_raised:
-            self._error_raised = True
-            raise core.error
-        raise StopAsyncIteration
+        if not core.confirms_delivery and core.outcome.builder is not None:
+            core.outcome.delivered(chunk)  # taken is delivered
+        return chunk
 
     def _abandon(self) -> None:
-        """The consumer of ``async for`` stopped in ``__anext__`` (cancelled, or it raised): cancel the run."""
+        """The ``async for`` form stopped in ``__anext__`` (cancelled, or it raised): cancel the run.
+
+        Also where it ends (the run has ended then: nothing is left to cancel).
+        """
         if self._phase is _DETACHED:
             self._leave()
 
@@ -619,7 +625,7 @@ class Run:
             self._core.add_hook(on_finish, "response")
         if confirmed:
             self._claim(_STRUCTURED)
-            self._core.confirms_delivery = True
+            self._core.confirms_delivery = self._passes_on = True
             _detached.spawn(_producer(self._core, self._callback, None, shielded=True))
         return self
 
@@ -644,7 +650,7 @@ class Run:
         if self._core.confirms_delivery:
             await self._core.end(delivered, failure)
         error = self._core.error
-        return error if error is not None and not self._error_raised else None
+        return error if error is not None and not self._core.error_raised else None
 
     def __del__(self) -> None:
         core = self._core

@@ -109,7 +109,11 @@ async def create_tool_call(
     merger.begin_tool(tool_call_id, tool_name, parent_id)
 
     async def chunks() -> AsyncIterator[AssistantStreamChunk]:
-        while (chunk := await merger.get()) is not None:
+        while True:
+            try:
+                chunk = await merger.get()
+            except StopAsyncIteration:
+                return
             yield chunk
 
     return chunks(), _OwnStreamToolCall(merger, tool_name, tool_call_id)
