@@ -43,7 +43,7 @@ from ..assistant_stream_chunk import (
     WarningChunk,
 )
 from ..state import StateProxy
-from ._frames import GENERIC_ERROR, Usage, delta_frames, dumps
+from ._frames import GENERIC_ERROR, MAX_FRAME_BYTES, Usage, delta_frames, dumps
 from ._tools import EMPTY_ARGS, UNFINISHED_ARGS_ERROR, Approval, ToolCalls, WireToolCall, finish_reason
 from .assistant_stream_response import AssistantStreamResponse
 from .heartbeat import DATA_STREAM_KEEPALIVE_LINE, HeartbeatOption
@@ -177,7 +177,8 @@ class _DataStreamWriter:
         if self._finished:
             return b""
         if type(chunk) is TextDeltaChunk and not chunk.parent_id:  # the commonest chunk, ahead of the match
-            return delta_frames(chunk.text_delta, _text_line)
+            frame = _text_line(chunk.text_delta)  # what delta_frames() makes of it when it fits one frame
+            return frame if len(frame) <= MAX_FRAME_BYTES else delta_frames(chunk.text_delta, _text_line)
         match chunk:
             case TextDeltaChunk(text_delta=delta, parent_id=str(parent)) if parent:
                 return delta_frames(delta, lambda piece: _line(b"aui-text-delta:", _ParentedText(piece, parent)))
