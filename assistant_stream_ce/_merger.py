@@ -55,6 +55,9 @@ ENTRY_COST = 64
 HIGH_WATER = 64 * 1024
 #: After a look-ahead that found nothing, the reader sleeps this many times without one.
 LOOK_AHEAD_BACKOFF = 8
+#: Unsent text shorter than this takes the next delta by concatenation (cheaper than a run's list
+#: and join); longer text keeps its deltas as pieces, so that a long run costs linear time.
+CONCAT_BELOW = 256
 
 
 class _TextRun:
@@ -237,15 +240,20 @@ class Merger:
                 return
         queue = self._queue
         plain = parent_id is None and not reasoning
-        if queue and type(tail := queue[-1]) in _TEXT_ENTRIES:  # text not taken yet: this delta may join it
-            if type(tail) is str and plain:  # a second delta before the first was taken
+        if queue and type(tail := queue[-1]) in _TEXT_ENTRIES:
+            # Text not taken yet: this delta may join it (the reader, if asleep, was woken by its first).
+            if type(tail) is str and plain:
+                if len(tail) < CONCAT_BELOW:
+                    queue[-1] = tail + delta
+                    self.cost += len(delta)
+                    return
                 queue[-1] = tail = _TextRun(False, None, tail)
             if type(tail) is _TextRun and tail.reasoning is reasoning and tail.parent_id == parent_id:
                 tail.pieces.append(delta)
                 size = len(delta)
                 tail.cost += size
                 self.cost += size
-                return  # the reader, if asleep, was woken by the entry's first delta
+                return
         # What _push() does, inline: this runs once a delta.
         queue.append(delta if plain else _TextRun(reasoning, parent_id, delta))
         self._text_last = True
