@@ -156,6 +156,27 @@ async def test_writes_coalesce_while_the_consumer_is_stalled(anyio_backend: str,
     assert rest == [expected]
 
 
+async def test_text_written_while_the_consumer_is_stalled_arrives_whole_and_in_order(anyio_backend: str) -> None:
+    """Distinct deltas, short ones and long ones, join into one chunk in the order written, however long it grows."""
+    deltas = [f"{i}," for i in range(400)] + ["y" * 300, "z"] + [f"<{i}>" for i in range(50)]
+    written = anyio.Event()
+
+    async def callback(controller: RunController) -> None:
+        controller.add_data("start")
+        for delta in deltas:
+            controller.append_text(delta)
+            await anyio.lowlevel.checkpoint()  # the consumer could run here, but it is stalled
+        written.set()
+
+    with anyio.fail_after(10):
+        async with create_run(callback) as chunks:
+            await chunks.__anext__()
+            await written.wait()
+            rest = [chunk async for chunk in chunks]
+
+    assert rest == [TextDeltaChunk("".join(deltas))]
+
+
 async def test_tool_arguments_coalesce_per_call_while_the_consumer_is_stalled(anyio_backend: str) -> None:
     written = anyio.Event()
 
