@@ -98,7 +98,9 @@ def spawn(producer: Callable[[], Awaitable[None]]) -> None:
 
 class Companion:
     """``fn()`` running in a task beside the caller's, started on the running backend; the caller
-    must :meth:`join` it. What ``fn`` raises (but cancellation) is raised by :meth:`join`.
+    must :meth:`join` it. What ``fn`` raises (but cancellation) is raised by :meth:`join`: also a
+    BaseException, which escaping a backend's own task would stop the event loop (asyncio) or end
+    the run with TrioInternalError (trio).
 
     ``fn`` must end once told to (a response's writer: by cancelling its scope); nothing outside
     cancels it, as a task group would, until its event loop shuts down.
@@ -108,14 +110,18 @@ class Companion:
 
     def __init__(self, fn: Callable[[], Awaitable[None]]) -> None:
         self._done = False
-        self._error: Exception | None = None
+        self._error: BaseException | None = None
         self._parking = native().parking()
         spawn(functools.partial(self._run, fn))
 
     async def _run(self, fn: Callable[[], Awaitable[None]]) -> None:
         try:
             await fn()
-        except Exception as exc:  # a defect: raised in the caller's task by join(), not lost in this one
+        except GeneratorExit:
+            raise  # the task's coroutine is being closed
+        except anyio.get_cancelled_exc_class():
+            raise  # the event loop is shutting down
+        except BaseException as exc:  # raised in the caller's task by join(), not lost in this one
             self._error = exc
         finally:
             self._done = True

@@ -253,7 +253,7 @@ def unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-def _beyond_cancellation(exc: BaseException) -> BaseException | None:
+def beyond_cancellation(exc: BaseException) -> BaseException | None:
     """``exc`` without the backend's cancellation in it; None if it held nothing else."""
     cancelled = anyio.get_cancelled_exc_class()
     if isinstance(exc, BaseExceptionGroup):
@@ -282,7 +282,7 @@ class _Failing:
         if isinstance(exc, Exception):
             self._core.fail(exc)
             return True
-        if exc is None or (beyond := _beyond_cancellation(exc)) is None:
+        if exc is None or (beyond := beyond_cancellation(exc)) is None:
             return False
         self._core.fail(unwrap(beyond))  # SystemExit, KeyboardInterrupt, an application's own: the consumer raises it
         return True
@@ -583,7 +583,7 @@ class RunCore:
                     # Outside the run's scope: cancel() ends this wait by discarding what is left.
                     await self.merger.drained()
             except BaseException as exc:
-                if (beyond := _beyond_cancellation(exc)) is None:
+                if (beyond := beyond_cancellation(exc)) is None:
                     self.cancel()  # an enclosing scope was cancelled: same as the consumer leaving
                     raise
                 # Anything else: a BaseException that is not cancellation (SystemExit, KeyboardInterrupt, an

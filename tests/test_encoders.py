@@ -655,18 +655,33 @@ async def collect(encoder: StreamEncoder, stream: Any) -> bytes:
     return "".join([frame async for frame in encoder.encode_stream(stream)]).encode()
 
 
+class Abort(BaseException):
+    """An application's own BaseException: neither an Exception nor a cancellation."""
+
+
 @pytest.mark.anyio
+@pytest.mark.parametrize("raised", [RuntimeError, Abort], ids=["exception", "base-exception"])
 @pytest.mark.parametrize("fmt", ENCODERS)
 async def test_encode_stream_of_a_failing_run_ends_well_formed(
-    fmt: str, anyio_backend: str, caplog: pytest.LogCaptureFixture
+    fmt: str, raised: type[BaseException], anyio_backend: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A BaseException that is not a cancellation is then raised by the stream as itself."""
+
     async def callback(controller: RunController) -> None:
         controller.append_text("before")
         await anyio.lowlevel.checkpoint()
-        raise RuntimeError("boom")
+        raise raised("boom")
 
-    with anyio.fail_after(5), caplog.at_level(logging.ERROR, "assistant_stream_ce"):
-        parsed = frames(fmt, await collect(ENCODERS[fmt](), create_run(callback)))
+    got: list[str] = []
+
+    async def read_all() -> None:
+        async for frame in ENCODERS[fmt]().encode_stream(create_run(callback)):
+            got.append(frame)
+
+    ends = pytest.raises(Abort) if raised is Abort else contextlib.nullcontext()
+    with anyio.fail_after(5), caplog.at_level(logging.ERROR, "assistant_stream_ce"), ends:
+        await read_all()
+    parsed = frames(fmt, "".join(got).encode())
 
     found = [s for frame in parsed for s in strings(frame)]
     assert "before" in found

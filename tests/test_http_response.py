@@ -20,6 +20,7 @@ import pytest
 
 from assistant_stream_ce import (
     AssistantStreamChunk,
+    DataStreamEncoder,
     DataStreamResponse,
     RunController,
     RunOutcome,
@@ -27,6 +28,7 @@ from assistant_stream_ce import (
     ToolCall,
     create_run,
 )
+from assistant_stream_ce.resumable import ResumableStreamResponse
 from assistant_stream_ce.serialization.assistant_stream_response import AssistantStreamResponse
 from assistant_stream_ce.serialization.stream_encoder import FinishStatus, FrameWriter, StreamEncoder
 
@@ -256,6 +258,54 @@ async def test_a_failing_iterable_gets_an_error_frame_made_for_it(caplog: pytest
     assert client.lines[-1] == "end:error"
     assert outcomes.only.status == "error"
     assert outcomes.only.message.errors == ["bad source"]
+
+
+class Abort(BaseException):
+    """An application's own BaseException: neither an Exception nor a cancellation."""
+
+
+def aborting_stream(kind: str) -> Any:
+    """A run whose callback, or a plain iterable that, writes "x" and then raises :class:`Abort`."""
+
+    async def callback(controller: RunController) -> None:
+        controller.append_text("x")
+        await anyio.lowlevel.checkpoint()
+        raise Abort("stop")
+
+    async def chunks() -> AsyncIterator[AssistantStreamChunk]:
+        yield TextDeltaChunk("x")
+        raise Abort("stop")
+
+    return create_run(callback) if kind == "run" else chunks()
+
+
+@pytest.mark.parametrize("kind", ["run", "iterable"])
+async def test_a_base_exception_of_the_stream_ends_the_body_then_propagates_through_the_response(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SystemExit, KeyboardInterrupt, an application's own: the client gets a well-formed end, the server it."""
+    client, outcomes = Client(), Outcomes()
+    with caplog.at_level(logging.ERROR, logger="assistant_stream_ce"), pytest.raises(Abort, match="stop"):
+        await serve(AssistantStreamResponse(aborting_stream(kind), LineEncoder(), on_finish=outcomes), client)
+    assert [msgspec.json.decode(line) for line in client.lines[:-1]] == [
+        {"type": "text-delta", "text_delta": "x", "parent_id": None},
+        {"type": "error", "error": "stop"},
+    ]
+    assert client.lines[-1] == "end:error"
+    assert outcomes.only.status == "error"
+
+
+async def test_a_base_exception_of_stored_frames_propagates_through_the_response() -> None:
+    """A resumed reader's frames are sent by a task of the backend's: what they raise still reaches the server."""
+
+    async def stored() -> AsyncIterator[bytes]:
+        yield b'0:"x"\n'
+        raise Abort("stop")
+
+    client = Client()
+    with pytest.raises(Abort, match="stop"):
+        await serve(ResumableStreamResponse(stored(), DataStreamEncoder(), "s"), client)
+    assert client.body == b'0:"x"\n'
 
 
 async def test_on_finish_that_raises_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:

@@ -41,6 +41,10 @@ class ModelWentAway(Exception):
     pass
 
 
+class Abort(BaseException):
+    """An application's own BaseException: neither an Exception nor a cancellation."""
+
+
 async def _drain(store: ResumableStreamStore, stream_id: str, signal: CancellationSignal) -> list[bytes]:
     return [entry.chunk async for entry in store.read(stream_id, "", signal)]
 
@@ -74,8 +78,10 @@ def _json(response: Response) -> Any:
 # -- the context: producer errors, wait_until --------------------------------------------------
 
 
+@pytest.mark.parametrize("raised", [ModelWentAway, Abort], ids=["exception", "base-exception"])
 @pytest.mark.parametrize("entered", [False, True], ids=["not-entered", "entered"])
-async def test_producer_error_reaches_readers_and_hooks_as_itself(entered: bool) -> None:
+async def test_producer_error_reaches_readers_and_hooks_as_itself(entered: bool, raised: type[BaseException]) -> None:
+    """Also a BaseException: nobody awaits a producer, and leaving its task it would end the event loop."""
     errors: list[object] = []
     finals: list[tuple[str, str, str | None]] = []
     finalized = anyio.Event()
@@ -92,7 +98,7 @@ async def test_producer_error_reaches_readers_and_hooks_as_itself(entered: bool)
 
     async def failing() -> AsyncIterator[bytes]:
         yield b"partial\n"
-        raise ModelWentAway("the model went away")
+        raise raised("the model went away")
 
     async def read_it() -> list[bytes]:
         seen: list[bytes] = []
@@ -111,8 +117,28 @@ async def test_producer_error_reaches_readers_and_hooks_as_itself(entered: bool)
             seen = await read_it()
     assert seen == [b"partial\n"]
     assert len(errors) == 1
-    assert type(errors[0]) is ModelWentAway
+    assert type(errors[0]) is raised
     assert finals == [("s", "error", "the model went away")]
+
+
+async def test_a_run_ended_by_a_base_exception_is_stored_with_one_error_ending(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_text("x")
+        await anyio.lowlevel.checkpoint()
+        raise Abort("stop")
+
+    with anyio.fail_after(5), caplog.at_level(logging.ERROR, logger="assistant_stream_ce"):
+        async with create_resumable_stream_context(store=create_in_memory_resumable_stream_store()) as context:
+            body = await _body(
+                await create_resumable_assistant_stream_response(context=context, stream_id="s", callback=callback)
+            )
+            replay = await _body(await create_resume_assistant_stream_response(context=context, stream_id="s"))
+    assert body.startswith(b'0:"x"\n')
+    assert _ends_with_error(body, b"stop")
+    assert body.count(b'"finishReason"') == 1
+    assert replay == body
 
 
 async def test_wait_until_receives_the_producer(anyio_backend: str) -> None:

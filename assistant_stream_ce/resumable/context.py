@@ -19,7 +19,7 @@ import anyio
 import anyio.abc
 
 from .. import _detached
-from .._run import DEFAULT_GRACE_PERIOD, Flag, default_error_message, positive_seconds, unwrap
+from .._run import DEFAULT_GRACE_PERIOD, Flag, beyond_cancellation, default_error_message, positive_seconds, unwrap
 from .errors import ResumableStreamError
 from .types import ResumableStreamRole, ResumableStreamStatus, ResumableStreamStore, SupportsCancel, SupportsLease
 
@@ -187,8 +187,13 @@ class ResumableStreamContext:
                     tg.cancel_scope.cancel()
             if emit.failure is not None:
                 raise emit.failure
-        except Exception as group:
-            exc = unwrap(group)  # the source's own exception, not the task group's wrapper
+        except BaseException as group:
+            if (beyond := beyond_cancellation(group)) is None:
+                raise
+            # The source's own exception, not the task group's wrapper. A BaseException that is not a
+            # cancellation (SystemExit, KeyboardInterrupt, an application's own) is the stream's error
+            # too: nobody awaits a producer, and on its way out of the task it would end the event loop.
+            exc = unwrap(beyond)
             status, error = "error", default_error_message(exc)
             logger.error("resumable stream %s: producer failed: %s", stream_id, error, exc_info=exc)
             _call_hook(self._on_error, stream_id, exc)

@@ -33,6 +33,7 @@ from .._run import (
     DEFAULT_GRACE_PERIOD,
     ErrorMessage,
     OnFinish,
+    beyond_cancellation,
     close_quietly,
     default_error_message,
     error_text,
@@ -173,7 +174,13 @@ def _run_source(
             # the outcome is reported once it is stored. A store failure (frames lost, lease lost) makes it an error.
             with anyio.move_on_after(DEFAULT_GRACE_PERIOD, shield=True):
                 delivered = stored and getattr(emit, "failure", None) is None and await store(delivery.last_frames())
-                await delivery.close(delivered, getattr(emit, "failure", None))
+                try:
+                    await delivery.close(delivered, getattr(emit, "failure", None))
+                except BaseException as exc:
+                    if isinstance(exc, Exception) or beyond_cancellation(exc) is None:
+                        raise
+                    # The run ended by a BaseException (SystemExit, an application's own): the stored frames
+                    # end with its error already, and the delivery logged it. Nobody awaits a producer.
 
     return source
 

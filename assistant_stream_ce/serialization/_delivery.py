@@ -148,7 +148,11 @@ class Body(Protocol):
         ...
 
     async def close(self, delivered: bool, failure: BaseException | None = None) -> None:
-        """Once, when nothing more will be sent: ``delivered`` if the last frames reached the reader."""
+        """Once, when nothing more will be sent: ``delivered`` if the last frames reached the reader.
+
+        Then raises the BaseException that ended the stream, if one did (not a cancellation, not an
+        Exception: SystemExit, KeyboardInterrupt, an application's own), in the task that closes it.
+        """
         ...
 
 
@@ -164,13 +168,22 @@ def _open_writer(encoder: StreamEncoder) -> FrameWriter | None:
     return writer
 
 
+def _stops(exc: BaseException) -> bool:
+    """Whether ``exc`` stops a delivery rather than failing it: a cancellation (or a group that may
+    hold one), or GeneratorExit (the reader closed the frames)."""
+    stopping = (anyio.get_cancelled_exc_class(), GeneratorExit, BaseExceptionGroup)
+    return not isinstance(exc, Exception) and isinstance(exc, stopping)
+
+
 class Delivery:
     """One stream of chunks on its way to one reader, through ``encoder``: a :class:`Body`.
 
     If the stream raises, the exception is logged and the body still ends
     well-formed: an error frame (worded by ``error_message``, unless the
     stream sent an error chunk just before raising, as a run does), then the
-    finish frames for "error". An encoder with only ``encode_stream``
+    finish frames for "error". A BaseException that is not a cancellation
+    (SystemExit, KeyboardInterrupt, an application's own) ends it so too, and
+    is then raised by :meth:`close`. An encoder with only ``encode_stream``
     (0.0.36 style) writes those itself. ``confirmed``: the stream's owner
     counts only what this delivery says reached the reader (False: it is read
     as a plain async iterator, :meth:`StreamEncoder.encode_stream`'s way).
@@ -218,7 +231,9 @@ class Delivery:
                 delivered(chunk)
                 last = chunk
             self._status = "completed"
-        except Exception as exc:
+        except BaseException as exc:
+            if _stops(exc):
+                raise
             self._failed(exc)
             if not isinstance(last, ErrorChunk):
                 self._tail = (ErrorChunk(error=error_text(self._error_message, exc)),)
@@ -236,8 +251,9 @@ class Delivery:
                 async for chunk in chunks:
                     taken.append(chunk)
                     yield chunk
-            except Exception as exc:  # the encoder may end the body without raising it: the outcome still fails
-                self._error = self._error or exc
+            except BaseException as exc:  # the encoder may end the body without raising it: the outcome still fails
+                if not _stops(exc):
+                    self._error = self._error or exc
                 raise
 
         inner = observed()
@@ -250,7 +266,9 @@ class Delivery:
                     source.delivered(chunk)
                 taken.clear()
             self._status = "completed"
-        except Exception as exc:  # the encoder let the stream's exception through
+        except BaseException as exc:  # the encoder let the stream's exception through
+            if _stops(exc):
+                raise
             self._failed(exc)
         finally:
             self._tail = tuple(taken)  # taken, but no frame of theirs sent yet: delivered with the end
@@ -284,6 +302,8 @@ class Delivery:
         unseen = await self._source.end(delivered, failure or self._error)
         if unseen is not None:  # it failed, but the reader left before its error came through
             self._failed(unseen)
+        if self._error is not None and not isinstance(self._error, Exception):
+            raise self._error  # SystemExit, KeyboardInterrupt, an application's own: on to the task closing this
 
     def _failed(self, exc: BaseException) -> None:
         self._status = "error"
