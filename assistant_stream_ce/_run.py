@@ -455,7 +455,7 @@ class RunCore:
     async def stream_end(self) -> NoReturn:
         """What the consumer gets after the last chunk, once the run has ended: its error (the first
         time it asks), else StopAsyncIteration."""
-        await self._done.event().wait()
+        await self.done_event().wait()
         if self.error is not None and not self.error_raised:
             self.error_raised = True
             raise self.error
